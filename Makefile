@@ -1,0 +1,81 @@
+## mlops-kit — the front door. `make` alone lists the targets.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+KERNEL := mlops-kit
+PORT ?= 8000
+MLFLOW_PORT ?= 5000
+
+.PHONY: help install demo test unit-tests notebook-tests lint format lab mlflow-ui serve reset \
+	notebooks bench lock
+
+help: ## show this list
+	@echo "mlops-kit — make <target>:"
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
+		awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-15s\033[0m %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+	$(BIN)/python -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python (mlops-kit)" >/dev/null
+	@touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install the kit with the pinned versions (constraints.txt)
+
+demo: install ## run every notebook headless with papermill and say where the results are
+	$(BIN)/mlops-kit pipeline
+	@echo
+	@$(BIN)/mlops-kit status
+
+test: install lint unit-tests notebook-tests ## lint, unit/integration tests, and pytest --nbval on the notebooks
+
+unit-tests: install ## the tests under tests/ (real MLflow, real papermill, a real mlflow server)
+	env -u MLFLOW_TRACKING_URI $(BIN)/python -m pytest tests
+
+notebook-tests: install ## pytest --nbval: re-run the committed notebooks in a fresh workspace and compare outputs
+	@ws=$$(mktemp -d); \
+	env -u MLFLOW_TRACKING_URI MLOPS_KIT_WORKSPACE=$$ws MLOPS_KIT_RUNS_DIR=$$ws/runs \
+		$(BIN)/python -m pytest --nbval --nbval-sanitize-with notebooks/sanitize.cfg \
+		--nbval-kernel-name $(KERNEL) -p no:cacheprovider notebooks; \
+	rc=$$?; rm -rf $$ws; exit $$rc
+
+lint: install ## ruff: lint and format check
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+format: install ## ruff: fix what can be fixed and format
+	$(BIN)/ruff check --fix src tests benchmarks
+	$(BIN)/ruff format src tests benchmarks
+
+notebooks: install ## re-execute the notebooks in place (fresh workspace) to refresh their committed outputs
+	@ws=$$(mktemp -d); \
+	for nb in notebooks/[0-9][0-9]_*.ipynb; do \
+		env -u MLFLOW_TRACKING_URI MLOPS_KIT_WORKSPACE=$$ws MLOPS_KIT_RUNS_DIR=$$ws/runs \
+		$(BIN)/jupyter nbconvert --to notebook --execute --inplace \
+			--ExecutePreprocessor.kernel_name=$(KERNEL) "$$nb" || { rm -rf $$ws; exit 1; }; \
+	done; rm -rf $$ws
+
+lab: install ## open JupyterLab on the notebooks with the kit's kernel
+	$(BIN)/jupyter lab --allow-root --notebook-dir=notebooks --ServerApp.ip=127.0.0.1
+
+mlflow-ui: install ## MLflow UI on the kit's tracking store (http://127.0.0.1:$(MLFLOW_PORT))
+	$(BIN)/mlflow ui --backend-store-uri "$$($(BIN)/python -c 'from mlops_kit.config import Settings; print(Settings().tracking_uri)')" \
+		--host 127.0.0.1 --port $(MLFLOW_PORT) --workers 1
+
+serve: install ## the REST API serving the champion (http://127.0.0.1:$(PORT)/docs)
+	$(BIN)/mlops-kit serve --port $(PORT)
+
+bench: install ## benchmarks: notebook run times against a bare kernel start
+	$(BIN)/python benchmarks/bench_notebooks.py
+
+reset: ## remove everything generated (MLflow database, artifacts, processed data, runs); data/raw stays
+	rm -rf workspace runs
+	@echo "reset: workspace/ and runs/ removed; data/raw/ untouched"
+
+lock: ## re-pin constraints.txt from the current .venv (after changing pyproject.toml)
+	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^-e ' > constraints.txt

@@ -1,0 +1,105 @@
+"""One typed settings object for the whole kit (env vars ``MLOPS_KIT_*`` and ``MLFLOW_TRACKING_URI``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJ_ROOT = Path(__file__).resolve().parents[2]
+
+PENGUIN_FEATURES = [
+    "island",
+    "bill_length_mm",
+    "bill_depth_mm",
+    "flipper_length_mm",
+    "body_mass_g",
+    "sex",
+]
+
+
+class Settings(BaseSettings):
+    """Where the kit keeps its state and which defaults its pipeline uses."""
+
+    model_config = SettingsConfigDict(env_prefix="MLOPS_KIT_", extra="ignore", populate_by_name=True)
+
+    workspace: Path = PROJ_ROOT / "workspace"
+    runs_dir: Path = PROJ_ROOT / "runs"
+    tracking_uri_override: str | None = Field(
+        default=None, validation_alias=AliasChoices("MLFLOW_TRACKING_URI", "MLOPS_KIT_TRACKING_URI")
+    )
+    registry_uri_override: str | None = Field(
+        default=None, validation_alias=AliasChoices("MLFLOW_REGISTRY_URI")
+    )
+    experiment_name: str = "mlops-kit"
+    model_name: str = "penguins-classifier"
+    data_path: Path = PROJ_ROOT / "data" / "raw" / "penguins_raw.csv"
+    target: str = "species"
+    features: list[str] = Field(default_factory=lambda: list(PENGUIN_FEATURES))
+    split_column: str | None = "date_egg"
+    quality_gate: float = 0.90
+    gate_metric: str = "f1_macro"
+    seed: int = 42
+    # serving (the REST API) and its prediction log
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    prediction_log_url: str | None = None  # SQLAlchemy URL; default: SQLite in the workspace
+    low_confidence: float = 0.7  # below this confidence a prediction is flagged for review
+    max_batch: int = 10_000  # largest batch /predict accepts
+    reload_interval: float = 5.0  # seconds between registry polls for a new champion; 0 = off
+    admin_token: str | None = None  # enables POST /admin/reload when set
+
+    @property
+    def tracking_uri(self) -> str:
+        """The MLflow tracking URI: the env var if set, else the embedded SQLite database."""
+        return self.tracking_uri_override or f"sqlite:///{self.mlflow_db}"
+
+    @property
+    def registry_uri(self) -> str:
+        """The MLflow registry URI: follows the tracking URI unless set on its own."""
+        return self.registry_uri_override or self.tracking_uri
+
+    @property
+    def embedded(self) -> bool:
+        """True when the kit uses its own SQLite database rather than a tracking server."""
+        return self.tracking_uri_override is None
+
+    @property
+    def mlflow_db(self) -> Path:
+        """The embedded MLflow database file."""
+        return self.workspace / "mlflow.db"
+
+    @property
+    def artifact_root(self) -> Path:
+        """Where the embedded MLflow keeps artifacts (models, plots, reports)."""
+        return self.workspace / "mlartifacts"
+
+    @property
+    def data_dir(self) -> Path:
+        """Where processed data versions and the catalogue are written."""
+        return self.workspace / "data"
+
+    @property
+    def prediction_log(self) -> str:
+        """SQLAlchemy URL of the prediction log (SQLite in the workspace unless set)."""
+        return self.prediction_log_url or f"sqlite:///{self.workspace / 'predictions.db'}"
+
+    @property
+    def handoff_dir(self) -> Path:
+        """Where the manual process (level 0) 'hands over' its model file."""
+        return self.workspace / "handoff"
+
+
+def get_settings(**overrides: object) -> Settings:
+    """Build settings from the environment, with explicit overrides on top."""
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def display_path(path: Path | str) -> str:
+    """Show a path relative to the repository root when it is inside it."""
+    p = Path(path).resolve()
+    try:
+        return str(p.relative_to(PROJ_ROOT))
+    except ValueError:
+        return str(p)

@@ -1,0 +1,42 @@
+"""The served model: a scikit-learn Pipeline wrapped so it returns class, confidence and probabilities."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from mlflow.pyfunc import PythonModel
+
+PREDICTED = "predicted"
+CONFIDENCE = "confidence"
+PROBA_PREFIX = "proba_"
+
+
+def predict_with_confidence(pipeline: object, records: pd.DataFrame) -> pd.DataFrame:
+    """For each record: the predicted class, its confidence and one probability column per class."""
+    proba = np.asarray(pipeline.predict_proba(records))  # type: ignore[attr-defined]
+    classes = [str(c) for c in pipeline.classes_]  # type: ignore[attr-defined]
+    best = proba.argmax(axis=1)
+    out = pd.DataFrame({PREDICTED: np.asarray(classes, dtype=object)[best]})
+    out[CONFIDENCE] = proba[np.arange(len(proba)), best]
+    for i, name in enumerate(classes):
+        out[PROBA_PREFIX + name] = proba[:, i]
+    return out
+
+
+class ClassifierWithConfidence(PythonModel):
+    """MLflow pyfunc model whose predict returns class, confidence and per-class probabilities."""
+
+    def __init__(self, pipeline: object, features: list[str]) -> None:
+        self.pipeline = pipeline
+        self.features = list(features)
+
+    @property
+    def classes(self) -> list[str]:
+        """The classes the model can predict, in probability-column order."""
+        return [str(c) for c in self.pipeline.classes_]  # type: ignore[attr-defined]
+
+    def predict(
+        self, context: object, model_input: pd.DataFrame, params: dict | None = None
+    ) -> pd.DataFrame:
+        """Predict from raw records (a DataFrame with the feature columns)."""
+        return predict_with_confidence(self.pipeline, model_input[self.features])

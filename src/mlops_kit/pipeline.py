@@ -1,0 +1,156 @@
+"""Run the kit's notebooks headless with papermill: the automated, scheduled version of the pipeline."""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from mlops_kit.config import PROJ_ROOT, Settings, display_path
+from mlops_kit.tracking import INVOCATION_ENV
+
+KERNEL_NAME = "mlops-kit"
+NOTEBOOKS_DIR = PROJ_ROOT / "notebooks"
+
+
+@dataclass
+class NotebookRun:
+    """One executed notebook: where its output is, whether it passed, how long it took."""
+
+    notebook: str
+    output: Path
+    ok: bool
+    seconds: float
+    error: str | None = None
+    mlflow_run_ids: list[str] = field(default_factory=list)
+
+
+def list_notebooks(directory: Path = NOTEBOOKS_DIR) -> list[Path]:
+    """The kit's numbered notebooks, in order."""
+    return sorted(p for p in directory.glob("[0-9][0-9]_*.ipynb"))
+
+
+def resolve_notebooks(names: list[str] | None, directory: Path = NOTEBOOKS_DIR) -> list[Path]:
+    """Turn names or number prefixes ('02', '02_pipeline_automatizado') into notebook paths."""
+    available = list_notebooks(directory)
+    if not names:
+        return available
+    chosen = []
+    for name in names:
+        path = Path(name)
+        if path.suffix == ".ipynb" and path.exists():
+            chosen.append(path)
+            continue
+        matches = [p for p in available if p.stem == name or p.name == name or p.stem.startswith(f"{name}_")]
+        if len(matches) != 1:
+            known = ", ".join(p.stem for p in available)
+            raise ValueError(f"notebook '{name}' not found (or ambiguous); available: {known}")
+        chosen.extend(matches)
+    return chosen
+
+
+def run_notebooks(
+    notebooks: list[Path],
+    parameters: dict[str, object] | None = None,
+    settings: Settings | None = None,
+    out_dir: Path | None = None,
+    stop_on_failure: bool = True,
+) -> list[NotebookRun]:
+    """Execute notebooks with papermill, keep each executed copy, attach it to the MLflow runs it made."""
+    import papermill as pm
+
+    settings = settings or Settings()
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    out_dir = out_dir or settings.runs_dir / stamp
+    per_notebook = declared_parameters(notebooks, parameters or {})
+    out_dir.mkdir(parents=True, exist_ok=True)
+    results: list[NotebookRun] = []
+    for notebook in notebooks:
+        invocation = uuid.uuid4().hex
+        output = out_dir / notebook.name
+        start = time.perf_counter()
+        error = None
+        previous = os.environ.get(INVOCATION_ENV)
+        os.environ[INVOCATION_ENV] = invocation  # the kernel inherits it and tags its MLflow runs
+        try:
+            pm.execute_notebook(
+                str(notebook),
+                str(output),
+                parameters=per_notebook[notebook],
+                kernel_name=KERNEL_NAME,
+                cwd=str(notebook.parent),
+                progress_bar=False,
+                log_output=False,
+            )
+        except Exception as exc:  # noqa: BLE001 - papermill raises many kinds; all mean "failed"
+            error = _first_line(exc)
+        finally:
+            if previous is None:
+                os.environ.pop(INVOCATION_ENV, None)
+            else:
+                os.environ[INVOCATION_ENV] = previous
+        run = NotebookRun(notebook.stem, output, error is None, time.perf_counter() - start, error)
+        if output.exists():
+            run.mlflow_run_ids = attach_report(output, invocation, settings)
+        results.append(run)
+        if error and stop_on_failure:
+            break
+    return results
+
+
+def declared_parameters(notebooks: list[Path], parameters: dict[str, object]) -> dict[Path, dict]:
+    """Split the given parameters by notebook; a parameter no notebook declares is an error."""
+    import papermill as pm
+
+    declared = {nb: set(pm.inspect_notebook(str(nb))) for nb in notebooks}
+    unknown = set(parameters) - set().union(*declared.values())
+    if unknown:
+        known = ", ".join(sorted(set().union(*declared.values())))
+        raise ValueError(f"unknown parameter(s): {', '.join(sorted(unknown))}; known: {known}")
+    return {nb: {k: v for k, v in parameters.items() if k in names} for nb, names in declared.items()}
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    interesting = [line for line in text if line.strip() and not line.startswith("-")]
+    return (interesting[-1] if interesting else type(exc).__name__)[:300]
+
+
+def attach_report(output: Path, invocation: str, settings: Settings) -> list[str]:
+    """Log the executed notebook as the report of every MLflow run its invocation created."""
+    import mlflow
+
+    from mlops_kit import tracking
+
+    try:
+        tracking.configure(settings)
+        client = tracking.client(settings)
+        experiment = client.get_experiment_by_name(settings.experiment_name)
+        if experiment is None:
+            return []
+        runs = client.search_runs(
+            [experiment.experiment_id],
+            filter_string=f"tags.`mlops_kit.invocation_id` = '{invocation}' and tags.pipeline = 'training'",
+        )
+    except mlflow.exceptions.MlflowException:
+        return []
+    for run in runs:
+        client.log_artifact(run.info.run_id, str(output), "report")
+    return [r.info.run_id for r in runs]
+
+
+def summary_lines(results: list[NotebookRun]) -> list[str]:
+    """One line per notebook: status, seconds, MLflow runs, output path."""
+    lines = []
+    for r in results:
+        status = "ok    " if r.ok else "FAILED"
+        runs = ",".join(i[:8] for i in r.mlflow_run_ids) or "-"
+        lines.append(f"{status} {r.seconds:6.1f}s  {r.notebook:<32} mlflow:{runs:<10} {display_path(r.output)}")
+        if r.error:
+            lines.append(f"       error: {r.error}")
+    total = sum(r.seconds for r in results)
+    lines.append(f"total  {total:6.1f}s  {sum(r.ok for r in results)}/{len(results)} notebooks ok")
+    return lines

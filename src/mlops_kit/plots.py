@@ -1,0 +1,141 @@
+"""Figures the notebooks show and the pipeline logs (titles in Portuguese, like the talk)."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+from sklearn.metrics import ConfusionMatrixDisplay
+
+# The MLOps cycle of the talk: (box label, where the kit implements it)
+CYCLE = [
+    ("Análise exploratória", "01 · data.py"),
+    ("Preparação dos dados", "01/02 · data.py"),
+    ("Treinamento", "02 · train.py"),
+    ("Validação", "02 · train.py, registry.py"),
+    ("Disponibilização (API)", "04 · serving/"),
+    ("Monitoramento", "04 · monitoring.py"),
+    ("Captação (baixa confiança)", "04 · monitoring.py"),
+    ("Retreinamento", "03/04 · pipeline.py"),
+]
+
+
+def close(fig: Figure) -> None:
+    """Free a figure that was only written to a file."""
+    plt.close(fig)
+
+
+def mlops_cycle() -> Figure:
+    """The components cycle of the talk drawn as a ring of boxes, each naming its notebook and module."""
+    fig, ax = plt.subplots(figsize=(10, 7.2))
+    n = len(CYCLE)
+    angles = np.pi / 2 - 2 * np.pi * np.arange(n) / n
+    xs, ys = 3.6 * np.cos(angles), 2.6 * np.sin(angles)
+    colors = ["#4C72B0"] * 2 + ["#DD8452"] * 2 + ["#55A868"] * 2 + ["#C44E52"] * 2
+    for (label, where), x, y, color in zip(CYCLE, xs, ys, colors, strict=True):
+        ax.add_patch(
+            FancyBboxPatch(
+                (x - 1.25, y - 0.42), 2.5, 0.84, boxstyle="round,pad=0.05", fc=color, alpha=0.9
+            )
+        )
+        ax.text(x, y + 0.12, label, ha="center", va="center", color="white", fontsize=10, weight="bold")
+        ax.text(x, y - 0.2, where, ha="center", va="center", color="white", fontsize=8.5)
+    for i in range(n):
+        j = (i + 1) % n
+        start = np.array([xs[i], ys[i]])
+        end = np.array([xs[j], ys[j]])
+        direction = (end - start) / np.linalg.norm(end - start)
+        ax.add_patch(
+            FancyArrowPatch(
+                tuple(start + direction * 1.0),
+                tuple(end - direction * 1.0),
+                arrowstyle="-|>",
+                mutation_scale=16,
+                color="#333333",
+            )
+        )
+    ax.text(0, 0.25, "MLOps", ha="center", fontsize=22, weight="bold", color="#333333")
+    ax.text(0, -0.35, "ciclo contínuo: dados → modelo → produção → dados", ha="center", fontsize=10)
+    ax.set_xlim(-5.2, 5.2)
+    ax.set_ylim(-3.4, 3.4)
+    ax.axis("off")
+    ax.set_title("Componentes de um processo MLOps (e onde estão no kit)")
+    fig.tight_layout()
+    return fig
+
+
+def confusion_matrix(y_true: pd.Series, y_pred: pd.Series) -> Figure:
+    """Confusion matrix of the held-out evaluation data."""
+    fig, ax = plt.subplots(figsize=(5, 4.2))
+    ConfusionMatrixDisplay.from_predictions(y_true, y_pred, ax=ax, colorbar=False, cmap="Blues")
+    ax.set_title("Matriz de confusão (temporada de validação)")
+    ax.set_xlabel("Classe prevista")
+    ax.set_ylabel("Classe real")
+    fig.tight_layout()
+    return fig
+
+
+def confidence_histogram(confidence: pd.Series, correct: pd.Series) -> Figure:
+    """How confident the model is on the held-out data, right and wrong answers apart."""
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    bins = np.linspace(0, 1, 21)
+    ax.hist(confidence[correct.to_numpy()], bins=bins, alpha=0.8, label="acertos", color="#55A868")
+    ax.hist(confidence[~correct.to_numpy()], bins=bins, alpha=0.8, label="erros", color="#C44E52")
+    ax.set_title("Confiança das previsões (temporada de validação)")
+    ax.set_xlabel("Confiança (probabilidade da classe prevista)")
+    ax.set_ylabel("Número de registros")
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def scatter_by_class(df: pd.DataFrame, x: str, y: str, target: str) -> Figure:
+    """Two measurements against each other, one colour per class (exploratory analysis)."""
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    for label, group in df.groupby(target):
+        ax.scatter(group[x], group[y], s=18, alpha=0.75, label=str(label))
+    ax.set_title(f"{y} × {x} por {target}")
+    ax.set_xlabel(x)
+    ax.set_ylabel(y)
+    ax.legend(title=target)
+    fig.tight_layout()
+    return fig
+
+
+def class_balance_by_season(df: pd.DataFrame, target: str, season: pd.Series) -> Figure:
+    """How many records of each class each season has."""
+    table = pd.crosstab(season.rename("temporada"), df[target])
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    table.plot.bar(ax=ax, rot=0)
+    ax.set_title("Registros por classe em cada temporada")
+    ax.set_xlabel("Temporada")
+    ax.set_ylabel("Registros")
+    fig.tight_layout()
+    return fig
+
+
+def missing_values(df: pd.DataFrame) -> Figure:
+    """Missing values per column of the raw table."""
+    counts = df.isna().sum().sort_values()
+    fig, ax = plt.subplots(figsize=(6, 0.28 * len(counts) + 1.2))
+    ax.barh(counts.index, counts.to_numpy(), color="#4C72B0")
+    ax.set_title("Valores ausentes por coluna (dados brutos)")
+    ax.set_xlabel("Valores ausentes")
+    fig.tight_layout()
+    return fig
+
+
+def metric_bars(table: pd.DataFrame, metric: str, gate: float | None = None) -> Figure:
+    """One bar per candidate for a metric, with the quality gate as a line."""
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.bar(table["candidate"], table[metric], color="#4C72B0")
+    if gate is not None:
+        ax.axhline(gate, color="#C44E52", linestyle="--", label=f"quality gate ({gate:.2f})")
+        ax.legend(loc="lower right")
+    ax.set_ylim(0, 1.05)
+    ax.set_title(f"Candidatos: {metric} na temporada de validação")
+    ax.set_ylabel(metric)
+    fig.tight_layout()
+    return fig

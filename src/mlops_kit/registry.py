@@ -1,0 +1,157 @@
+"""Model registry: register the best candidate, gate it, and move the `champion` alias only when it earns it."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from dataclasses import asdict, dataclass
+
+import mlflow
+import pandas as pd
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from mlops_kit.config import Settings
+from mlops_kit.data import PreparedData
+from mlops_kit.model import CONFIDENCE, PREDICTED
+from mlops_kit.tracking import client as make_client
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+
+
+@dataclass
+class GateDecision:
+    """What the quality gate decided about a newly registered version, and why."""
+
+    model_name: str
+    version: str
+    promoted: bool
+    reason: str
+    metric: str
+    score: float
+    threshold: float
+    previous_champion: str | None
+    champion_score: float | None
+    champion_version: str | None
+
+    def to_dict(self) -> dict[str, object]:
+        """A JSON-ready dict."""
+        return asdict(self)
+
+
+def champion_version(settings: Settings, client: MlflowClient | None = None) -> str | None:
+    """The version number the `champion` alias points at, or None."""
+    client = client or make_client(settings)
+    try:
+        return client.get_model_version_by_alias(settings.model_name, CHAMPION).version
+    except MlflowException:
+        return None
+
+
+def score_model(model_uri: str, prepared: PreparedData) -> dict[str, float]:
+    """Load a logged model and compute accuracy and macro F1 on the prepared evaluation split."""
+    from sklearn.metrics import accuracy_score, f1_score
+
+    model = mlflow.pyfunc.load_model(model_uri)
+    out = model.predict(prepared.X_eval)
+    return {
+        "accuracy": float(accuracy_score(prepared.y_eval, out[PREDICTED])),
+        "f1_macro": float(f1_score(prepared.y_eval, out[PREDICTED], average="macro")),
+        "mean_confidence": float(out[CONFIDENCE].mean()),
+    }
+
+
+def register_and_gate(
+    model_uri: str,
+    score: float,
+    prepared: PreparedData,
+    settings: Settings,
+    *,
+    threshold: float,
+    metric: str,
+    tags: dict[str, str] | None = None,
+) -> GateDecision:
+    """Register the model as a new version; give it `champion` only if it passes the gate and beats the champion."""
+    client = make_client(settings)
+    with contextlib.redirect_stderr(io.StringIO()):  # mlflow prints "Created version ..." itself
+        version = mlflow.register_model(model_uri, settings.model_name, tags=tags or {}).version
+    previous = champion_version(settings, client)
+    champion_score = None
+    if score < threshold:
+        promoted = False
+        reason = f"{metric}={score:.4f} is below the quality gate ({threshold:.4f})"
+    elif previous is None:
+        promoted = True
+        reason = f"{metric}={score:.4f} passes the gate ({threshold:.4f}) and there is no champion yet"
+    else:
+        try:
+            champion_score = score_model(
+                f"models:/{settings.model_name}@{CHAMPION}", prepared
+            )[metric]
+        except Exception as exc:  # noqa: BLE001 - any failure means the two cannot be compared
+            promoted = False
+            reason = (
+                f"champion v{previous} cannot be evaluated on this data ({type(exc).__name__}); "
+                "use another model name for a different table"
+            )
+        else:
+            promoted = score > champion_score
+            verdict = "beats" if promoted else "does not beat"
+            reason = (
+                f"{metric}={score:.4f} {verdict} champion v{previous} "
+                f"({champion_score:.4f}) on the same evaluation data"
+            )
+    decision = GateDecision(
+        model_name=settings.model_name,
+        version=str(version),
+        promoted=promoted,
+        reason=reason,
+        metric=metric,
+        score=score,
+        threshold=threshold,
+        previous_champion=previous,
+        champion_score=champion_score,
+        champion_version=str(version) if promoted else previous,
+    )
+    _record(client, decision, prepared)
+    return decision
+
+
+def _record(client: MlflowClient, decision: GateDecision, prepared: PreparedData) -> None:
+    name, version = decision.model_name, decision.version
+    facts = {
+        "data_version": prepared.card.data_version,
+        "gate": "passed" if decision.promoted else "refused",
+        "gate_reason": decision.reason,
+        f"eval_{decision.metric}": f"{decision.score:.4f}",
+        "gate_threshold": f"{decision.threshold:.4f}",
+        "previous_champion": decision.previous_champion or "",
+    }
+    for key, value in facts.items():
+        client.set_model_version_tag(name, version, key, value)
+    client.update_model_version(name, version, description=decision.reason)
+    client.set_registered_model_alias(name, CHAMPION if decision.promoted else CHALLENGER, version)
+
+
+def registry_table(settings: Settings) -> pd.DataFrame:
+    """Every version of the kit's model: aliases, gate result, score, data version."""
+    client = make_client(settings)
+    try:
+        versions = client.search_model_versions(f"name = '{settings.model_name}'")
+        aliases = client.get_registered_model(settings.model_name).aliases
+    except MlflowException:
+        versions, aliases = [], {}
+    rows = [
+        {
+            "version": int(v.version),
+            "aliases": ", ".join(sorted(a for a, n in aliases.items() if str(n) == v.version)),
+            "gate": v.tags.get("gate", ""),
+            f"eval_{settings.gate_metric}": v.tags.get(f"eval_{settings.gate_metric}", ""),
+            "data_version": v.tags.get("data_version", ""),
+            "candidate": v.tags.get("candidate", ""),
+        }
+        for v in versions
+    ]
+    columns = ["version", "aliases", "gate", f"eval_{settings.gate_metric}", "data_version", "candidate"]
+    return pd.DataFrame(rows, columns=columns).sort_values("version").reset_index(drop=True)

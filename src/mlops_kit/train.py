@@ -1,0 +1,175 @@
+"""Training stage: candidate scikit-learn Pipelines, evaluation on the held-out season, MLflow logging."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib.metadata import version
+
+import cloudpickle
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow.models import ModelSignature
+from mlflow.types import ColSpec, Schema
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import accuracy_score, f1_score
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+from mlops_kit import model as model_module
+from mlops_kit import plots
+from mlops_kit.data import DatasetSpec, PreparedData
+from mlops_kit.model import CONFIDENCE, PREDICTED, PROBA_PREFIX, ClassifierWithConfidence
+from mlops_kit.model import predict_with_confidence as predict_with_confidence
+from mlops_kit.tracking import invocation_tags
+
+LOW_CONFIDENCE = 0.7  # a prediction below this confidence counts as "low confidence" in the metrics
+
+
+def _classifiers(seed: int) -> dict[str, Callable[[], object]]:
+    return {
+        "logistic_regression": lambda: LogisticRegression(C=1.0, max_iter=1000),
+        "random_forest": lambda: RandomForestClassifier(
+            n_estimators=100, max_depth=6, random_state=seed, n_jobs=1
+        ),
+        "knn": lambda: KNeighborsClassifier(n_neighbors=7),
+    }
+
+
+CANDIDATES = tuple(_classifiers(0))
+
+
+def build_pipeline(name: str, spec: DatasetSpec, seed: int = 42) -> Pipeline:
+    """A full Pipeline (imputation, scaling, one-hot encoding, classifier) for one candidate."""
+    classifiers = _classifiers(seed)
+    if name not in classifiers:
+        raise ValueError(f"unknown candidate '{name}'; choose from: {', '.join(classifiers)}")
+    numeric = Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())])
+    categorical = Pipeline(
+        [
+            ("impute", SimpleImputer(strategy="most_frequent")),
+            ("onehot", OneHotEncoder(handle_unknown="ignore")),
+        ]
+    )
+    preprocess = ColumnTransformer(
+        [("numeric", numeric, spec.numeric), ("categorical", categorical, spec.categorical)]
+    )
+    return Pipeline([("preprocess", preprocess), ("classifier", classifiers[name]())])
+
+
+def evaluate(pipeline: object, X: pd.DataFrame, y: pd.Series) -> dict[str, float]:  # noqa: N803
+    """Metrics a reviewer reads: accuracy, macro F1, mean confidence, share of low confidence."""
+    out = predict_with_confidence(pipeline, X)
+    return {
+        "accuracy": float(accuracy_score(y, out[PREDICTED])),
+        "f1_macro": float(f1_score(y, out[PREDICTED], average="macro")),
+        "mean_confidence": float(out[CONFIDENCE].mean()),
+        "low_confidence_share": float((out[CONFIDENCE] < LOW_CONFIDENCE).mean()),
+    }
+
+
+@dataclass
+class CandidateResult:
+    """One trained candidate: its pipeline, metrics on the held-out data, and where MLflow has it."""
+
+    name: str
+    pipeline: Pipeline
+    metrics: dict[str, float]
+    run_id: str | None = None
+    model_uri: str | None = None
+    params: dict[str, object] = field(default_factory=dict)
+
+
+def train_candidates(
+    prepared: PreparedData, candidates: list[str] | None = None, seed: int = 42
+) -> list[CandidateResult]:
+    """Fit each candidate on the training split and evaluate it on the held-out split."""
+    results = []
+    for name in candidates or list(CANDIDATES):
+        pipeline = build_pipeline(name, prepared.spec, seed)
+        pipeline.fit(prepared.X_train, prepared.y_train)
+        metrics = evaluate(pipeline, prepared.X_eval, prepared.y_eval)
+        results.append(CandidateResult(name, pipeline, metrics, params=classifier_params(pipeline)))
+    return results
+
+
+def classifier_params(pipeline: Pipeline) -> dict[str, object]:
+    """The classifier's own hyper-parameters, as simple values for MLflow."""
+    params = pipeline.named_steps["classifier"].get_params()
+    return {k: v for k, v in params.items() if isinstance(v, (int, float, str, bool)) or v is None}
+
+
+def signature_for(prepared: PreparedData, classes: list[str]) -> ModelSignature:
+    """Input: the raw feature columns (optional where data can be missing); output: class, confidence, probabilities."""
+    inputs = [ColSpec("double", c, required=False) for c in prepared.spec.numeric]
+    inputs += [ColSpec("string", c, required=False) for c in prepared.spec.categorical]
+    outputs = [ColSpec("string", PREDICTED), ColSpec("double", CONFIDENCE)]
+    outputs += [ColSpec("double", PROBA_PREFIX + c) for c in classes]
+    return ModelSignature(inputs=Schema(inputs), outputs=Schema(outputs))
+
+
+def input_example(prepared: PreparedData, rows: int = 2) -> pd.DataFrame:
+    """A few complete raw records from the held-out season, as the API would receive them."""
+    return prepared.X_eval.dropna().head(rows).reset_index(drop=True)
+
+
+def pip_requirements() -> list[str]:
+    """Pinned requirements of the logged model, given explicitly (inference takes seconds)."""
+    return [
+        f"{pkg}=={version(pkg)}" for pkg in ("mlflow", "scikit-learn", "pandas", "numpy", "cloudpickle")
+    ]
+
+
+def log_candidate(
+    result: CandidateResult, prepared: PreparedData, tags: dict[str, str] | None = None
+) -> CandidateResult:
+    """Log one candidate as a nested MLflow run: params, metrics, data version, plots, model."""
+    with mlflow.start_run(run_name=result.name, nested=True) as run:
+        mlflow.set_tags({"candidate": result.name, "data_version": prepared.card.data_version})
+        mlflow.set_tags({**invocation_tags(), **(tags or {})})
+        mlflow.log_params({"candidate": result.name, **result.params})
+        mlflow.log_metrics({f"eval_{k}": v for k, v in result.metrics.items()})
+        scored = predict_with_confidence(result.pipeline, prepared.X_eval)
+        for fig_name, fig in (
+            ("confusion_matrix.png", plots.confusion_matrix(prepared.y_eval, scored[PREDICTED])),
+            ("confidence_histogram.png", plots.confidence_histogram(scored[CONFIDENCE], prepared.y_eval == scored[PREDICTED])),
+        ):
+            mlflow.log_figure(fig, f"plots/{fig_name}")
+            plots.close(fig)
+        model = ClassifierWithConfidence(result.pipeline, prepared.spec.features)
+        # The pipeline is our own, produced by this kit: it travels inside the pyfunc via
+        # cloudpickle (MLflow's pyfunc format); mlflow warns about pickles, which we know.
+        # The wrapper class is pickled by value, so loading needs mlflow and sklearn, not this kit.
+        logging.getLogger("mlflow.pyfunc").setLevel(logging.ERROR)
+        cloudpickle.register_pickle_by_value(model_module)
+        try:
+            info = mlflow.pyfunc.log_model(
+                name="model",
+                python_model=model,
+                signature=signature_for(prepared, model.classes),
+                input_example=input_example(prepared),
+                pip_requirements=pip_requirements(),
+            )
+        finally:
+            cloudpickle.unregister_pickle_by_value(model_module)
+        result.run_id = run.info.run_id
+        result.model_uri = info.model_uri
+    return result
+
+
+def best_of(results: list[CandidateResult], metric: str) -> CandidateResult:
+    """The candidate with the highest value of the metric (ties: the first listed)."""
+    scores = [r.metrics[metric] for r in results]
+    return results[int(np.argmax(scores))]
+
+
+def candidates_table(results: list[CandidateResult]) -> pd.DataFrame:
+    """The candidates side by side, one row each, best first."""
+    rows = [{"candidate": r.name, **{k: round(v, 4) for k, v in r.metrics.items()}} for r in results]
+    return pd.DataFrame(rows).sort_values(["f1_macro", "accuracy"], ascending=False, kind="stable").reset_index(drop=True)

@@ -1,0 +1,123 @@
+"""Level 1: the whole training pipeline as one parameterised, tracked, gated call."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+
+from mlops_kit import data, plots, registry, tracking, train
+from mlops_kit.config import Settings
+
+
+@dataclass
+class PipelineResult:
+    """What one pipeline run produced: the data, the candidates, the chosen one and the gate's decision."""
+
+    prepared: data.PreparedData
+    candidates: list[train.CandidateResult]
+    best: train.CandidateResult
+    decision: registry.GateDecision
+    run_id: str
+    experiment_id: str
+
+    def candidates_table(self) -> pd.DataFrame:
+        """The candidates side by side, best first."""
+        return train.candidates_table(self.candidates)
+
+    def summary(self) -> pd.DataFrame:
+        """A two-column table of what happened, for a notebook or the CLI."""
+        d = self.decision
+        rows = [
+            ("data version", self.prepared.card.data_version),
+            ("training rows / evaluation rows", f"{len(self.prepared.train)} / {len(self.prepared.eval)}"),
+            ("best candidate", self.best.name),
+            (f"best {d.metric}", f"{d.score:.4f}"),
+            ("registered", f"{d.model_name} v{d.version}"),
+            ("quality gate", f"{d.threshold:.2f}"),
+            ("promoted to champion", "yes" if d.promoted else "no"),
+            ("reason", d.reason),
+            ("champion now", f"v{d.champion_version}" if d.champion_version else "none"),
+        ]
+        return pd.DataFrame(rows, columns=["item", "value"])
+
+
+def run_training_pipeline(
+    settings: Settings,
+    *,
+    data_path: str | Path | None = None,
+    target: str | None = None,
+    features: list[str] | None = None,
+    split_column: str | None = "",
+    candidates: list[str] | None = None,
+    quality_gate: float | None = None,
+    gate_metric: str | None = None,
+) -> PipelineResult:
+    """Prepare data, train and log every candidate, register the best, gate it; all in one MLflow run."""
+    threshold = settings.quality_gate if quality_gate is None else quality_gate
+    metric = gate_metric or settings.gate_metric
+    if metric not in ("accuracy", "f1_macro"):
+        raise ValueError(f"gate metric must be 'accuracy' or 'f1_macro', not '{metric}'")
+    if not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"quality gate must be between 0 and 1, not {threshold}")
+    # Validate the data before anything is tracked: bad input trains and registers nothing.
+    prepared = data.prepare(
+        settings, data_path=data_path, target=target, features=features, split_column=split_column
+    )
+    experiment_id = tracking.configure(settings)
+    with mlflow.start_run(run_name="training-pipeline") as run:
+        mlflow.set_tags(
+            {
+                "pipeline": "training",
+                "data_version": prepared.card.data_version,
+                **tracking.invocation_tags(),
+            }
+        )
+        mlflow.log_params(
+            {
+                "data_path": prepared.card.source,
+                "target": prepared.spec.target,
+                "features": ",".join(prepared.spec.features),
+                "split": prepared.card.split["by"],
+                "quality_gate": threshold,
+                "gate_metric": metric,
+                "seed": settings.seed,
+            }
+        )
+        with tempfile.TemporaryDirectory() as tmp:
+            card_path = Path(tmp) / "data_card.json"
+            card_path.write_text(json.dumps(prepared.card.to_dict(), indent=2, ensure_ascii=False))
+            mlflow.log_artifact(str(card_path), "data")
+        results = train.train_candidates(prepared, candidates, settings.seed)
+        for result in results:
+            train.log_candidate(result, prepared)
+        best = train.best_of(results, metric)
+        table = train.candidates_table(results)
+        fig = plots.metric_bars(table, metric, threshold)
+        mlflow.log_figure(fig, "plots/candidates.png")
+        plots.close(fig)
+        mlflow.log_table(table, "candidates.json")
+        mlflow.log_metrics({f"best_eval_{k}": v for k, v in best.metrics.items()})
+        decision = registry.register_and_gate(
+            best.model_uri or "",
+            best.metrics[metric],
+            prepared,
+            settings,
+            threshold=threshold,
+            metric=metric,
+            tags={"candidate": best.name, "run_id": best.run_id or ""},
+        )
+        mlflow.set_tags(
+            {
+                "best_candidate": best.name,
+                "registered_version": decision.version,
+                "promoted": str(decision.promoted).lower(),
+                "gate_reason": decision.reason,
+            }
+        )
+        mlflow.log_dict(decision.to_dict(), "gate_decision.json")
+    return PipelineResult(prepared, results, best, decision, run.info.run_id, experiment_id)
