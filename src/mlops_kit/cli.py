@@ -133,6 +133,17 @@ def pipeline(
 
 
 @app.command()
+def serve(
+    host: str = typer.Option(None, "--host", help="Interface to listen on (default 127.0.0.1)."),
+    port: int = typer.Option(None, "--port", help="Port (default 8000)."),
+) -> None:
+    """The REST API that serves models:/<name>@champion (docs at /docs)."""
+    from mlops_kit.serving.server import serve as run_server
+
+    run_server(get_settings(api_host=host, api_port=port))
+
+
+@app.command()
 def status() -> None:
     """Where the kit keeps things: MLflow database, artifacts, executed notebooks, the champion."""
     from mlops_kit.registry import CHAMPION, champion_version
