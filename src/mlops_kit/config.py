@@ -96,6 +96,15 @@ def get_settings(**overrides: object) -> Settings:
     return Settings(**{k: v for k, v in overrides.items() if v is not None})
 
 
+def resolve_path(path: Path | str) -> Path:
+    """A user-given path: as given if it exists (relative to the current folder), else from the repo root."""
+    p = Path(path).expanduser()
+    if p.is_absolute() or p.exists():
+        return p
+    from_root = PROJ_ROOT / p
+    return from_root if from_root.exists() else p
+
+
 def display_path(path: Path | str) -> str:
     """Show a path relative to the repository root when it is inside it."""
     p = Path(path).resolve()

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mlops_kit.config import Settings, display_path
+from mlops_kit.config import Settings, display_path, resolve_path
 
 MISSING_MARKERS = ["", "NA", "N/A", "NaN", "nan", "null", "NULL", ".", "?"]
 PENGUIN_RENAMES = {"culmen_length_mm": "bill_length_mm", "culmen_depth_mm": "bill_depth_mm"}
@@ -363,7 +363,7 @@ def prepare(
     write: bool = True,
 ) -> PreparedData:
     """Run the whole data stage: load, validate, clean, split, catalogue."""
-    path = Path(data_path) if data_path else settings.data_path
+    path = resolve_path(data_path) if data_path else settings.data_path
     raw = load_raw(path)
     split_col = settings.split_column if split_column == "" else split_column
     if split_col and normalize_column(split_col) not in raw.columns and split_col not in raw.columns:
