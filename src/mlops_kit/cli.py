@@ -19,7 +19,9 @@ app = typer.Typer(
 EXIT_BAD_INPUT = 2
 EXIT_GATE_REFUSED = 3
 
-DataOpt = typer.Option(None, "--data", help="CSV file (default: the shipped Palmer penguins raw table).")
+DataOpt = typer.Option(
+    None, "--data", help="CSV file (default: the shipped Palmer penguins raw table)."
+)
 TargetOpt = typer.Option(None, "--target", help="Column to predict (default: species).")
 FeaturesOpt = typer.Option(
     None, "--features", help="Comma-separated feature columns (default: the penguin measurements)."
@@ -46,7 +48,10 @@ def _fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
 
 @app.command()
 def prepare(
-    data: Path = DataOpt, target: str = TargetOpt, features: str = FeaturesOpt, split_column: str = SplitOpt
+    data: Path = DataOpt,
+    target: str = TargetOpt,
+    features: str = FeaturesOpt,
+    split_column: str = SplitOpt,
 ) -> None:
     """Data stage only: load, validate, clean, split and catalogue a table."""
     from mlops_kit.data import DataValidationError
@@ -61,8 +66,12 @@ def prepare(
     typer.echo(f"data version   {card.data_version}")
     typer.echo(f"rows           {card.rows_raw} raw -> {card.rows_clean} clean {card.rows_dropped}")
     typer.echo(f"classes        {card.class_balance}")
-    typer.echo(f"split          {card.split['by']}: {card.split['train_rows']} train / {card.split['eval_rows']} eval")
-    typer.echo(f"card           {display_path(settings.data_dir / card.data_version / 'card.json')}")
+    typer.echo(
+        f"split          {card.split['by']}: {card.split['train_rows']} train / {card.split['eval_rows']} eval"
+    )
+    typer.echo(
+        f"card           {display_path(settings.data_dir / card.data_version / 'card.json')}"
+    )
 
 
 @app.command()
@@ -71,11 +80,17 @@ def train(
     target: str = TargetOpt,
     features: str = FeaturesOpt,
     split_column: str = SplitOpt,
-    gate: float = typer.Option(None, "--gate", help="Quality gate: minimum score to become champion."),
-    metric: str = typer.Option(None, "--metric", help="Gate metric: f1_macro (default) or accuracy."),
+    gate: float = typer.Option(
+        None, "--gate", help="Quality gate: minimum score to become champion."
+    ),
+    metric: str = typer.Option(
+        None, "--metric", help="Gate metric: f1_macro (default) or accuracy."
+    ),
     candidates: str = typer.Option(None, "--candidates", help="Comma-separated candidate names."),
     fail_on_refusal: bool = typer.Option(
-        False, "--fail-on-refusal", help=f"Exit {EXIT_GATE_REFUSED} when the gate refuses the model."
+        False,
+        "--fail-on-refusal",
+        help=f"Exit {EXIT_GATE_REFUSED} when the gate refuses the model.",
     ),
 ) -> None:
     """The training pipeline in-process (no notebook): data, candidates, MLflow, registry, gate."""
@@ -105,11 +120,15 @@ def train(
 
 @app.command()
 def pipeline(
-    notebooks: list[str] = typer.Argument(None, help="Notebooks to run, by name or number (default: all)."),
+    notebooks: list[str] = typer.Argument(
+        None, help="Notebooks to run, by name or number (default: all)."
+    ),
     param: list[str] = typer.Option(
         [], "-p", "--param", help="Notebook parameter NAME=VALUE (YAML value), repeatable."
     ),
-    out_dir: Path = typer.Option(None, "--out-dir", help="Where executed notebooks go (default: runs/<time>/)."),
+    out_dir: Path = typer.Option(
+        None, "--out-dir", help="Where executed notebooks go (default: runs/<time>/)."
+    ),
 ) -> None:
     """Run the notebooks headless with papermill; each executed notebook is kept as the run's report."""
     from mlops_kit.pipeline import resolve_notebooks, run_notebooks, summary_lines
@@ -149,7 +168,9 @@ def status() -> None:
     from mlops_kit.registry import CHAMPION, champion_version
 
     settings = get_settings()
-    typer.echo(describe(settings, champion_version(settings) if _has_store(settings) else None, CHAMPION))
+    typer.echo(
+        describe(settings, champion_version(settings) if _has_store(settings) else None, CHAMPION)
+    )
 
 
 def _has_store(settings: Settings) -> bool:
@@ -158,7 +179,11 @@ def _has_store(settings: Settings) -> bool:
 
 def describe(settings: Settings, champion: str | None, alias: str) -> str:
     """A few lines saying where the kit's state lives."""
-    runs = sorted(p for p in settings.runs_dir.glob("*") if p.is_dir()) if settings.runs_dir.exists() else []
+    runs = (
+        sorted(p for p in settings.runs_dir.glob("*") if p.is_dir())
+        if settings.runs_dir.exists()
+        else []
+    )
     lines = [
         f"MLflow tracking   {settings.tracking_uri if not settings.embedded else display_path(settings.mlflow_db)}",
         f"MLflow artifacts  {display_path(settings.artifact_root) if settings.embedded else '(server side)'}",

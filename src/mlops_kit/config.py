@@ -22,7 +22,9 @@ PENGUIN_FEATURES = [
 class Settings(BaseSettings):
     """Where the kit keeps its state and which defaults its pipeline uses."""
 
-    model_config = SettingsConfigDict(env_prefix="MLOPS_KIT_", extra="ignore", populate_by_name=True)
+    model_config = SettingsConfigDict(
+        env_prefix="MLOPS_KIT_", extra="ignore", populate_by_name=True
+    )
 
     workspace: Path = PROJ_ROOT / "workspace"
     runs_dir: Path = PROJ_ROOT / "runs"

@@ -111,7 +111,7 @@ def file_sha256(path: Path) -> str:
 
 def load_raw(path: Path | str) -> pd.DataFrame:
     """Read a CSV as text, with normalized column names; missing markers become NA."""
-    path = Path(path)
+    path = resolve_path(path)
     if not path.exists():
         raise DataValidationError(f"data file not found: {path}")
     if path.is_dir():
@@ -178,7 +178,9 @@ def infer_spec(
     for col in feature_cols:
         # The penguin schema is known; for other tables a column whose values are mostly
         # numbers is numeric, and any value in it that is not a number is an error.
-        if col in PENGUIN_NUMERIC or (col not in PENGUIN_CATEGORICAL and _numeric_share(df[col]) > 0.5):
+        if col in PENGUIN_NUMERIC or (
+            col not in PENGUIN_CATEGORICAL and _numeric_share(df[col]) > 0.5
+        ):
             numeric.append(col)
         else:
             categorical.append(col)
@@ -189,13 +191,14 @@ def validate(df: pd.DataFrame, spec: DatasetSpec) -> None:
     """Check the raw table against the spec; raise DataValidationError naming the problem."""
     if df.empty:
         raise DataValidationError("the table has no rows")
+    empty = [col for col in spec.features if df[col].isna().all()]
+    if empty:  # the imputers would silently drop such a column and the fit would fail later
+        raise DataValidationError(f"feature column(s) with no values at all: {', '.join(empty)}")
     for col in spec.numeric:
         parsed = pd.to_numeric(df[col], errors="coerce")
         bad = df[col].notna() & parsed.isna()
         if bad.any():
-            examples = ", ".join(
-                f"{df[col][i]!r} (line {i + 2})" for i in df.index[bad][:3]
-            )
+            examples = ", ".join(f"{df[col][i]!r} (line {i + 2})" for i in df.index[bad][:3])
             raise DataValidationError(
                 f"column '{col}' should be numeric but has {int(bad.sum())} non-numeric "
                 f"value(s): {examples}"
@@ -222,7 +225,8 @@ def clean(df: pd.DataFrame, spec: DatasetSpec) -> tuple[pd.DataFrame, dict[str, 
     out = df.loc[~duplicates, keep].copy()
     if is_penguins_raw(df):
         # 'Adelie Penguin (Pygoscelis adeliae)' -> 'Adelie'; 'MALE' -> 'male'
-        out["species"] = out["species"].str.split().str[0]
+        if "species" in out:  # absent when the user predicts something else from other columns
+            out["species"] = out["species"].str.split().str[0]
         if "sex" in out:
             out["sex"] = out["sex"].str.lower()
     for col in spec.numeric:
@@ -259,11 +263,22 @@ def season_of(values: pd.Series) -> pd.Series:
     return values.astype(str)
 
 
-def split(clean_df: pd.DataFrame, spec: DatasetSpec, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+def season_order(seasons: pd.Series) -> list[str]:
+    """The distinct seasons, oldest first: by number when they are numbers (season 2 before 10)."""
+    distinct = [str(s) for s in seasons.unique()]
+    numbers = pd.to_numeric(pd.Series(distinct, dtype=object), errors="coerce")
+    if numbers.notna().all():
+        return [s for _, s in sorted(zip(numbers, distinct, strict=True))]
+    return sorted(distinct)
+
+
+def split(
+    clean_df: pd.DataFrame, spec: DatasetSpec, seed: int
+) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """Hold out the newest season for evaluation (or a seeded stratified share without one)."""
     if spec.split_column:
         seasons = season_of(clean_df[spec.split_column])
-        ordered = sorted(seasons.unique())
+        ordered = season_order(seasons)
         if len(ordered) < 2:
             raise DataValidationError(
                 f"split column '{spec.split_column}' has a single season ({ordered[0]}); "
@@ -366,9 +381,9 @@ def prepare(
     path = resolve_path(data_path) if data_path else settings.data_path
     raw = load_raw(path)
     split_col = settings.split_column if split_column == "" else split_column
-    if split_col and normalize_column(split_col) not in raw.columns and split_col not in raw.columns:
-        if split_column == "":  # the default season column is optional for other tables
-            split_col = None
+    absent = split_col and split_col not in raw.columns and normalize_column(split_col) not in raw.columns
+    if absent and split_column == "":  # the default season column is optional for other tables
+        split_col = None
     spec = infer_spec(raw, target or settings.target, features or settings.features, split_col)
     validate(raw, spec)
     clean_df, dropped = clean(raw, spec)

@@ -39,4 +39,6 @@ class ClassifierWithConfidence(PythonModel):
         self, context: object, model_input: pd.DataFrame, params: dict | None = None
     ) -> pd.DataFrame:
         """Predict from raw records (a DataFrame with the feature columns)."""
-        return predict_with_confidence(self.pipeline, model_input[self.features])
+        # Every input column is optional in the signature: an absent one is missing data,
+        # which the pipeline imputes, not an error.
+        return predict_with_confidence(self.pipeline, model_input.reindex(columns=self.features))

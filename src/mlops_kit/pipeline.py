@@ -44,7 +44,11 @@ def resolve_notebooks(names: list[str] | None, directory: Path = NOTEBOOKS_DIR) 
         if path.suffix == ".ipynb" and path.exists():
             chosen.append(path)
             continue
-        matches = [p for p in available if p.stem == name or p.name == name or p.stem.startswith(f"{name}_")]
+        matches = [
+            p
+            for p in available
+            if p.stem == name or p.name == name or p.stem.startswith(f"{name}_")
+        ]
         if len(matches) != 1:
             known = ", ".join(p.stem for p in available)
             raise ValueError(f"notebook '{name}' not found (or ambiguous); available: {known}")
@@ -110,7 +114,9 @@ def declared_parameters(notebooks: list[Path], parameters: dict[str, object]) ->
     if unknown:
         known = ", ".join(sorted(set().union(*declared.values())))
         raise ValueError(f"unknown parameter(s): {', '.join(sorted(unknown))}; known: {known}")
-    return {nb: {k: v for k, v in parameters.items() if k in names} for nb, names in declared.items()}
+    return {
+        nb: {k: v for k, v in parameters.items() if k in names} for nb, names in declared.items()
+    }
 
 
 def _first_line(exc: Exception) -> str:
@@ -148,7 +154,9 @@ def summary_lines(results: list[NotebookRun]) -> list[str]:
     for r in results:
         status = "ok    " if r.ok else "FAILED"
         runs = ",".join(i[:8] for i in r.mlflow_run_ids) or "-"
-        lines.append(f"{status} {r.seconds:6.1f}s  {r.notebook:<32} mlflow:{runs:<10} {display_path(r.output)}")
+        lines.append(
+            f"{status} {r.seconds:6.1f}s  {r.notebook:<32} mlflow:{runs:<10} {display_path(r.output)}"
+        )
         if r.error:
             lines.append(f"       error: {r.error}")
     total = sum(r.seconds for r in results)

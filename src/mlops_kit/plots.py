@@ -1,4 +1,7 @@
-"""Figures the notebooks show and the pipeline logs (titles in Portuguese, like the talk)."""
+"""Figures the notebooks show and the pipeline logs (titles in Portuguese, like the talk).
+
+Each function returns a closed Figure: nothing stays open, and a notebook shows it once.
+"""
 
 from __future__ import annotations
 
@@ -22,44 +25,54 @@ CYCLE = [
 ]
 
 
-def close(fig: Figure) -> None:
-    """Free a figure that was only written to a file."""
+def _figure(figsize: tuple[float, float]) -> Figure:
+    """A new figure that pyplot does not keep open: a notebook shows it once, when it is returned."""
+    fig = plt.figure(figsize=figsize)
     plt.close(fig)
+    return fig
 
 
 def mlops_cycle() -> Figure:
     """The components cycle of the talk drawn as a ring of boxes, each naming its notebook and module."""
-    fig, ax = plt.subplots(figsize=(10, 7.2))
+    fig = _figure((10, 7.5))
+    ax = fig.subplots()
     n = len(CYCLE)
+    half_w, half_h = 1.3, 0.42
     angles = np.pi / 2 - 2 * np.pi * np.arange(n) / n
-    xs, ys = 3.6 * np.cos(angles), 2.6 * np.sin(angles)
+    centers = np.column_stack([4.1 * np.cos(angles), 3.0 * np.sin(angles)])
     colors = ["#4C72B0"] * 2 + ["#DD8452"] * 2 + ["#55A868"] * 2 + ["#C44E52"] * 2
-    for (label, where), x, y, color in zip(CYCLE, xs, ys, colors, strict=True):
-        ax.add_patch(
-            FancyBboxPatch(
-                (x - 1.25, y - 0.42), 2.5, 0.84, boxstyle="round,pad=0.05", fc=color, alpha=0.9
-            )
+    for (label, where), (x, y), color in zip(CYCLE, centers, colors, strict=True):
+        box = FancyBboxPatch(
+            (x - half_w, y - half_h), 2 * half_w, 2 * half_h, boxstyle="round,pad=0.05", fc=color
         )
-        ax.text(x, y + 0.12, label, ha="center", va="center", color="white", fontsize=10, weight="bold")
+        ax.add_patch(box)
+        ax.text(x, y + 0.13, label, ha="center", va="center", color="white", fontsize=10, weight="bold")
         ax.text(x, y - 0.2, where, ha="center", va="center", color="white", fontsize=8.5)
+
+    def edge(center: np.ndarray, direction: np.ndarray) -> np.ndarray:
+        # where a ray from the box centre leaves the box, plus a small gap
+        scale = min(
+            half_w / max(abs(direction[0]), 1e-9), half_h / max(abs(direction[1]), 1e-9)
+        )
+        return center + direction * (scale + 0.15)
+
     for i in range(n):
-        j = (i + 1) % n
-        start = np.array([xs[i], ys[i]])
-        end = np.array([xs[j], ys[j]])
+        start, end = centers[i], centers[(i + 1) % n]
         direction = (end - start) / np.linalg.norm(end - start)
         ax.add_patch(
             FancyArrowPatch(
-                tuple(start + direction * 1.0),
-                tuple(end - direction * 1.0),
+                tuple(edge(start, direction)),
+                tuple(edge(end, -direction)),
                 arrowstyle="-|>",
-                mutation_scale=16,
+                mutation_scale=18,
+                lw=1.6,
                 color="#333333",
             )
         )
-    ax.text(0, 0.25, "MLOps", ha="center", fontsize=22, weight="bold", color="#333333")
-    ax.text(0, -0.35, "ciclo contínuo: dados → modelo → produção → dados", ha="center", fontsize=10)
-    ax.set_xlim(-5.2, 5.2)
-    ax.set_ylim(-3.4, 3.4)
+    ax.text(0, 0.25, "MLOps", ha="center", fontsize=24, weight="bold", color="#333333")
+    ax.text(0, -0.4, "ciclo contínuo: dados → modelo → produção → dados", ha="center", fontsize=10)
+    ax.set_xlim(-5.5, 5.5)
+    ax.set_ylim(-3.7, 3.7)
     ax.axis("off")
     ax.set_title("Componentes de um processo MLOps (e onde estão no kit)")
     fig.tight_layout()
@@ -68,7 +81,8 @@ def mlops_cycle() -> Figure:
 
 def confusion_matrix(y_true: pd.Series, y_pred: pd.Series) -> Figure:
     """Confusion matrix of the held-out evaluation data."""
-    fig, ax = plt.subplots(figsize=(5, 4.2))
+    fig = _figure((5, 4.2))
+    ax = fig.subplots()
     ConfusionMatrixDisplay.from_predictions(y_true, y_pred, ax=ax, colorbar=False, cmap="Blues")
     ax.set_title("Matriz de confusão (temporada de validação)")
     ax.set_xlabel("Classe prevista")
@@ -79,7 +93,8 @@ def confusion_matrix(y_true: pd.Series, y_pred: pd.Series) -> Figure:
 
 def confidence_histogram(confidence: pd.Series, correct: pd.Series) -> Figure:
     """How confident the model is on the held-out data, right and wrong answers apart."""
-    fig, ax = plt.subplots(figsize=(6, 3.8))
+    fig = _figure((6, 3.8))
+    ax = fig.subplots()
     bins = np.linspace(0, 1, 21)
     ax.hist(confidence[correct.to_numpy()], bins=bins, alpha=0.8, label="acertos", color="#55A868")
     ax.hist(confidence[~correct.to_numpy()], bins=bins, alpha=0.8, label="erros", color="#C44E52")
@@ -93,7 +108,8 @@ def confidence_histogram(confidence: pd.Series, correct: pd.Series) -> Figure:
 
 def scatter_by_class(df: pd.DataFrame, x: str, y: str, target: str) -> Figure:
     """Two measurements against each other, one colour per class (exploratory analysis)."""
-    fig, ax = plt.subplots(figsize=(6, 4.5))
+    fig = _figure((6, 4.5))
+    ax = fig.subplots()
     for label, group in df.groupby(target):
         ax.scatter(group[x], group[y], s=18, alpha=0.75, label=str(label))
     ax.set_title(f"{y} × {x} por {target}")
@@ -107,7 +123,8 @@ def scatter_by_class(df: pd.DataFrame, x: str, y: str, target: str) -> Figure:
 def class_balance_by_season(df: pd.DataFrame, target: str, season: pd.Series) -> Figure:
     """How many records of each class each season has."""
     table = pd.crosstab(season.rename("temporada"), df[target])
-    fig, ax = plt.subplots(figsize=(6, 3.8))
+    fig = _figure((6, 3.8))
+    ax = fig.subplots()
     table.plot.bar(ax=ax, rot=0)
     ax.set_title("Registros por classe em cada temporada")
     ax.set_xlabel("Temporada")
@@ -119,7 +136,8 @@ def class_balance_by_season(df: pd.DataFrame, target: str, season: pd.Series) ->
 def missing_values(df: pd.DataFrame) -> Figure:
     """Missing values per column of the raw table."""
     counts = df.isna().sum().sort_values()
-    fig, ax = plt.subplots(figsize=(6, 0.28 * len(counts) + 1.2))
+    fig = _figure((6, 0.28 * len(counts) + 1.2))
+    ax = fig.subplots()
     ax.barh(counts.index, counts.to_numpy(), color="#4C72B0")
     ax.set_title("Valores ausentes por coluna (dados brutos)")
     ax.set_xlabel("Valores ausentes")
@@ -129,7 +147,8 @@ def missing_values(df: pd.DataFrame) -> Figure:
 
 def metric_bars(table: pd.DataFrame, metric: str, gate: float | None = None) -> Figure:
     """One bar per candidate for a metric, with the quality gate as a line."""
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    fig = _figure((6, 3.5))
+    ax = fig.subplots()
     ax.bar(table["candidate"], table[metric], color="#4C72B0")
     if gate is not None:
         ax.axhline(gate, color="#C44E52", linestyle="--", label=f"quality gate ({gate:.2f})")

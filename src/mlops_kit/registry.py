@@ -44,7 +44,7 @@ def champion_version(settings: Settings, client: MlflowClient | None = None) -> 
     """The version number the `champion` alias points at, or None."""
     client = client or make_client(settings)
     try:
-        return client.get_model_version_by_alias(settings.model_name, CHAMPION).version
+        return str(client.get_model_version_by_alias(settings.model_name, CHAMPION).version)
     except MlflowException:
         return None
 
@@ -54,7 +54,14 @@ def score_model(model_uri: str, prepared: PreparedData) -> dict[str, float]:
     from sklearn.metrics import accuracy_score, f1_score
 
     model = mlflow.pyfunc.load_model(model_uri)
-    out = model.predict(prepared.X_eval)
+    schema = model.metadata.get_input_schema()
+    needed = schema.input_names() if schema else list(prepared.X_eval.columns)
+    # The model imputes a missing column, but a table without its inputs is another problem:
+    # scoring it there would compare it on noise, so it cannot be compared at all.
+    missing = [c for c in needed if c not in prepared.X_eval.columns]
+    if missing:
+        raise ValueError(f"the evaluation data lacks the model's input(s): {', '.join(missing)}")
+    out = model.predict(prepared.X_eval[needed])
     return {
         "accuracy": float(accuracy_score(prepared.y_eval, out[PREDICTED])),
         "f1_macro": float(f1_score(prepared.y_eval, out[PREDICTED], average="macro")),
@@ -75,7 +82,7 @@ def register_and_gate(
     """Register the model as a new version; give it `champion` only if it passes the gate and beats the champion."""
     client = make_client(settings)
     with contextlib.redirect_stderr(io.StringIO()):  # mlflow prints "Created version ..." itself
-        version = mlflow.register_model(model_uri, settings.model_name, tags=tags or {}).version
+        version = str(mlflow.register_model(model_uri, settings.model_name, tags=tags or {}).version)
     previous = champion_version(settings, client)
     champion_score = None
     if score < threshold:
@@ -83,12 +90,14 @@ def register_and_gate(
         reason = f"{metric}={score:.4f} is below the quality gate ({threshold:.4f})"
     elif previous is None:
         promoted = True
-        reason = f"{metric}={score:.4f} passes the gate ({threshold:.4f}) and there is no champion yet"
+        reason = (
+            f"{metric}={score:.4f} passes the gate ({threshold:.4f}) and there is no champion yet"
+        )
     else:
         try:
-            champion_score = score_model(
-                f"models:/{settings.model_name}@{CHAMPION}", prepared
-            )[metric]
+            champion_score = score_model(f"models:/{settings.model_name}@{CHAMPION}", prepared)[
+                metric
+            ]
         except Exception as exc:  # noqa: BLE001 - any failure means the two cannot be compared
             promoted = False
             reason = (
@@ -145,7 +154,7 @@ def registry_table(settings: Settings) -> pd.DataFrame:
     rows = [
         {
             "version": int(v.version),
-            "aliases": ", ".join(sorted(a for a, n in aliases.items() if str(n) == v.version)),
+            "aliases": ", ".join(sorted(a for a, n in aliases.items() if str(n) == str(v.version))),
             "gate": v.tags.get("gate", ""),
             f"eval_{settings.gate_metric}": v.tags.get(f"eval_{settings.gate_metric}", ""),
             "data_version": v.tags.get("data_version", ""),
@@ -153,5 +162,12 @@ def registry_table(settings: Settings) -> pd.DataFrame:
         }
         for v in versions
     ]
-    columns = ["version", "aliases", "gate", f"eval_{settings.gate_metric}", "data_version", "candidate"]
+    columns = [
+        "version",
+        "aliases",
+        "gate",
+        f"eval_{settings.gate_metric}",
+        "data_version",
+        "candidate",
+    ]
     return pd.DataFrame(rows, columns=columns).sort_values("version").reset_index(drop=True)

@@ -116,13 +116,16 @@ def signature_for(prepared: PreparedData, classes: list[str]) -> ModelSignature:
 
 def input_example(prepared: PreparedData, rows: int = 2) -> pd.DataFrame:
     """A few complete raw records from the held-out season, as the API would receive them."""
-    return prepared.X_eval.dropna().head(rows).reset_index(drop=True)
+    complete = prepared.X_eval.dropna()
+    # A table where every held-out record misses something still gets a (partial) example.
+    return (complete if len(complete) else prepared.X_eval).head(rows).reset_index(drop=True)
 
 
 def pip_requirements() -> list[str]:
     """Pinned requirements of the logged model, given explicitly (inference takes seconds)."""
     return [
-        f"{pkg}=={version(pkg)}" for pkg in ("mlflow", "scikit-learn", "pandas", "numpy", "cloudpickle")
+        f"{pkg}=={version(pkg)}"
+        for pkg in ("mlflow", "scikit-learn", "pandas", "numpy", "cloudpickle")
     ]
 
 
@@ -138,10 +141,14 @@ def log_candidate(
         scored = predict_with_confidence(result.pipeline, prepared.X_eval)
         for fig_name, fig in (
             ("confusion_matrix.png", plots.confusion_matrix(prepared.y_eval, scored[PREDICTED])),
-            ("confidence_histogram.png", plots.confidence_histogram(scored[CONFIDENCE], prepared.y_eval == scored[PREDICTED])),
+            (
+                "confidence_histogram.png",
+                plots.confidence_histogram(
+                    scored[CONFIDENCE], prepared.y_eval == scored[PREDICTED]
+                ),
+            ),
         ):
             mlflow.log_figure(fig, f"plots/{fig_name}")
-            plots.close(fig)
         model = ClassifierWithConfidence(result.pipeline, prepared.spec.features)
         # The pipeline is our own, produced by this kit: it travels inside the pyfunc via
         # cloudpickle (MLflow's pyfunc format); mlflow warns about pickles, which we know.
@@ -171,5 +178,11 @@ def best_of(results: list[CandidateResult], metric: str) -> CandidateResult:
 
 def candidates_table(results: list[CandidateResult]) -> pd.DataFrame:
     """The candidates side by side, one row each, best first."""
-    rows = [{"candidate": r.name, **{k: round(v, 4) for k, v in r.metrics.items()}} for r in results]
-    return pd.DataFrame(rows).sort_values(["f1_macro", "accuracy"], ascending=False, kind="stable").reset_index(drop=True)
+    rows = [
+        {"candidate": r.name, **{k: round(v, 4) for k, v in r.metrics.items()}} for r in results
+    ]
+    return (
+        pd.DataFrame(rows)
+        .sort_values(["f1_macro", "accuracy"], ascending=False, kind="stable")
+        .reset_index(drop=True)
+    )

@@ -34,7 +34,10 @@ class PipelineResult:
         d = self.decision
         rows = [
             ("data version", self.prepared.card.data_version),
-            ("training rows / evaluation rows", f"{len(self.prepared.train)} / {len(self.prepared.eval)}"),
+            (
+                "training rows / evaluation rows",
+                f"{len(self.prepared.train)} / {len(self.prepared.eval)}",
+            ),
             ("best candidate", self.best.name),
             (f"best {d.metric}", f"{d.score:.4f}"),
             ("registered", f"{d.model_name} v{d.version}"),
@@ -64,6 +67,11 @@ def run_training_pipeline(
         raise ValueError(f"gate metric must be 'accuracy' or 'f1_macro', not '{metric}'")
     if not 0.0 <= threshold <= 1.0:
         raise ValueError(f"quality gate must be between 0 and 1, not {threshold}")
+    unknown = [c for c in candidates or [] if c not in train.CANDIDATES]
+    if unknown:  # checked up front, so a typo leaves no failed run behind in MLflow
+        raise ValueError(
+            f"unknown candidate(s): {', '.join(unknown)}; choose from: {', '.join(train.CANDIDATES)}"
+        )
     # Validate the data before anything is tracked: bad input trains and registers nothing.
     prepared = data.prepare(
         settings, data_path=data_path, target=target, features=features, split_column=split_column
@@ -99,7 +107,6 @@ def run_training_pipeline(
         table = train.candidates_table(results)
         fig = plots.metric_bars(table, metric, threshold)
         mlflow.log_figure(fig, "plots/candidates.png")
-        plots.close(fig)
         mlflow.log_table(table, "candidates.json")
         mlflow.log_metrics({f"best_eval_{k}": v for k, v in best.metrics.items()})
         decision = registry.register_and_gate(
@@ -121,3 +128,50 @@ def run_training_pipeline(
         )
         mlflow.log_dict(decision.to_dict(), "gate_decision.json")
     return PipelineResult(prepared, results, best, decision, run.info.run_id, experiment_id)
+
+
+def card_table(card: data.DataCard) -> pd.DataFrame:
+    """The data card as a short two-column table."""
+    split = card.split
+    rows = [
+        ("data version", card.data_version),
+        ("source", f"{card.source} (sha256 {card.source_sha256[:12]}…)"),
+        ("rows", f"{card.rows_raw} raw → {card.rows_clean} clean"),
+        ("dropped", ", ".join(f"{k}: {v}" for k, v in card.rows_dropped.items()) or "none"),
+        ("target", f"{card.target} {card.class_balance}"),
+        ("numeric features", ", ".join(card.numeric_features)),
+        ("categorical features", ", ".join(card.categorical_features)),
+        (
+            "split",
+            f"by {split['by']}: train {split.get('train_seasons', '')} / eval {split.get('eval_seasons', '')}",
+        ),
+        ("train / eval rows", f"{split['train_rows']} / {split['eval_rows']}"),
+    ]
+    return pd.DataFrame(rows, columns=["item", "value"])
+
+
+def runs_table(settings: Settings, parent_run_id: str) -> pd.DataFrame:
+    """The pipeline's parent run and its nested candidate runs, as MLflow recorded them."""
+    client = tracking.client(settings)
+    parent = client.get_run(parent_run_id)
+    children = client.search_runs(
+        [parent.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'"
+    )
+    rows = []
+    for run in [parent, *sorted(children, key=lambda r: r.info.run_name or "")]:
+        metrics = run.data.metrics
+        rows.append(
+            {
+                "run": run.info.run_name,
+                "kind": "pipeline" if run is parent else "candidate",
+                "status": run.info.status,
+                "eval_f1_macro": round(
+                    metrics.get("eval_f1_macro", metrics.get("best_eval_f1_macro", float("nan"))), 4
+                ),
+                "eval_accuracy": round(
+                    metrics.get("eval_accuracy", metrics.get("best_eval_accuracy", float("nan"))), 4
+                ),
+                "data_version": run.data.tags.get("data_version", ""),
+            }
+        )
+    return pd.DataFrame(rows)
