@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
-	$(BIN)/python -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python (mlops-kit)" >/dev/null
+	$(BIN)/mlops-kit install-kernel
 	@touch $(STAMP)
 
 install: $(STAMP) ## create .venv and install the kit with the pinned versions (constraints.txt)

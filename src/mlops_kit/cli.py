@@ -162,6 +162,14 @@ def serve(
     run_server(get_settings(api_host=host, api_port=port))
 
 
+@app.command("install-kernel")
+def install_kernel() -> None:
+    """Register the 'mlops-kit' Jupyter kernel (this environment's Python) for lab, papermill, nbval."""
+    from mlops_kit.pipeline import install_kernel as run_install
+
+    typer.echo(f"kernel installed: {run_install()}")
+
+
 @app.command()
 def status() -> None:
     """Where the kit keeps things: MLflow database, artifacts, executed notebooks, the champion."""

@@ -9,6 +9,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJ_ROOT = Path(__file__).resolve().parents[2]
 
+LOW_CONFIDENCE = 0.7  # below this confidence a prediction is flagged for review
+
 PENGUIN_FEATURES = [
     "island",
     "bill_length_mm",
@@ -47,7 +49,7 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     prediction_log_url: str | None = None  # SQLAlchemy URL; default: SQLite in the workspace
-    low_confidence: float = 0.7  # below this confidence a prediction is flagged for review
+    low_confidence: float = LOW_CONFIDENCE
     max_batch: int = 10_000  # largest batch /predict accepts
     reload_interval: float = 5.0  # seconds between registry polls for a new champion; 0 = off
     admin_token: str | None = None  # enables POST /admin/reload when set

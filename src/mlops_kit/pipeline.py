@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import sys
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -26,6 +28,24 @@ class NotebookRun:
     seconds: float
     error: str | None = None
     mlflow_run_ids: list[str] = field(default_factory=list)
+
+
+def install_kernel(prefix: str = sys.prefix) -> str:
+    """Register the Jupyter kernel the notebooks name, running this environment's Python."""
+    from ipykernel.kernelspec import write_kernel_spec
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    # Kernel-infrastructure warnings (e.g. "running over TCP without encryption" on loopback)
+    # would land in every headless run's output; the notebooks' own warnings are unaffected.
+    spec_dir = write_kernel_spec(
+        overrides={"display_name": "Python (mlops-kit)"},
+        extra_arguments=["--IPKernelApp.log_level=ERROR"],
+        python_arguments=["-Xfrozen_modules=off"],
+    )
+    try:
+        return KernelSpecManager().install_kernel_spec(spec_dir, kernel_name=KERNEL_NAME, prefix=prefix)
+    finally:
+        shutil.rmtree(spec_dir, ignore_errors=True)
 
 
 def list_notebooks(directory: Path = NOTEBOOKS_DIR) -> list[Path]:

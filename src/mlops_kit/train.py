@@ -24,12 +24,11 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from mlops_kit import model as model_module
 from mlops_kit import plots
+from mlops_kit.config import LOW_CONFIDENCE
 from mlops_kit.data import DatasetSpec, PreparedData
 from mlops_kit.model import CONFIDENCE, PREDICTED, PROBA_PREFIX, ClassifierWithConfidence
 from mlops_kit.model import predict_with_confidence as predict_with_confidence
 from mlops_kit.tracking import invocation_tags
-
-LOW_CONFIDENCE = 0.7  # a prediction below this confidence counts as "low confidence" in the metrics
 
 
 def _classifiers(seed: int) -> dict[str, Callable[[], object]]:

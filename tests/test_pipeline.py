@@ -1,0 +1,124 @@
+"""The papermill runner: notebooks run headless with parameters, kept as reports, failures exit non-zero."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from mlops_kit.config import get_settings
+from mlops_kit.pipeline import NOTEBOOKS_DIR, resolve_notebooks, run_notebooks, summary_lines
+from mlops_kit.registry import registry_table
+
+TRAINING_NOTEBOOK = "02"
+
+
+@pytest.fixture
+def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A workspace and runs folder of this test's own; no tracking server from the environment."""
+    monkeypatch.setenv("MLOPS_KIT_WORKSPACE", str(tmp_path / "ws"))
+    monkeypatch.setenv("MLOPS_KIT_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    return get_settings()
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "mlops_kit", *args],
+        capture_output=True,
+        text=True,
+        env=os.environ.copy(),
+        timeout=300,
+    )
+
+
+def test_resolve_notebooks_by_number_and_name() -> None:
+    by_number = resolve_notebooks(["02"])
+    by_name = resolve_notebooks(["02_pipeline_automatizado"])
+    assert by_number == by_name == [NOTEBOOKS_DIR / "02_pipeline_automatizado.ipynb"]
+    numbers = [p.name[:2] for p in resolve_notebooks(None)]
+    assert numbers[:3] == ["00", "01", "02"] and numbers == sorted(numbers)
+    with pytest.raises(ValueError, match="available"):
+        resolve_notebooks(["99"])
+
+
+def test_training_notebook_runs_with_parameters_and_is_attached_as_report(isolated) -> None:
+    runs = run_notebooks(resolve_notebooks([TRAINING_NOTEBOOK]), {"QUALITY_GATE": 0.5}, isolated)
+
+    assert len(runs) == 1 and runs[0].ok, runs[0].error
+    executed = json.loads(runs[0].output.read_text())
+    injected = [
+        c for c in executed["cells"] if "injected-parameters" in c["metadata"].get("tags", [])
+    ]
+    assert injected and "QUALITY_GATE = 0.5" in "".join(injected[0]["source"])
+    # the notebook trains twice (the second run shows the gate refusing an equal model)
+    assert len(runs[0].mlflow_run_ids) == 2
+    client = MlflowClient(isolated.tracking_uri)
+    for run_id in runs[0].mlflow_run_ids:
+        assert client.get_run(run_id).data.params["quality_gate"] == "0.5"
+        reports = [a.path for a in client.list_artifacts(run_id, "report")]
+        assert reports == [f"report/{runs[0].output.name}"]
+    table = registry_table(isolated)
+    assert list(table["version"]) == [1, 2]
+    assert table.loc[0, "aliases"] == "champion"
+    assert "ok" in summary_lines(runs)[0]
+
+
+def test_failing_notebook_exits_nonzero_keeps_the_executed_copy_and_registers_nothing(
+    isolated, tmp_path: Path
+) -> None:
+    result = _cli("pipeline", TRAINING_NOTEBOOK, "-p", "DATA_PATH=no/such/file.csv")
+
+    assert result.returncode == 1
+    assert "FAILED" in result.stdout
+    assert "data file not found" in result.stdout
+    kept = list((tmp_path / "runs").glob("*/02_pipeline_automatizado.ipynb"))
+    assert len(kept) == 1
+    assert any(
+        o.get("output_type") == "error"
+        for c in json.loads(kept[0].read_text())["cells"]
+        for o in c.get("outputs", [])
+    )
+    assert registry_table(isolated).empty
+
+
+def test_unknown_parameter_is_refused_before_anything_runs(isolated, tmp_path: Path) -> None:
+    result = _cli("pipeline", TRAINING_NOTEBOOK, "-p", "NO_SUCH_PARAM=1")
+
+    assert result.returncode == 2
+    assert "unknown parameter(s): NO_SUCH_PARAM" in result.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_parameter_without_value_is_refused(isolated) -> None:
+    result = _cli("pipeline", TRAINING_NOTEBOOK, "-p", "QUALITY_GATE")
+
+    assert result.returncode == 2
+    assert "NAME=VALUE" in result.stderr
+
+
+def test_papermill_cli_runs_the_training_notebook_headless(isolated, tmp_path: Path) -> None:
+    out = tmp_path / "out.ipynb"
+    papermill = Path(sys.executable).with_name("papermill")
+    result = subprocess.run(
+        [
+            str(papermill),
+            str(NOTEBOOKS_DIR / "02_pipeline_automatizado.ipynb"),
+            str(out),
+            "-p",
+            "QUALITY_GATE",
+            "1.01",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    # an impossible gate is a bad parameter: the job fails visibly and nothing is registered
+    assert result.returncode != 0
+    assert "quality gate must be between 0 and 1" in result.stderr + out.read_text()
+    assert registry_table(isolated).empty
