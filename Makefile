@@ -64,7 +64,7 @@ lab: install ## open JupyterLab on the notebooks with the kit's kernel
 	$(BIN)/jupyter lab --allow-root --notebook-dir=notebooks --ServerApp.ip=127.0.0.1
 
 mlflow-ui: install ## MLflow UI on the kit's tracking store (http://127.0.0.1:$(MLFLOW_PORT))
-	$(BIN)/mlflow ui --backend-store-uri "$$($(BIN)/python -c 'from mlops_kit.config import Settings; print(Settings().tracking_uri)')" \
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow ui --backend-store-uri "$$($(BIN)/python -c 'from mlops_kit.config import Settings; print(Settings().tracking_uri)')" \
 		--host 127.0.0.1 --port $(MLFLOW_PORT) --workers 1
 
 serve: install ## the REST API serving the champion (http://127.0.0.1:$(PORT)/docs)

@@ -381,7 +381,11 @@ def prepare(
     path = resolve_path(data_path) if data_path else settings.data_path
     raw = load_raw(path)
     split_col = settings.split_column if split_column == "" else split_column
-    absent = split_col and split_col not in raw.columns and normalize_column(split_col) not in raw.columns
+    absent = (
+        split_col
+        and split_col not in raw.columns
+        and normalize_column(split_col) not in raw.columns
+    )
     if absent and split_column == "":  # the default season column is optional for other tables
         split_col = None
     spec = infer_spec(raw, target or settings.target, features or settings.features, split_col)

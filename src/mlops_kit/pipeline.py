@@ -43,7 +43,9 @@ def install_kernel(prefix: str = sys.prefix) -> str:
         python_arguments=["-Xfrozen_modules=off"],
     )
     try:
-        return KernelSpecManager().install_kernel_spec(spec_dir, kernel_name=KERNEL_NAME, prefix=prefix)
+        return KernelSpecManager().install_kernel_spec(
+            spec_dir, kernel_name=KERNEL_NAME, prefix=prefix
+        )
     finally:
         shutil.rmtree(spec_dir, ignore_errors=True)
 

@@ -46,14 +46,14 @@ def mlops_cycle() -> Figure:
             (x - half_w, y - half_h), 2 * half_w, 2 * half_h, boxstyle="round,pad=0.05", fc=color
         )
         ax.add_patch(box)
-        ax.text(x, y + 0.13, label, ha="center", va="center", color="white", fontsize=10, weight="bold")
+        ax.text(
+            x, y + 0.13, label, ha="center", va="center", color="white", fontsize=10, weight="bold"
+        )
         ax.text(x, y - 0.2, where, ha="center", va="center", color="white", fontsize=8.5)
 
     def edge(center: np.ndarray, direction: np.ndarray) -> np.ndarray:
         # where a ray from the box centre leaves the box, plus a small gap
-        scale = min(
-            half_w / max(abs(direction[0]), 1e-9), half_h / max(abs(direction[1]), 1e-9)
-        )
+        scale = min(half_w / max(abs(direction[0]), 1e-9), half_h / max(abs(direction[1]), 1e-9))
         return center + direction * (scale + 0.15)
 
     for i in range(n):

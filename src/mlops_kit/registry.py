@@ -82,7 +82,9 @@ def register_and_gate(
     """Register the model as a new version; give it `champion` only if it passes the gate and beats the champion."""
     client = make_client(settings)
     with contextlib.redirect_stderr(io.StringIO()):  # mlflow prints "Created version ..." itself
-        version = str(mlflow.register_model(model_uri, settings.model_name, tags=tags or {}).version)
+        version = str(
+            mlflow.register_model(model_uri, settings.model_name, tags=tags or {}).version
+        )
     previous = champion_version(settings, client)
     champion_score = None
     if score < threshold:

@@ -1,0 +1,110 @@
+"""The command line (`python -m mlops_kit`): output, exit codes and error messages."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from mlops_kit.cli import EXIT_BAD_INPUT, EXIT_GATE_REFUSED, app
+from mlops_kit.data import prepare
+
+
+def run_cli(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run the CLI as a user does, in a fresh process that inherits the test's environment."""
+    return subprocess.run(
+        [sys.executable, "-m", "mlops_kit", *args],
+        cwd=cwd,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_prepare_prints_the_data_version(settings, tmp_path):
+    expected = prepare(settings, write=False).card.data_version
+    done = run_cli("prepare", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert f"data version   {expected}" in done.stdout
+    assert "344 raw -> 342 clean" in done.stdout
+    assert (settings.data_dir / expected / "card.json").exists()
+
+
+def test_prepare_with_a_missing_file_exits_2(settings, tmp_path):
+    done = run_cli("prepare", "--data", "missing.csv", cwd=tmp_path)
+    assert done.returncode == EXIT_BAD_INPUT == 2
+    assert "data file not found" in done.stderr
+    assert "missing.csv" in done.stderr
+    assert "data version" not in done.stdout
+
+
+def test_train_refused_by_the_gate_exits_3(settings, tmp_path):
+    done = run_cli(
+        "train", "--gate", "0.99", "--features", "body_mass_g", "--fail-on-refusal", cwd=tmp_path
+    )
+    assert done.returncode == EXIT_GATE_REFUSED == 3, done.stderr
+    assert "below the quality gate" in done.stdout
+    status = run_cli("status", cwd=tmp_path)
+    assert status.returncode == 0, status.stderr
+    assert "(no champion yet)" in status.stdout
+
+
+def test_status_prints_the_champion_version(trained, tmp_path):
+    done = run_cli("status", cwd=tmp_path, MLOPS_KIT_WORKSPACE=str(trained.settings.workspace))
+    assert done.returncode == 0, done.stderr
+    assert f"{trained.settings.model_name}@champion -> version 1" in done.stdout
+
+
+# Faster in-process checks of the same commands.
+
+
+@pytest.fixture
+def cli() -> CliRunner:
+    return CliRunner()
+
+
+def test_status_on_a_fresh_workspace_creates_nothing(cli, settings):
+    result = cli.invoke(app, ["status"])
+    assert result.exit_code == 0, result.output
+    assert "(no champion yet)" in result.stdout
+    assert not settings.mlflow_db.exists()
+
+
+def test_bad_value_in_a_csv_is_reported_with_its_column(cli, settings, penguins_raw, write_csv):
+    penguins_raw.loc[2, "Culmen Depth (mm)"] = "deep"
+    result = cli.invoke(app, ["prepare", "--data", str(write_csv(penguins_raw))])
+    assert result.exit_code == EXIT_BAD_INPUT
+    assert "bill_depth_mm" in result.stderr
+    assert "'deep'" in result.stderr
+
+
+def test_invalid_gate_exits_2_and_tracks_nothing(cli, settings):
+    result = cli.invoke(app, ["train", "--gate", "1.5"])
+    assert result.exit_code == EXIT_BAD_INPUT
+    assert "quality gate must be between 0 and 1" in result.stderr
+    assert not settings.mlflow_db.exists()
+
+
+def test_users_csv_with_options(cli, settings, iris_csv):
+    result = cli.invoke(
+        app,
+        [
+            "prepare",
+            "--data",
+            str(iris_csv),
+            "--target",
+            "Kind",
+            "--features",
+            "Sepal Length, Petal Width",
+            "--split-column",
+            "none",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "random: 67 train / 23 eval" in result.stdout

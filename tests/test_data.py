@@ -1,0 +1,240 @@
+"""Data stage: the shipped penguins table, messy and broken inputs, and a user's own CSV."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlops_kit.config import PROJ_ROOT, get_settings
+from mlops_kit.data import DataValidationError, file_sha256, prepare
+
+MEASUREMENTS = ["Culmen Length (mm)", "Culmen Depth (mm)", "Flipper Length (mm)", "Body Mass (g)"]
+
+
+def years(dates: pd.Series) -> set[int]:
+    return set(pd.to_datetime(dates).dt.year)
+
+
+# --- the shipped penguins table ---------------------------------------------------------------
+
+
+def test_penguins_clean_table(settings):
+    prepared = prepare(settings)
+    card = prepared.card
+    assert (card.rows_raw, card.rows_clean) == (344, 342)
+    assert card.rows_dropped == {"no_measurements": 2}
+    assert len(prepared.clean) == 342
+    assert set(prepared.clean["species"]) == {"Adelie", "Chinstrap", "Gentoo"}
+    assert card.class_balance == {"Adelie": 151, "Chinstrap": 68, "Gentoo": 123}
+    assert set(prepared.clean["sex"].dropna()) == {"male", "female"}
+    assert prepared.clean["sex"].isna().sum() == 9  # NA in the raw file stays missing
+    assert prepared.spec.features == [
+        "bill_length_mm",
+        "bill_depth_mm",
+        "flipper_length_mm",
+        "body_mass_g",
+        "island",
+        "sex",
+    ]
+    assert prepared.clean[prepared.spec.numeric].dtypes.eq("float64").all()
+
+
+def test_penguins_split_holds_out_newest_season(settings):
+    prepared = prepare(settings)
+    assert years(prepared.train["date_egg"]) == {2007, 2008}
+    assert years(prepared.eval["date_egg"]) == {2009}
+    assert len(prepared.train) + len(prepared.eval) == 342
+    assert prepared.card.split["train_seasons"] == ["2007", "2008"]
+    assert prepared.card.split["eval_seasons"] == ["2009"]
+    assert prepared.card.split["eval_rows"] == len(prepared.eval) == 119
+
+
+def test_data_version_is_a_content_hash(settings, penguins_raw, write_csv):
+    first = prepare(settings).card.data_version
+    assert prepare(settings).card.data_version == first
+    copy = write_csv(penguins_raw, "same.csv")
+    assert prepare(settings, data_path=copy).card.data_version == first  # same content, other file
+    penguins_raw.loc[0, "Body Mass (g)"] = "3760"
+    changed = write_csv(penguins_raw, "changed.csv")
+    assert prepare(settings, data_path=changed).card.data_version != first
+
+
+def test_card_and_catalogue_written_once(settings):
+    prepared = prepare(settings)
+    version = prepared.card.data_version
+    card_path = settings.data_dir / version / "card.json"
+    card = json.loads(card_path.read_text())
+    assert card["data_version"] == version
+    assert card["rows_clean"] == 342
+    assert card["split"]["eval_seasons"] == ["2009"]
+    for name in ("clean", "train", "eval"):
+        assert len(pd.read_csv(settings.data_dir / version / f"{name}.csv")) == len(
+            getattr(prepared, name)
+        )
+    prepare(settings)
+    catalogue = json.loads((settings.data_dir / "catalog.json").read_text())
+    assert [entry["data_version"] for entry in catalogue] == [version]
+    assert catalogue[0]["rows"] == 342
+
+
+def test_prepare_without_writing_leaves_workspace_alone(settings):
+    prepare(settings, write=False)
+    assert not settings.data_dir.exists()
+
+
+# --- messy input ------------------------------------------------------------------------------
+
+
+def test_sex_recorded_as_dot_becomes_missing(settings, penguins_raw, write_csv):
+    penguins_raw.loc[0, "Sex"] = "."
+    prepared = prepare(settings, data_path=write_csv(penguins_raw))
+    assert pd.isna(prepared.clean.loc[0, "sex"])
+    assert "." not in set(prepared.clean["sex"].dropna())
+    assert prepared.card.rows_clean == 342  # a missing sex is imputed later, the row stays
+
+
+def test_exact_duplicate_rows_are_dropped_and_counted(settings, penguins_raw, write_csv):
+    doubled = pd.concat([penguins_raw, penguins_raw.iloc[[5, 6, 7]]], ignore_index=True)
+    prepared = prepare(settings, data_path=write_csv(doubled))
+    assert prepared.card.rows_raw == 347
+    assert prepared.card.rows_dropped["duplicate"] == 3
+    assert prepared.card.rows_clean == 342
+
+
+def test_rows_without_any_measurement_are_dropped_and_counted(settings, penguins_raw, write_csv):
+    penguins_raw.loc[0, MEASUREMENTS] = "NA"
+    penguins_raw.loc[1, "Body Mass (g)"] = "NA"  # one measurement missing: the row stays
+    prepared = prepare(settings, data_path=write_csv(penguins_raw))
+    assert prepared.card.rows_dropped == {"no_measurements": 3}
+    assert prepared.card.rows_clean == 341
+    assert prepared.clean["body_mass_g"].isna().sum() == 1
+
+
+# --- broken input: each names its problem ----------------------------------------------------
+
+
+def test_missing_file(settings, tmp_path):
+    with pytest.raises(DataValidationError, match="not found"):
+        prepare(settings, data_path=tmp_path / "nowhere.csv")
+
+
+def test_empty_file(settings, write_csv):
+    with pytest.raises(DataValidationError, match="empty"):
+        prepare(settings, data_path=write_csv(""))
+
+
+def test_header_only_file(settings, penguins_raw, write_csv):
+    with pytest.raises(DataValidationError, match="no rows"):
+        prepare(settings, data_path=write_csv(penguins_raw.head(0)))
+
+
+def test_missing_target_column(settings, penguins_raw, write_csv):
+    path = write_csv(penguins_raw.drop(columns=["Species"]))
+    with pytest.raises(DataValidationError, match="target column 'species' not found"):
+        prepare(settings, data_path=path)
+
+
+def test_missing_feature_column_lists_available_columns(settings):
+    with pytest.raises(DataValidationError) as caught:
+        prepare(settings, features=["bill_length_mm", "wingspan_cm"])
+    message = str(caught.value)
+    assert "feature column 'wingspan_cm' not found" in message
+    for column in ("island", "body_mass_g", "sex", "date_egg", "species"):
+        assert column in message
+
+
+def test_target_with_a_single_class(settings, penguins_raw, write_csv):
+    adelie = penguins_raw[penguins_raw["Species"].str.startswith("Adelie")]
+    with pytest.raises(DataValidationError, match="single class"):
+        prepare(settings, data_path=write_csv(adelie))
+
+
+def test_non_numeric_value_in_a_numeric_column(settings, penguins_raw, write_csv):
+    penguins_raw.loc[3, "Body Mass (g)"] = "heavy"
+    with pytest.raises(DataValidationError) as caught:
+        prepare(settings, data_path=write_csv(penguins_raw))
+    assert "body_mass_g" in str(caught.value)
+    assert "'heavy'" in str(caught.value)
+
+
+def test_split_column_with_a_single_season(settings, penguins_raw, write_csv):
+    season_2007 = penguins_raw[penguins_raw["Date Egg"].str.startswith("2007")]
+    with pytest.raises(DataValidationError, match="single season"):
+        prepare(settings, data_path=write_csv(season_2007))
+
+
+def test_explicit_split_column_that_does_not_exist(settings, iris_csv, iris_features):
+    with pytest.raises(DataValidationError, match="split column 'season' not found"):
+        prepare(
+            settings,
+            data_path=iris_csv,
+            target="Kind",
+            features=iris_features,
+            split_column="season",
+        )
+
+
+def test_feature_column_without_any_value(settings, iris_csv, iris_features, write_csv):
+    table = pd.read_csv(iris_csv)
+    table["Petal Width"] = np.nan
+    path = write_csv(table, "no_width.csv")
+    with pytest.raises(DataValidationError, match="petal_width"):
+        prepare(settings, data_path=path, target="Kind", features=iris_features, split_column=None)
+
+
+# --- other tables ------------------------------------------------------------------------------
+
+
+def test_users_own_csv_with_a_seeded_random_split(settings, iris_csv, iris_features):
+    prepared = prepare(
+        settings, data_path=iris_csv, target="Kind", features=iris_features, split_column=None
+    )
+    assert prepared.spec.target == "kind"
+    assert prepared.spec.numeric == ["sepal_length", "petal_width"]
+    assert prepared.spec.categorical == ["garden"]
+    assert prepared.card.split["by"] == "random"
+    assert (len(prepared.train), len(prepared.eval)) == (67, 23)
+    assert set(prepared.eval["kind"]) == {"setosa", "versicolor", "virginica"}  # stratified
+    again = prepare(
+        settings, data_path=iris_csv, target="Kind", features=iris_features, split_column=None
+    )
+    pd.testing.assert_frame_equal(again.eval, prepared.eval)
+    other_seed = prepare(
+        get_settings(seed=7),
+        data_path=iris_csv,
+        target="Kind",
+        features=iris_features,
+        split_column=None,
+    )
+    assert not other_seed.eval.equals(prepared.eval)
+
+
+def test_default_season_column_is_optional_for_other_tables(settings, iris_csv, iris_features):
+    prepared = prepare(settings, data_path=iris_csv, target="Kind", features=iris_features)
+    assert prepared.card.split["by"] == "random"
+
+
+def test_numbered_seasons_hold_out_the_highest_number(settings, iris_csv, iris_features, write_csv):
+    table = pd.read_csv(iris_csv)
+    table["Season"] = np.tile([1, 2, 10], len(table) // 3)
+    path = write_csv(table, "seasons.csv")
+    prepared = prepare(
+        settings, data_path=path, target="Kind", features=iris_features, split_column="Season"
+    )
+    assert prepared.card.split["eval_seasons"] == ["10"]
+    assert prepared.card.split["train_seasons"] == ["1", "2"]
+    assert set(prepared.eval["season"]) == {"10"}
+
+
+def test_penguins_with_another_target(settings):
+    prepared = prepare(settings, target="island", features=["bill_length_mm", "sex"])
+    assert set(prepared.clean["island"]) == {"Biscoe", "Dream", "Torgersen"}
+    assert set(prepared.clean["sex"].dropna()) == {"male", "female"}
+
+
+def test_shipped_raw_file_matches_its_provenance_note(settings):
+    note = (PROJ_ROOT / "data" / "raw" / "README.md").read_text()
+    assert file_sha256(settings.data_path) in note

@@ -1,0 +1,104 @@
+"""Training stage: the candidate pipelines, their scores and predictions with confidence."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlops_kit.config import Settings
+from mlops_kit.data import PreparedData, prepare
+from mlops_kit.model import predict_with_confidence
+from mlops_kit.train import (
+    CANDIDATES,
+    CandidateResult,
+    best_of,
+    build_pipeline,
+    candidates_table,
+    input_example,
+    train_candidates,
+)
+
+PROBA = ["proba_Adelie", "proba_Chinstrap", "proba_Gentoo"]
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory: pytest.TempPathFactory) -> PreparedData:
+    settings = Settings(workspace=tmp_path_factory.mktemp("train"))
+    return prepare(settings, write=False)
+
+
+@pytest.fixture(scope="module")
+def fitted(prepared: PreparedData) -> list[CandidateResult]:
+    return train_candidates(prepared)
+
+
+def test_every_candidate_fits_and_scores_well(fitted):
+    assert [r.name for r in fitted] == list(CANDIDATES)
+    assert len(CANDIDATES) == 3
+    for result in fitted:
+        assert result.metrics["f1_macro"] > 0.9, result.name
+        assert 0.0 <= result.metrics["low_confidence_share"] <= 1.0
+        assert result.params  # the classifier's hyper-parameters, for MLflow
+
+
+def test_prediction_columns(fitted, prepared):
+    for result in fitted:
+        out = predict_with_confidence(result.pipeline, prepared.X_eval)
+        assert list(out.columns) == ["predicted", "confidence", *PROBA]
+        assert len(out) == len(prepared.X_eval)
+        np.testing.assert_allclose(out["confidence"], out[PROBA].max(axis=1))
+        np.testing.assert_allclose(out[PROBA].sum(axis=1), 1.0)
+        assert (out["predicted"] == out[PROBA].idxmax(axis=1).str.removeprefix("proba_")).all()
+
+
+def test_records_with_missing_values_still_get_a_prediction(fitted):
+    records = pd.DataFrame(
+        {
+            "bill_length_mm": [47.5, np.nan, np.nan],
+            "bill_depth_mm": [14.9, 18.1, np.nan],
+            "flipper_length_mm": [217.0, 190.0, np.nan],
+            "body_mass_g": [5000.0, 3700.0, np.nan],
+            "island": ["Biscoe", "Dream", None],
+            "sex": [None, "male", None],
+        }
+    )
+    for result in fitted:
+        out = predict_with_confidence(result.pipeline, records)
+        assert len(out) == 3
+        assert out["predicted"].notna().all()
+        assert set(out["predicted"]) <= {"Adelie", "Chinstrap", "Gentoo"}
+        assert out["predicted"][0] == "Gentoo", result.name  # a typical Gentoo without its sex
+
+
+def test_unseen_category_is_not_an_error(fitted, prepared):
+    records = prepared.X_eval.head(3).assign(island="Anvers")
+    for result in fitted:
+        assert len(predict_with_confidence(result.pipeline, records)) == 3
+
+
+def test_unknown_candidate_names_the_choices(prepared):
+    with pytest.raises(ValueError, match="logistic_regression"):
+        build_pipeline("svm", prepared.spec)
+
+
+def test_training_is_reproducible(prepared, fitted):
+    again = train_candidates(prepared, ["random_forest"])
+    assert again[0].metrics == next(r.metrics for r in fitted if r.name == "random_forest")
+
+
+def test_best_of_and_table_order(fitted):
+    scores = {"a": 0.8, "b": 0.95, "c": 0.95}
+    results = [
+        CandidateResult(n, fitted[0].pipeline, {"f1_macro": s, "accuracy": s})
+        for n, s in scores.items()
+    ]
+    assert best_of(results, "f1_macro").name == "b"  # ties: the first listed
+    assert list(candidates_table(results)["candidate"]) == ["b", "c", "a"]
+
+
+def test_input_example_is_complete_raw_records(prepared):
+    example = input_example(prepared)
+    assert list(example.columns) == prepared.spec.features
+    assert len(example) == 2
+    assert example.notna().all().all()
