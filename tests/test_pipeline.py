@@ -12,7 +12,13 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from mlops_kit.config import get_settings
-from mlops_kit.pipeline import NOTEBOOKS_DIR, resolve_notebooks, run_notebooks, summary_lines
+from mlops_kit.pipeline import (
+    NOTEBOOKS_DIR,
+    exclusive_run,
+    resolve_notebooks,
+    run_notebooks,
+    summary_lines,
+)
 from mlops_kit.registry import registry_table
 
 TRAINING_NOTEBOOK = "02"
@@ -67,6 +73,8 @@ def test_training_notebook_runs_with_parameters_and_is_attached_as_report(isolat
     assert list(table["version"]) == [1, 2]
     assert table.loc[0, "aliases"] == "champion"
     assert "ok" in summary_lines(runs)[0]
+    summary = (runs[0].output.parent / "summary.txt").read_text()
+    assert "02_pipeline_automatizado" in summary and runs[0].mlflow_run_ids[0][:8] in summary
 
 
 def test_failing_notebook_exits_nonzero_keeps_the_executed_copy_and_registers_nothing(
@@ -122,3 +130,14 @@ def test_papermill_cli_runs_the_training_notebook_headless(isolated, tmp_path: P
     assert result.returncode != 0
     assert "quality gate must be between 0 and 1" in result.stderr + out.read_text()
     assert registry_table(isolated).empty
+
+
+def test_a_second_run_while_one_holds_the_lock_is_refused(isolated, tmp_path: Path) -> None:
+    with exclusive_run(isolated):
+        result = _cli("pipeline", "00")
+
+    assert result.returncode == 75
+    assert "another pipeline run is in progress (pid " in result.stderr
+    assert not (tmp_path / "runs").exists()
+    with exclusive_run(isolated):  # released: can be taken again
+        pass

@@ -18,6 +18,7 @@ app = typer.Typer(
 
 EXIT_BAD_INPUT = 2
 EXIT_GATE_REFUSED = 3
+EXIT_BUSY = 75  # EX_TEMPFAIL: another run holds the lock; a scheduler may retry later
 
 DataOpt = typer.Option(
     None, "--data", help="CSV file (default: the shipped Palmer penguins raw table)."
@@ -131,7 +132,12 @@ def pipeline(
     ),
 ) -> None:
     """Run the notebooks headless with papermill; each executed notebook is kept as the run's report."""
-    from mlops_kit.pipeline import resolve_notebooks, run_notebooks, summary_lines
+    from mlops_kit.pipeline import (
+        PipelineBusyError,
+        resolve_notebooks,
+        run_notebooks,
+        summary_lines,
+    )
 
     parameters = {}
     for item in param:
@@ -145,6 +151,8 @@ def pipeline(
         results = run_notebooks(chosen, parameters, settings, out_dir)
     except ValueError as exc:
         _fail(str(exc))
+    except PipelineBusyError as exc:
+        _fail(str(exc), EXIT_BUSY)
     for line in summary_lines(results):
         typer.echo(line)
     if not all(r.ok for r in results) or len(results) < len(chosen):

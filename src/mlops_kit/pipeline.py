@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import sys
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -86,13 +89,26 @@ def run_notebooks(
     stop_on_failure: bool = True,
 ) -> list[NotebookRun]:
     """Execute notebooks with papermill, keep each executed copy, attach it to the MLflow runs it made."""
-    import papermill as pm
-
     settings = settings or Settings()
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     out_dir = out_dir or settings.runs_dir / stamp
     per_notebook = declared_parameters(notebooks, parameters or {})
-    out_dir.mkdir(parents=True, exist_ok=True)
+    with exclusive_run(settings):
+        out_dir.mkdir(parents=True, exist_ok=True)
+        results = _execute(notebooks, per_notebook, settings, out_dir, stop_on_failure)
+        (out_dir / "summary.txt").write_text("\n".join(summary_lines(results)) + "\n")
+    return results
+
+
+def _execute(
+    notebooks: list[Path],
+    per_notebook: dict[Path, dict],
+    settings: Settings,
+    out_dir: Path,
+    stop_on_failure: bool,
+) -> list[NotebookRun]:
+    import papermill as pm
+
     results: list[NotebookRun] = []
     for notebook in notebooks:
         invocation = uuid.uuid4().hex
@@ -125,6 +141,37 @@ def run_notebooks(
         if error and stop_on_failure:
             break
     return results
+
+
+class PipelineBusyError(RuntimeError):
+    """Another pipeline run holds the workspace's lock."""
+
+
+@contextmanager
+def exclusive_run(settings: Settings) -> Iterator[None]:
+    """Hold the workspace's pipeline lock, or fail at once naming who holds it."""
+    settings.workspace.mkdir(parents=True, exist_ok=True)
+    path = settings.workspace / "pipeline.lock"
+    handle = open(path, "a+")  # noqa: SIM115 - held for the whole run
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "unknown process"
+        handle.close()
+        raise PipelineBusyError(
+            f"another pipeline run is in progress ({holder}); not starting a second one"
+        ) from None
+    try:
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} since {datetime.now().isoformat(timespec='seconds')}")
+        handle.flush()
+        yield
+    finally:
+        handle.truncate(0)
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
 
 
 def declared_parameters(notebooks: list[Path], parameters: dict[str, object]) -> dict[Path, dict]:
