@@ -170,6 +170,38 @@ def serve(
     run_server(get_settings(api_host=host, api_port=port))
 
 
+@app.command()
+def promote(
+    version: int = typer.Argument(..., help="Model version to make champion."),
+    reason: str = typer.Option(..., "--reason", help="Why (recorded as a model-version tag)."),
+) -> None:
+    """Point the `champion` alias at a version by hand; the reason and previous champion are recorded."""
+    from mlops_kit.registry import promote as run_promote
+
+    _report_move(lambda: run_promote(get_settings(), version, reason))
+
+
+@app.command()
+def rollback(
+    reason: str = typer.Option(..., "--reason", help="Why (recorded as a model-version tag)."),
+) -> None:
+    """Move `champion` back to the version it replaced."""
+    from mlops_kit.registry import rollback as run_rollback
+
+    _report_move(lambda: run_rollback(get_settings(), reason))
+
+
+def _report_move(move) -> None:  # noqa: ANN001 - a zero-argument callable returning an AliasMove
+    try:
+        done = move()
+    except ValueError as exc:
+        _fail(str(exc))
+    before = f"v{done.from_version}" if done.from_version else "(none)"
+    typer.echo(
+        f"{done.model_name}@champion: {before} -> v{done.to_version} ({done.by}: {done.reason})"
+    )
+
+
 @app.command("install-kernel")
 def install_kernel() -> None:
     """Register the 'mlops-kit' Jupyter kernel (this environment's Python) for lab, papermill, nbval."""

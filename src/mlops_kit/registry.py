@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 
 import mlflow
 import pandas as pd
@@ -142,7 +143,82 @@ def _record(client: MlflowClient, decision: GateDecision, prepared: PreparedData
     for key, value in facts.items():
         client.set_model_version_tag(name, version, key, value)
     client.update_model_version(name, version, description=decision.reason)
-    client.set_registered_model_alias(name, CHAMPION if decision.promoted else CHALLENGER, version)
+    if decision.promoted:
+        _move_champion(client, name, version, decision.reason, "gate")
+    else:
+        client.set_registered_model_alias(name, CHALLENGER, version)
+
+
+@dataclass
+class AliasMove:
+    """A move of the `champion` alias: from which version to which, by whom, and why."""
+
+    model_name: str
+    from_version: str | None
+    to_version: str
+    reason: str
+    by: str
+
+
+def _move_champion(
+    client: MlflowClient,
+    name: str,
+    version: str,
+    reason: str,
+    by: str,
+    record_previous: bool = True,
+) -> AliasMove:
+    try:
+        current = str(client.get_model_version_by_alias(name, CHAMPION).version)
+    except MlflowException:
+        current = None
+    client.set_registered_model_alias(name, CHAMPION, version)
+    tags = {
+        "champion_since": datetime.now(UTC).isoformat(timespec="seconds"),
+        "promoted_by": by,
+        "promotion_reason": reason,
+    }
+    if record_previous:
+        tags["previous_champion"] = current or ""
+    for key, value in tags.items():
+        client.set_model_version_tag(name, version, key, value)
+    return AliasMove(name, current, version, reason, by)
+
+
+def promote(settings: Settings, version: str | int, reason: str) -> AliasMove:
+    """Point `champion` at a version by hand; the reason and the previous champion are recorded."""
+    client = make_client(settings)
+    name, version = settings.model_name, str(version)
+    if not reason.strip():
+        raise ValueError("a promotion needs a reason (it is recorded on the model version)")
+    try:
+        client.get_model_version(name, version)
+    except MlflowException:
+        raise ValueError(f"model '{name}' has no version {version}") from None
+    if champion_version(settings, client) == version:
+        raise ValueError(f"version {version} of '{name}' is already the champion")
+    return _move_champion(client, name, version, reason, "manual")
+
+
+def rollback(settings: Settings, reason: str) -> AliasMove:
+    """Move `champion` back to the version it replaced; the rolled-back version is tagged with why."""
+    client = make_client(settings)
+    name = settings.model_name
+    if not reason.strip():
+        raise ValueError("a rollback needs a reason (it is recorded on the model version)")
+    try:
+        current = client.get_model_version_by_alias(name, CHAMPION)
+    except MlflowException:
+        raise ValueError(f"model '{name}' has no champion to roll back") from None
+    previous = current.tags.get("previous_champion", "")
+    if not previous:
+        raise ValueError(
+            f"champion v{current.version} of '{name}' replaced no earlier champion; nothing to roll back to"
+        )
+    client.set_model_version_tag(name, str(current.version), "rolled_back", "true")
+    client.set_model_version_tag(name, str(current.version), "rollback_reason", reason)
+    # The restored version keeps its own previous_champion, so repeated rollbacks walk back in time.
+    return _move_champion(client, name, previous, reason, "rollback", record_previous=False)
 
 
 def registry_table(settings: Settings) -> pd.DataFrame:
