@@ -37,12 +37,14 @@ test: install lint unit-tests notebook-tests ## lint, unit/integration tests, an
 unit-tests: install ## the tests under tests/ (real MLflow, real papermill, a real mlflow server)
 	env -u MLFLOW_TRACKING_URI $(BIN)/python -m pytest tests
 
-notebook-tests: install ## pytest --nbval: re-run the committed notebooks in a fresh workspace and compare outputs
-	@ws=$$(mktemp -d); \
-	env -u MLFLOW_TRACKING_URI MLOPS_KIT_WORKSPACE=$$ws MLOPS_KIT_RUNS_DIR=$$ws/runs \
-		$(BIN)/python -m pytest --nbval --nbval-sanitize-with notebooks/sanitize.cfg \
-		--nbval-kernel-name $(KERNEL) -p no:cacheprovider notebooks; \
-	rc=$$?; rm -rf $$ws; exit $$rc
+notebook-tests: install ## pytest --nbval: re-run each committed notebook in a fresh workspace and compare outputs
+	@for nb in notebooks/[0-9][0-9]_*.ipynb; do \
+		ws=$$(mktemp -d); \
+		env -u MLFLOW_TRACKING_URI MLOPS_KIT_WORKSPACE=$$ws MLOPS_KIT_RUNS_DIR=$$ws/runs \
+			$(BIN)/python -m pytest --nbval --nbval-sanitize-with notebooks/sanitize.cfg \
+			--nbval-kernel-name $(KERNEL) -p no:cacheprovider -q "$$nb"; \
+		rc=$$?; rm -rf $$ws; [ $$rc -eq 0 ] || exit $$rc; \
+	done
 
 lint: install ## ruff: lint and format check
 	$(BIN)/ruff check src tests benchmarks
@@ -52,13 +54,14 @@ format: install ## ruff: fix what can be fixed and format
 	$(BIN)/ruff check --fix src tests benchmarks
 	$(BIN)/ruff format src tests benchmarks
 
-notebooks: install ## re-execute the notebooks in place (fresh workspace) to refresh their committed outputs
-	@ws=$$(mktemp -d); \
-	for nb in notebooks/[0-9][0-9]_*.ipynb; do \
+notebooks: install ## re-execute each notebook in place, in a fresh workspace, to refresh its committed outputs
+	@for nb in notebooks/[0-9][0-9]_*.ipynb; do \
+		ws=$$(mktemp -d); \
 		env -u MLFLOW_TRACKING_URI MLOPS_KIT_WORKSPACE=$$ws MLOPS_KIT_RUNS_DIR=$$ws/runs \
-		$(BIN)/jupyter nbconvert --to notebook --execute --inplace \
-			--ExecutePreprocessor.kernel_name=$(KERNEL) "$$nb" || { rm -rf $$ws; exit 1; }; \
-	done; rm -rf $$ws
+			$(BIN)/jupyter nbconvert --to notebook --execute --inplace \
+			--ExecutePreprocessor.kernel_name=$(KERNEL) "$$nb"; \
+		rc=$$?; rm -rf $$ws; [ $$rc -eq 0 ] || exit $$rc; \
+	done
 
 lab: install ## open JupyterLab on the notebooks with the kit's kernel
 	$(BIN)/jupyter lab --allow-root --notebook-dir=notebooks --ServerApp.ip=127.0.0.1
