@@ -20,6 +20,7 @@ from mlops_kit.pipeline import (
     summary_lines,
 )
 from mlops_kit.registry import registry_table
+from mlops_kit.workflow import run_training_pipeline
 
 TRAINING_NOTEBOOK = "02"
 
@@ -141,3 +142,14 @@ def test_a_second_run_while_one_holds_the_lock_is_refused(isolated, tmp_path: Pa
     assert not (tmp_path / "runs").exists()
     with exclusive_run(isolated):  # released: can be taken again
         pass
+
+
+def test_scheduled_job_fails_visibly_when_the_gate_refuses(isolated, tmp_path: Path) -> None:
+    run_training_pipeline(isolated)  # a champion exists; the job's model will not beat it
+
+    result = _cli("pipeline", TRAINING_NOTEBOOK, "-p", "FAIL_ON_REFUSAL=true")
+
+    assert result.returncode == 1
+    assert "FAILED" in result.stdout and "quality gate refused" in result.stdout
+    assert list((tmp_path / "runs").glob("*/02_pipeline_automatizado.ipynb"))
+    assert registry_table(isolated).loc[0, "aliases"] == "champion"  # v1 still serves

@@ -175,3 +175,18 @@ def runs_table(settings: Settings, parent_run_id: str) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
+
+
+class GateRefusedError(RuntimeError):
+    """The quality gate refused the model (raised only when a job asks to fail on refusal)."""
+
+
+def require_promotion(result: PipelineResult, fail_on_refusal: bool = True) -> str:
+    """Say what the gate decided; with fail_on_refusal, a refused model raises GateRefusedError."""
+    d = result.decision
+    if d.promoted:
+        return f"{d.model_name} v{d.version} is the new champion: {d.reason}"
+    message = f"quality gate refused {d.model_name} v{d.version}: {d.reason}"
+    if fail_on_refusal:
+        raise GateRefusedError(message)
+    return message
