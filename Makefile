@@ -9,9 +9,13 @@ STAMP := $(VENV)/.installed-stamp
 KERNEL := mlops-kit
 PORT ?= 8000
 MLFLOW_PORT ?= 5000
+QUALITY_GATE ?= 0.90
+CONSTRAINTS ?= constraints.txt
+CANARY_VENV := .venv-canary
+CANARY_PACKAGES := mlflow scikit-learn pandas papermill nbval
 
 .PHONY: help install demo test unit-tests notebook-tests lint format lab mlflow-ui serve reset \
-	notebooks bench lock
+	notebooks bench lock train-job canary canary-versions
 
 help: ## show this list
 	@echo "mlops-kit — make <target>:"
@@ -21,7 +25,7 @@ help: ## show this list
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+	$(BIN)/python -m pip install --quiet $(if $(CONSTRAINTS),-c $(CONSTRAINTS)) -e ".[dev]"
 	$(BIN)/mlops-kit install-kernel
 	@touch $(STAMP)
 
@@ -44,6 +48,21 @@ notebook-tests: install ## pytest --nbval: re-run each committed notebook in a f
 			$(BIN)/python -m pytest --nbval --nbval-sanitize-with notebooks/sanitize.cfg \
 			--nbval-kernel-name $(KERNEL) -p no:cacheprovider -q "$$nb"; \
 		rc=$$?; rm -rf $$ws; [ $$rc -eq 0 ] || exit $$rc; \
+	done
+
+train-job: install ## the scheduled training job: notebook 02 headless; fails if the gate refuses (QUALITY_GATE=0.90)
+	$(BIN)/mlops-kit pipeline 02 -p QUALITY_GATE=$(QUALITY_GATE) -p FAIL_ON_REFUSAL=true
+
+canary: ## the tests against the newest mlflow, scikit-learn, pandas, papermill, nbval (not the pins), in .venv-canary
+	$(MAKE) VENV=$(CANARY_VENV) CONSTRAINTS= install
+	$(CANARY_VENV)/bin/python -m pip install --quiet --upgrade $(CANARY_PACKAGES)
+	$(MAKE) VENV=$(CANARY_VENV) CONSTRAINTS= unit-tests notebook-tests
+
+canary-versions: ## which versions the canary tested, beside the pinned ones
+	@for p in $(CANARY_PACKAGES); do \
+		printf "%-14s pinned %-10s canary %s\n" $$p \
+			"$$(grep -i "^$$p==" constraints.txt | cut -d= -f3)" \
+			"$$($(CANARY_VENV)/bin/python -m pip show $$p 2>/dev/null | sed -n 's/^Version: //p')"; \
 	done
 
 lint: install ## ruff: lint and format check
