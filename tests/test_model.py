@@ -122,3 +122,11 @@ def test_model_loads_without_the_kit_installed(model_dir):
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().splitlines()[-1] == "Chinstrap"
+
+
+def test_json_null_counts_as_missing_like_nan(use_trained):
+    model = mlflow.pyfunc.load_model(use_trained.result.best.model_uri).unwrap_python_model()
+    record = use_trained.result.prepared.X_eval.head(1).to_dict("records")[0]
+    as_null = model.predict(None, pd.DataFrame([{**record, "sex": None}]))
+    as_nan = model.predict(None, pd.DataFrame([{**record, "sex": np.nan}]))
+    pd.testing.assert_frame_equal(as_null, as_nan)

@@ -41,4 +41,8 @@ class ClassifierWithConfidence(PythonModel):
         """Predict from raw records (a DataFrame with the feature columns)."""
         # Every input column is optional in the signature: an absent one is missing data,
         # which the pipeline imputes, not an error.
-        return predict_with_confidence(self.pipeline, model_input.reindex(columns=self.features))
+        frame = model_input.reindex(columns=self.features)
+        # JSON null arrives as None, which scikit-learn's imputers do not count as missing in
+        # text columns; NaN is what the pipeline saw in training.
+        frame = frame.astype(object).where(frame.notna(), np.nan).infer_objects()
+        return predict_with_confidence(self.pipeline, frame)

@@ -1,0 +1,1 @@
+"""The REST API serving ``models:/<name>@champion`` (FastAPI, uvicorn) and its prediction log."""

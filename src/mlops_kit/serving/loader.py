@@ -1,0 +1,317 @@
+"""Load ``models:/<name>@champion`` and follow the alias: an immutable Champion, swapped lock-free.
+
+A request reads ``loader.current`` once and uses that object to validate, score and answer, so the
+version named in a response is the version that scored it, even if a reload swaps the model while
+the request is in flight. Reloads (the poller and the admin endpoint) are serialised by a lock that
+the request path never takes. If the registry cannot be reached, the current model keeps serving and
+the loader remembers the error for /health.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+from mlflow.exceptions import MlflowException
+
+from mlops_kit.config import Settings
+from mlops_kit.registry import CHAMPION
+from mlops_kit.serving import compiled
+from mlops_kit.serving.schemas import InputSpec, build_spec
+
+log = logging.getLogger(__name__)
+
+_NOT_FOUND = {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"}
+
+
+class NoChampion(Exception):
+    """The registry answered, but no version carries the alias."""
+
+
+class RegistryUnavailable(Exception):
+    """The registry could not be asked (server down, database missing, …)."""
+
+
+@dataclass(frozen=True)
+class Champion:
+    """One loaded model version with everything a request needs; never mutated after it is built."""
+
+    name: str
+    version: str
+    alias: str
+    run_id: str | None
+    tags: dict[str, str]
+    metrics: dict[str, float]
+    classes: list[str]
+    spec: InputSpec
+    pipeline: Any
+    plan: compiled.CompiledPipeline | None
+    examples: list[dict[str, Any]]
+    source: str
+    loaded_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+
+    @property
+    def scoring(self) -> str:
+        """How records are scored: the verified numpy plan, or the sklearn pipeline itself."""
+        return "compiled" if self.plan is not None else "pipeline"
+
+    def predict_proba(self, columns: dict[str, list[Any]], rows: int) -> np.ndarray:
+        """Class probabilities for validated records given column-wise."""
+        # absurd magnitudes make non-finite probabilities: no warning, the caller refuses them
+        with np.errstate(all="ignore"):
+            if self.plan is not None:
+                return self.plan.predict_proba(columns, rows)
+            df = compiled.frame(columns, self.spec.numeric, self.spec.names)
+            return np.asarray(self.pipeline.predict_proba(df))
+
+    def info(self) -> dict[str, Any]:
+        """Facts for GET /model (without the threshold and limits, which are the API's)."""
+        return {
+            "name": self.name,
+            "version": self.version,
+            "alias": self.alias,
+            "run_id": self.run_id,
+            "data_version": self.tags.get("data_version"),
+            "candidate": self.tags.get("candidate"),
+            "gate": self.tags.get("gate"),
+            "metrics": self.metrics,
+            "classes": self.classes,
+            "inputs": {f.name: f.describe() for f in self.spec.fields},
+            "required": self.spec.required,
+            "categories": self.spec.categories,
+            "scoring": self.scoring,
+            "loaded_at": self.loaded_at,
+            "source": self.source,
+        }
+
+
+def _signature_inputs(
+    loaded: Any, features: list[str], numeric_hint: set[str]
+) -> list[tuple[str, str]]:
+    schema = loaded.metadata.get_input_schema()
+    if schema is not None and schema.has_input_names():
+        return [(c.name, str(getattr(c.type, "name", c.type))) for c in schema.inputs]
+    return [(f, "double" if f in numeric_hint else "string") for f in features]
+
+
+def _examples(loaded: Any, names: list[str]) -> list[dict[str, Any]]:
+    try:
+        example = loaded.input_example
+    except Exception:  # noqa: BLE001 - an example is a convenience, not a requirement
+        return []
+    if example is None or not hasattr(example, "to_dict"):
+        return []
+    rows = example.astype(object).where(example.notna(), None).to_dict("records")
+    return [{k: v for k, v in r.items() if k in names} for r in rows]
+
+
+def build_champion(
+    local_path: str,
+    *,
+    name: str,
+    version: str,
+    alias: str,
+    run_id: str | None,
+    tags: dict[str, str],
+    metrics: dict[str, float],
+    source: str,
+    max_batch: int,
+) -> Champion:
+    """Load a downloaded pyfunc model and prepare its validator and scoring plan."""
+    import mlflow.pyfunc
+
+    loaded = mlflow.pyfunc.load_model(local_path)
+    wrapped = loaded.unwrap_python_model()
+    pipeline = getattr(wrapped, "pipeline", None)
+    if pipeline is None or not hasattr(pipeline, "predict_proba"):
+        raise ValueError(f"{name} v{version} is not a mlops-kit classifier (no .pipeline)")
+    categories = compiled.known_categories(pipeline)
+    numeric_hint = set(wrapped.features) - set(categories)
+    spec = build_spec(
+        _signature_inputs(loaded, wrapped.features, numeric_hint), categories, max_batch
+    )
+    examples = _examples(loaded, spec.names)
+    plan: compiled.CompiledPipeline | None
+    try:
+        plan = compiled.CompiledPipeline(pipeline)
+        compiled.verify(plan, pipeline, examples, spec.numeric, spec.names, spec.categories)
+    except compiled.Unsupported as exc:
+        log.info("%s v%s is scored by its sklearn pipeline: %s", name, version, exc)
+        plan = None
+    return Champion(
+        name=name,
+        version=version,
+        alias=alias,
+        run_id=run_id,
+        tags=tags,
+        metrics=metrics,
+        classes=[str(c) for c in pipeline.classes_],
+        spec=spec,
+        pipeline=pipeline,
+        plan=plan,
+        examples=examples,
+        source=source,
+    )
+
+
+@dataclass
+class RegistryState:
+    """What the loader last heard from the registry."""
+
+    reachable: bool | None = None
+    last_check: str | None = None
+    error: str | None = None
+
+
+class ChampionLoader:
+    """Holds the current Champion; loads it, polls the alias, swaps in new versions."""
+
+    def __init__(self, settings: Settings, alias: str = CHAMPION) -> None:
+        self.settings = settings
+        self.alias = alias
+        self.current: Champion | None = None
+        self.registry = RegistryState()
+        self._client: Any = None
+        self._reload_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # --- registry access ---------------------------------------------------------------------
+
+    def _mlflow_client(self) -> Any:
+        s = self.settings
+        if s.embedded and not s.mlflow_db.exists():
+            raise RegistryUnavailable(
+                f"no MLflow database at {s.mlflow_db} yet: train a model first (mlops-kit train)"
+            )
+        if self._client is None:
+            from mlops_kit.tracking import client
+
+            self._client = client(s)
+        return self._client
+
+    def _resolve(self) -> Any:
+        """The model version the alias points at now."""
+        name = self.settings.model_name
+        try:
+            return self._mlflow_client().get_model_version_by_alias(name, self.alias)
+        except MlflowException as exc:
+            if exc.error_code in _NOT_FOUND:
+                raise NoChampion(
+                    f"no version of '{name}' has the alias '{self.alias}' yet: "
+                    "train and promote one (mlops-kit train)"
+                ) from exc
+            raise RegistryUnavailable(_short(exc)) from exc
+        except (NoChampion, RegistryUnavailable):
+            raise
+        except Exception as exc:  # noqa: BLE001 - connection errors come in many types
+            raise RegistryUnavailable(_short(exc)) from exc
+
+    def _load(self, mv: Any) -> Champion:
+        import mlflow.artifacts
+
+        client = self._mlflow_client()
+        name, version = self.settings.model_name, str(mv.version)
+        source = client.get_model_version_download_uri(name, version)
+        try:
+            metrics = dict(client.get_run(mv.run_id).data.metrics) if mv.run_id else {}
+        except Exception:  # noqa: BLE001 - a deleted run must not block serving
+            metrics = {}
+        tmp = tempfile.mkdtemp(prefix="mlops-kit-model-")
+        try:
+            local = mlflow.artifacts.download_artifacts(
+                artifact_uri=source, dst_path=tmp, tracking_uri=self.settings.tracking_uri
+            )
+            return build_champion(
+                local,
+                name=name,
+                version=version,
+                alias=self.alias,
+                run_id=mv.run_id,
+                tags=dict(mv.tags or {}),
+                metrics=metrics,
+                source=source,
+                max_batch=self.settings.max_batch,
+            )
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    # --- reloading ---------------------------------------------------------------------------
+
+    def check(self) -> tuple[bool, str]:
+        """Ask where the alias points; load and swap if it moved. Returns (swapped, message)."""
+        with self._reload_lock:
+            now = datetime.now(UTC).isoformat(timespec="seconds")
+            before, mv = self.current, None
+            try:
+                mv = self._resolve()
+                if before is not None and str(mv.version) == before.version:
+                    message = f"{before.name}@{self.alias} is still v{before.version}"
+                    self._note(True, now, None)
+                    return False, message
+                champion = self._load(mv)
+            except NoChampion as exc:
+                self._note(True, now, str(exc))
+                return False, str(exc)
+            except RegistryUnavailable as exc:
+                self._note(False, now, f"registry unreachable: {exc}")
+                return False, f"registry unreachable: {exc}"
+            except Exception as exc:  # noqa: BLE001 - a broken new version must not stop serving
+                version = getattr(mv, "version", "?")
+                message = f"could not load {self.settings.model_name} v{version}: {_short(exc)}"
+                self._note(True, now, message)
+                return False, message
+            self.current = champion  # the swap: one reference assignment
+            self._note(True, now, None)
+            was = f" (was v{before.version})" if before else ""
+            message = (
+                f"serving {champion.name} v{champion.version}{was}, scoring: {champion.scoring}"
+            )
+            log.info(message)
+            return True, message
+
+    def _note(self, reachable: bool, when: str, error: str | None) -> None:
+        previous = self.registry.error
+        self.registry = RegistryState(reachable, when, error)
+        if error and error != previous:  # say it once, not at every poll
+            log.warning(
+                "%s; serving %s", error, f"v{self.current.version}" if self.current else "nothing"
+            )
+        elif previous and not error:
+            log.info("registry answers again")
+
+    def start(self) -> None:
+        """Load the champion now (if there is one) and start polling the alias in the background."""
+        self.check()
+        interval = self.settings.reload_interval
+        if interval > 0:
+            self._stop.clear()
+            self._thread = threading.Thread(
+                target=self._poll, args=(interval,), name="champion-poller", daemon=True
+            )
+            self._thread.start()
+
+    def _poll(self, interval: float) -> None:
+        while not self._stop.wait(interval):
+            try:
+                self.check()
+            except Exception:  # noqa: BLE001 - the poller must outlive any single failure
+                log.exception("champion poll failed")
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop polling."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text if len(text) <= 300 else text[:297] + "..."

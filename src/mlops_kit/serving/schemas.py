@@ -1,0 +1,343 @@
+"""Request validation built from the served model, readable 4xx messages, and the response shapes.
+
+Which fields a record needs is read from the model, not written here: the input columns come from
+the logged signature, the categories from the fitted OneHotEncoder. The rule for a record:
+
+* numeric inputs (the measurements a user has in hand) are **required**: a finite JSON number;
+  strings, booleans, null, NaN and infinity are refused;
+* categorical inputs are **optional**: one of the categories the model was trained on, or null /
+  absent when unknown (the pipeline imputes the most frequent one); an unseen category is refused;
+* any other field is refused, so a typo (``bill_lenght_mm``) is an error, not a silently
+  imputed value.
+"""
+
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal, NotRequired, Required
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, with_config
+from typing_extensions import TypedDict  # pydantic needs this one on Python < 3.12
+
+NUMERIC_TYPES = {"double", "float", "long", "integer"}
+MAX_PROBLEMS = 20  # problems listed in one error response
+
+
+@dataclass(frozen=True)
+class InputField:
+    """One input column of the model: name, kind, whether a record must carry it, categories."""
+
+    name: str
+    kind: Literal["number", "category", "string"]
+    required: bool
+    categories: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        """What a valid value looks like, in words."""
+        if self.kind == "number":
+            return "required, a finite number"
+        if self.kind == "category":
+            return "optional, one of " + ", ".join(self.categories) + " (null or absent: imputed)"
+        return "optional, text"
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """The record a model accepts, and the validators derived from it."""
+
+    fields: tuple[InputField, ...]
+    max_batch: int
+    record: TypeAdapter[Any] = field(init=False, repr=False, compare=False)
+    batch: TypeAdapter[Any] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        record_type = _record_type(self.fields)
+        object.__setattr__(self, "record", TypeAdapter(record_type))
+        size = Field(min_length=1, max_length=self.max_batch)
+        batch_type = Annotated[list[record_type], size]  # type: ignore[valid-type]
+        object.__setattr__(self, "batch", TypeAdapter(batch_type))
+
+    @property
+    def names(self) -> list[str]:
+        """Input column names, in model order."""
+        return [f.name for f in self.fields]
+
+    @property
+    def numeric(self) -> list[str]:
+        """Numeric input column names."""
+        return [f.name for f in self.fields if f.kind == "number"]
+
+    @property
+    def required(self) -> list[str]:
+        """Fields every record must carry."""
+        return [f.name for f in self.fields if f.required]
+
+    @property
+    def categories(self) -> dict[str, list[str]]:
+        """Known categories per categorical field."""
+        return {f.name: list(f.categories) for f in self.fields if f.kind == "category"}
+
+    def record_schema(self) -> dict[str, Any]:
+        """JSON schema of one record (for the OpenAPI document)."""
+        return self.record.json_schema()
+
+    def columns(self, records: list[dict[str, Any]]) -> dict[str, list[Any]]:
+        """Validated records, column-wise in model order (None where a field is absent)."""
+        out = {}
+        for f in self.fields:
+            get = (
+                operator.itemgetter(f.name) if f.required else operator.methodcaller("get", f.name)
+            )
+            out[f.name] = list(map(get, records))
+        return out
+
+
+def build_spec(
+    inputs: list[tuple[str, str]], categories: dict[str, list[str]], max_batch: int
+) -> InputSpec:
+    """An InputSpec from the signature's (name, type) pairs and the encoder's categories."""
+    fields = []
+    for name, dtype in inputs:
+        if dtype in NUMERIC_TYPES:
+            fields.append(InputField(name, "number", required=True))
+        elif categories.get(name):
+            fields.append(InputField(name, "category", False, tuple(categories[name])))
+        else:
+            fields.append(InputField(name, "string", required=False))
+    return InputSpec(tuple(fields), max_batch)
+
+
+def _record_type(fields: tuple[InputField, ...]) -> type:
+    annotations: dict[str, Any] = {}
+    for f in fields:
+        if f.kind == "number":
+            value = Annotated[
+                float, Field(strict=True, allow_inf_nan=False, description=f.describe())
+            ]
+            annotations[f.name] = Required[value]
+        elif f.kind == "category":
+            choice = Literal[f.categories]  # type: ignore[valid-type]
+            annotations[f.name] = NotRequired[
+                Annotated[choice | None, Field(description=f.describe())]  # type: ignore[operator]
+            ]
+        else:
+            annotations[f.name] = NotRequired[
+                Annotated[str | None, Field(strict=True, description=f.describe())]
+            ]
+    record = TypedDict("Record", annotations)  # type: ignore[operator]
+    return with_config(ConfigDict(extra="forbid", title="Record"))(record)
+
+
+class BadRequest(Exception):
+    """A request the API refuses: HTTP status, a one-line message and the itemised problems."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        problems: list[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.problems = problems or []
+        self.headers = headers or {}
+
+    def body(self) -> dict[str, Any]:
+        """The JSON error body: a summary plus FastAPI-style ``detail`` items."""
+        return {"message": self.message, "detail": self.problems}
+
+
+def _show(value: object) -> str:
+    if isinstance(value, float) and value != value:
+        return "NaN"
+    if isinstance(value, float) and value in (float("inf"), float("-inf")):
+        return "Infinity" if value > 0 else "-Infinity"
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _type_name(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+def _problem(error: dict[str, Any], spec: InputSpec, batch: bool) -> dict[str, Any]:
+    loc = list(error["loc"])
+    record = loc.pop(0) if batch and loc and isinstance(loc[0], int) else (None if batch else 0)
+    name = str(loc[0]) if loc else None
+    kind, value = error["type"], error.get("input")
+    by_name = {f.name: f for f in spec.fields}
+    if kind == "missing":
+        msg = (
+            f"field '{name}' is missing ({by_name[name].describe()})"
+            if name in by_name
+            else "missing"
+        )
+    elif kind == "extra_forbidden":
+        msg = (
+            f"field '{name}' is not an input of the model; its inputs are: {', '.join(spec.names)}"
+        )
+    elif kind in ("float_type", "string_type"):
+        wanted = "a number" if kind == "float_type" else "text or null"
+        msg = f"field '{name}' must be {wanted}, got {_type_name(value)} {_show(value)}"
+    elif kind == "finite_number":
+        msg = f"field '{name}' must be a finite number, got {_show(value)}"
+    elif kind == "literal_error":
+        known = ", ".join(by_name[name].categories) if name in by_name else ""
+        if isinstance(value, str):
+            msg = f"field '{name}' has an unknown category {_show(value)}; the model knows: {known}"
+        else:
+            got = f"{_type_name(value)} {_show(value)}"
+            msg = f"field '{name}' must be one of {known} or null, got {got}"
+    elif kind == "dict_type":
+        msg = f"a record must be a JSON object, got {_type_name(value)}"
+    else:
+        msg = error["msg"]
+    where = f"record {record}: " if batch and record is not None else ""
+    item: dict[str, Any] = {"loc": ["body", *([record] if batch else []), *loc], "type": kind}
+    item.update(field=name, msg=where + msg)
+    if batch:
+        item["record"] = record
+    return item
+
+
+def validation_error(exc: ValidationError, spec: InputSpec, batch: bool) -> BadRequest:
+    """Turn pydantic's errors into a 4xx naming each record, field and problem."""
+    errors = exc.errors(include_url=False)
+    top = errors[0]
+    if top["type"] == "json_invalid":
+        return BadRequest(400, f"the body is not valid JSON: {top['ctx']['error']}")
+    if batch and top["type"] == "too_short" and not top["loc"]:
+        return BadRequest(422, "empty batch: send at least one record")
+    if batch and top["type"] == "too_long" and not top["loc"]:
+        n = top["ctx"]["actual_length"]
+        return BadRequest(
+            422, f"batch of {n} records is over the limit of {spec.max_batch} (MLOPS_KIT_MAX_BATCH)"
+        )
+    # an unknown field first: it is usually a typo of the missing one reported next to it
+    errors.sort(
+        key=lambda e: (e["loc"][0] if batch and e["loc"] else 0, e["type"] != "extra_forbidden")
+    )
+    problems = [_problem(e, spec, batch) for e in errors[:MAX_PROBLEMS]]
+    message = "; ".join(p["msg"] for p in problems[:3])
+    if len(errors) > 3:
+        more = len(errors) - 3
+        message += f" (and {more} more problem{'s' if more > 1 else ''})"
+    return BadRequest(422, message, problems)
+
+
+# --- response shapes (documentation of what the API returns) ---------------------------------
+
+
+class Prediction(BaseModel):
+    """The model's answer for one record."""
+
+    predicted: str = Field(description="the predicted class")
+    confidence: float = Field(description="probability of the predicted class")
+    probabilities: dict[str, float] = Field(description="probability of every class")
+    low_confidence: bool = Field(description="confidence below the review threshold")
+    model_name: str
+    model_version: str
+
+
+class PredictResponse(BaseModel):
+    """Predictions for the records sent, in the same order, and the model version that made them."""
+
+    request_id: str
+    model_name: str
+    model_version: str
+    low_confidence_threshold: float
+    predictions: list[Prediction]
+
+
+class Problem(BaseModel):
+    """One thing wrong with a request."""
+
+    loc: list[str | int]
+    type: str
+    field: str | None = None
+    msg: str
+    record: int | None = None
+
+
+class ErrorResponse(BaseModel):
+    """A refused request: a one-line message and the itemised problems."""
+
+    message: str
+    detail: list[Problem] | str = []
+
+
+class RegistryStatus(BaseModel):
+    """What the API last heard from the MLflow registry."""
+
+    reachable: bool | None
+    last_check: str | None
+    error: str | None
+    reload_interval: float
+
+
+class LogStatus(BaseModel):
+    """The prediction log's writer."""
+
+    written: int
+    pending: int
+    failed: int
+    error: str | None
+
+
+class Health(BaseModel):
+    """Liveness, whether a model is loaded, and whether the registry and the log are working."""
+
+    status: Literal["ok", "degraded", "unavailable"]
+    model_loaded: bool
+    model_name: str
+    model_version: str | None
+    registry: RegistryStatus
+    prediction_log: LogStatus
+    uptime_s: float
+
+
+class ModelInfo(BaseModel):
+    """The model being served: registry facts, metrics, and what a record must contain."""
+
+    name: str
+    version: str
+    alias: str
+    run_id: str | None
+    data_version: str | None
+    candidate: str | None
+    gate: str | None
+    metrics: dict[str, float]
+    classes: list[str]
+    inputs: dict[str, str]
+    required: list[str]
+    categories: dict[str, list[str]]
+    low_confidence_threshold: float
+    max_batch: int
+    scoring: Literal["compiled", "pipeline"]
+    loaded_at: str
+    source: str
+
+
+class ReloadResult(BaseModel):
+    """What an admin reload did."""
+
+    reloaded: bool
+    model_name: str
+    previous_version: str | None
+    model_version: str | None
+    message: str

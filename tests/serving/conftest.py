@@ -1,0 +1,274 @@
+"""Fixtures for the API tests: a trained registry, a workspace per test, real server processes."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import mlflow
+import pytest
+from mlflow.tracking import MlflowClient
+
+from mlops_kit.config import PENGUIN_FEATURES, Settings, get_settings
+from mlops_kit.registry import CHAMPION
+from mlops_kit.serving.app import create_app
+from mlops_kit.workflow import run_training_pipeline
+
+with warnings.catch_warnings():
+    warnings.simplefilter(
+        "ignore"
+    )  # starlette asks for httpx2 here; the kit's dev deps carry httpx
+    from fastapi.testclient import TestClient
+
+PYTHON = sys.executable
+MLFLOW_BIN = str(Path(sys.executable).parent / "mlflow")
+HOST = "127.0.0.1"
+MLFLOW_ENV = (
+    "MLFLOW_TRACKING_URI",
+    "MLFLOW_REGISTRY_URI",
+    "MLFLOW_EXPERIMENT_NAME",
+    "MLFLOW_RUN_ID",
+)
+# A complete record as a user sends it; also valid for v2, which does not know 'sex'.
+RECORD = {
+    "island": "Dream",
+    "bill_length_mm": 46.5,
+    "bill_depth_mm": 17.9,
+    "flipper_length_mm": 192.0,
+    "body_mass_g": 3500.0,
+}
+NO_SEX = [f for f in PENGUIN_FEATURES if f != "sex"]
+
+
+def forget_mlflow() -> None:
+    """Drop the tracking URI that MLflow keeps process-wide (and exports to the environment)."""
+    while mlflow.active_run() is not None:
+        mlflow.end_run()
+    mlflow.set_tracking_uri(None)
+    mlflow.set_registry_uri(None)
+    for name in MLFLOW_ENV:
+        os.environ.pop(name, None)
+
+
+@dataclass(frozen=True)
+class Registry:
+    """A trained store: v1 (all penguin features) is champion; v2 (trained without 'sex') is not."""
+
+    workspace: Path
+    model_name: str
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Registry:
+    """Train two versions once per session; tests copy its database and never write into it."""
+    root = tmp_path_factory.mktemp("serving-registry")
+    with pytest.MonkeyPatch.context() as mp:
+        for name in MLFLOW_ENV:
+            mp.delenv(name, raising=False)
+        settings = Settings(workspace=root / "workspace", runs_dir=root / "runs")
+        try:
+            run_training_pipeline(settings, candidates=["logistic_regression"])
+            run_training_pipeline(
+                settings, features=NO_SEX, candidates=["logistic_regression"], quality_gate=0.0
+            )
+            client = MlflowClient(settings.tracking_uri, settings.registry_uri)
+            client.set_registered_model_alias(settings.model_name, CHAMPION, "1")
+        finally:
+            forget_mlflow()
+    return Registry(settings.workspace, settings.model_name)
+
+
+@pytest.fixture
+def workspace(
+    registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Path]:
+    """This test's own workspace holding a copy of the trained registry database (v1 champion)."""
+    ws = tmp_path / "workspace"
+    ws.mkdir()
+    shutil.copy2(registry.workspace / "mlflow.db", ws / "mlflow.db")
+    for name in os.environ:
+        if name.startswith("MLOPS_KIT_"):
+            monkeypatch.delenv(name)
+    for name in MLFLOW_ENV:
+        monkeypatch.setenv(name, "unset-by-test")  # so that monkeypatch restores the absence
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("MLOPS_KIT_WORKSPACE", str(ws))
+    monkeypatch.setenv("MLOPS_KIT_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    yield ws
+    forget_mlflow()
+
+
+@pytest.fixture
+def settings(workspace: Path) -> Settings:
+    """Settings inside the test's workspace; no background polling unless a test asks for it."""
+    return get_settings(reload_interval=0)
+
+
+@pytest.fixture
+def make_client(workspace: Path) -> Iterator[Callable[..., TestClient]]:
+    """Start the app (lifespan included) with settings overrides; stopped at the end of the test."""
+    stack: list[TestClient] = []
+
+    def make(**overrides: object) -> TestClient:
+        overrides.setdefault("reload_interval", 0)
+        client = TestClient(create_app(get_settings(**overrides)))
+        client.__enter__()
+        stack.append(client)
+        return client
+
+    yield make
+    for client in reversed(stack):
+        client.__exit__(None, None, None)
+
+
+@pytest.fixture
+def client(make_client: Callable[..., TestClient]) -> TestClient:
+    """The app serving the registry's champion (v1)."""
+    return make_client()
+
+
+@pytest.fixture
+def record() -> dict[str, object]:
+    """A complete record without 'sex' (valid for both versions); tests add 'sex' if needed."""
+    return dict(RECORD)
+
+
+@pytest.fixture
+def promote(settings: Settings) -> Callable[[str], None]:
+    """Point the test registry's `champion` alias at another version, as a promotion does."""
+
+    def move(version: str) -> None:
+        client = MlflowClient(settings.tracking_uri, settings.registry_uri)
+        client.set_registered_model_alias(settings.model_name, CHAMPION, version)
+
+    return move
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def wait_for(url: str, proc: subprocess.Popen, log: Path, timeout: float = 90.0) -> None:
+    """Poll url until it answers at all (any status), or fail with the process's output."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            httpx.get(url, timeout=2)
+            return
+        except httpx.TransportError:
+            time.sleep(0.2)
+    raise RuntimeError(f"{url} did not answer in {timeout:.0f} s:\n{log.read_text()[-3000:]}")
+
+
+def stop_process(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
+    """Ask a process to stop, then kill it if it does not."""
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+
+@dataclass
+class Server:
+    """A server process started by a test, and where it listens."""
+
+    url: str
+    proc: subprocess.Popen
+    log: Path
+
+    def stop(self) -> None:
+        """Ask it to stop (SIGTERM: a graceful shutdown), kill it if it does not."""
+        stop_process(self.proc)
+
+
+def _clean_env(**extra: str) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("MLOPS_KIT_") and k not in MLFLOW_ENV
+    }
+    return {**env, "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false", **extra}
+
+
+@contextmanager
+def api_process(log: Path, **env: str) -> Iterator[Server]:
+    """`python -m mlops_kit serve` on a free port of 127.0.0.1; `env`: MLOPS_KIT_*, MLFLOW_*."""
+    port = free_port()
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [PYTHON, "-m", "mlops_kit", "serve", "--port", str(port)],
+            env=_clean_env(**env),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    server = Server(f"http://{HOST}:{port}", proc, log)
+    try:
+        wait_for(f"{server.url}/health", proc, log)
+        yield server
+    finally:
+        server.stop()
+
+
+@contextmanager
+def mlflow_server(root: Path) -> Iterator[Server]:
+    """A real `mlflow server` on a free port of 127.0.0.1 (one worker, no job runner)."""
+    port = free_port()
+    log = root / "mlflow-server.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [
+                MLFLOW_BIN,
+                "server",
+                "--host",
+                HOST,
+                "--port",
+                str(port),
+                "--workers",
+                "1",
+                "--backend-store-uri",
+                f"sqlite:///{root / 'srv.db'}",
+                "--artifacts-destination",
+                str(root / "art"),
+            ],  # fmt: skip
+            env=_clean_env(MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false"),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    server = Server(f"http://{HOST}:{port}", proc, log)
+    try:
+        wait_for(f"{server.url}/health", proc, log, timeout=120)
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def start_api() -> Callable[..., AbstractContextManager[Server]]:
+    """`with start_api(log, **env) as server:` the API as a real uvicorn process."""
+    return api_process
+
+
+@pytest.fixture
+def start_mlflow_server() -> Callable[[Path], AbstractContextManager[Server]]:
+    """`with start_mlflow_server(root) as server:` a real `mlflow server` process."""
+    return mlflow_server
