@@ -15,7 +15,7 @@ CANARY_VENV := .venv-canary
 CANARY_PACKAGES := mlflow scikit-learn pandas papermill nbval
 
 .PHONY: help install demo test unit-tests notebook-tests lint format lab mlflow-ui serve reset \
-	notebooks bench lock train-job canary canary-versions
+	notebooks bench lock train-job deploy-smoke canary canary-versions
 
 help: ## show this list
 	@echo "mlops-kit — make <target>:"
@@ -52,6 +52,9 @@ notebook-tests: install ## pytest --nbval: re-run each committed notebook in a f
 
 train-job: install ## the scheduled training job: notebook 02 headless; fails if the gate refuses (QUALITY_GATE=0.90)
 	$(BIN)/mlops-kit pipeline 02 -p QUALITY_GATE=$(QUALITY_GATE) -p FAIL_ON_REFUSAL=true
+
+deploy-smoke: install ## CD: start the API on the champion, smoke-test it, roll the alias back if it fails
+	$(BIN)/mlops-kit deploy-smoke
 
 canary: ## the tests against the newest mlflow, scikit-learn, pandas, papermill, nbval (not the pins), in .venv-canary
 	$(MAKE) VENV=$(CANARY_VENV) CONSTRAINTS= install

@@ -38,7 +38,7 @@ def _load(path: Path) -> dict:
 
 
 def test_the_expected_workflows_exist():
-    assert {p.name for p in WORKFLOWS} >= {"ci.yml", "train.yml", "canary.yml"}
+    assert {p.name for p in WORKFLOWS} >= {"ci.yml", "train.yml", "deploy.yml", "canary.yml"}
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)

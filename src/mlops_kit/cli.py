@@ -191,6 +191,25 @@ def rollback(
     _report_move(lambda: run_rollback(get_settings(), reason))
 
 
+@app.command("deploy-smoke")
+def deploy_smoke(
+    rollback: bool = typer.Option(
+        True, "--rollback/--no-rollback", help="Roll the alias back when the smoke test fails."
+    ),
+) -> None:
+    """CD: start the API on the champion, smoke-test it, roll the alias back if it fails (exit 1)."""
+    from mlops_kit.delivery import deploy_smoke as run_smoke
+
+    try:
+        result = run_smoke(get_settings(), rollback_on_failure=rollback)
+    except ValueError as exc:
+        _fail(str(exc))
+    for line in result.lines():
+        typer.echo(line)
+    if not result.ok:
+        raise typer.Exit(1)
+
+
 def _report_move(move) -> None:  # noqa: ANN001 - a zero-argument callable returning an AliasMove
     try:
         done = move()

@@ -70,6 +70,12 @@ def score_model(model_uri: str, prepared: PreparedData) -> dict[str, float]:
     }
 
 
+def register(settings: Settings, model_uri: str, tags: dict[str, str] | None = None) -> str:
+    """Register a logged model as a new version of the kit's model; return the version number."""
+    with contextlib.redirect_stderr(io.StringIO()):  # mlflow prints "Created version ..." itself
+        return str(mlflow.register_model(model_uri, settings.model_name, tags=tags or {}).version)
+
+
 def register_and_gate(
     model_uri: str,
     score: float,
@@ -82,10 +88,7 @@ def register_and_gate(
 ) -> GateDecision:
     """Register the model as a new version; give it `champion` only if it passes the gate and beats the champion."""
     client = make_client(settings)
-    with contextlib.redirect_stderr(io.StringIO()):  # mlflow prints "Created version ..." itself
-        version = str(
-            mlflow.register_model(model_uri, settings.model_name, tags=tags or {}).version
-        )
+    version = register(settings, model_uri, tags)
     previous = champion_version(settings, client)
     champion_score = None
     if score < threshold:

@@ -1,0 +1,174 @@
+"""Level 2, CD: deploy the champion, smoke-test the API serving it, roll the alias back if it fails."""
+
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from mlops_kit import registry
+from mlops_kit.config import Settings
+from mlops_kit.serving.process import ApiProcess, start_api
+
+SMOKE_RELOAD_INTERVAL = 1.0  # the smoke-test API polls the registry this often (seconds)
+
+
+@dataclass
+class Check:
+    """One smoke-test check: what was checked, whether it passed, and what was seen."""
+
+    name: str
+    ok: bool
+    detail: str
+
+
+@dataclass
+class SmokeResult:
+    """The outcome of a deployment smoke test, and the rollback it caused, if any."""
+
+    model_name: str
+    expected_version: str
+    checks: list[Check]
+    rollback: registry.AliasMove | None = None
+    serving_after: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when every check passed."""
+        return all(c.ok for c in self.checks)
+
+    def table(self) -> pd.DataFrame:
+        """The checks as a small table."""
+        return pd.DataFrame(
+            [(c.name, "ok" if c.ok else "FAILED", c.detail) for c in self.checks],
+            columns=["check", "result", "detail"],
+        )
+
+    def lines(self) -> list[str]:
+        """A compact report for a terminal or a CI log."""
+        out = [f"smoke test of {self.model_name} v{self.expected_version}:"]
+        out += [f"  {'ok    ' if c.ok else 'FAILED'} {c.name:<12} {c.detail}" for c in self.checks]
+        if self.rollback:
+            out.append(
+                f"rolled back: champion v{self.rollback.from_version} -> v{self.rollback.to_version}"
+            )
+        if self.serving_after:
+            out.append(f"the API now serves v{self.serving_after}")
+        out += self.notes
+        return out
+
+
+def _example_record(api: ApiProcess) -> dict | None:
+    """The served model's own input example, as published on the API's OpenAPI page."""
+    body = api.get("/openapi.json")["paths"]["/predict"]["post"]["requestBody"]
+    examples = body["content"]["application/json"].get("examples", {})
+    return examples.get("one record", {}).get("value")
+
+
+def smoke_checks(api: ApiProcess, expected: str) -> list[Check]:
+    """Health, model version against the registry, and one real prediction."""
+    health = api.get("/health")
+    loaded = bool(health.get("model_loaded"))
+    checks = [
+        Check(
+            "health",
+            health.get("status") == "ok" and loaded,
+            f"status={health.get('status')}, model loaded={loaded}",
+        )
+    ]
+    served = str(health.get("model_version")) if loaded else None
+    checks.append(
+        Check(
+            "version",
+            served == expected,
+            f"API serves v{served}, registry champion is v{expected}"
+            if served
+            else f"API serves no model, registry champion is v{expected}",
+        )
+    )
+    record = _example_record(api) if loaded else None
+    if record is None:
+        checks.append(Check("prediction", False, "no model to ask"))
+        return checks
+    status, answer = api.post("/predict", record)
+    prediction = (answer.get("predictions") or [{}])[0]
+    confidence = prediction.get("confidence")
+    good = (
+        status == 200
+        and str(prediction.get("model_version")) == expected
+        and isinstance(confidence, float)
+        and 0.0 <= confidence <= 1.0
+    )
+    detail = (
+        f"HTTP {status}: {prediction.get('predicted')} ({confidence:.2f}) by v{prediction.get('model_version')}"
+        if status == 200
+        else f"HTTP {status}: {answer.get('message', '')[:120]}"
+    )
+    checks.append(Check("prediction", good, detail))
+    return checks
+
+
+def wait_for_version(api: ApiProcess, version: str, timeout: float = 30.0) -> str | None:
+    """Wait until the API serves a version (it follows the alias); the version it serves at the end."""
+    deadline = time.monotonic() + timeout
+    served = None
+    while time.monotonic() < deadline:
+        health = api.get("/health")
+        served = str(health["model_version"]) if health.get("model_loaded") else None
+        if served == version:
+            return served
+        time.sleep(0.25)
+    return served
+
+
+def deploy_smoke(settings: Settings, rollback_on_failure: bool = True) -> SmokeResult:
+    """Start the API on the champion, smoke-test it; on failure roll the alias back and verify."""
+    expected = registry.champion_version(settings)
+    if expected is None:
+        raise ValueError(f"model '{settings.model_name}' has no champion to deploy")
+    api_settings = settings.model_copy(update={"reload_interval": SMOKE_RELOAD_INTERVAL})
+    with start_api(api_settings, require_model=False) as api:
+        result = SmokeResult(settings.model_name, expected, smoke_checks(api, expected))
+        if result.ok or not rollback_on_failure:
+            result.serving_after = wait_for_version(api, expected, timeout=0) if result.ok else None
+            return result
+        failed = next(c for c in result.checks if not c.ok)
+        try:
+            result.rollback = registry.rollback(
+                settings, f"smoke test failed ({failed.name}: {failed.detail})"
+            )
+        except ValueError as exc:
+            result.notes.append(f"no rollback possible: {exc}")
+            return result
+        result.serving_after = wait_for_version(api, result.rollback.to_version)
+        if result.serving_after != result.rollback.to_version:
+            result.notes.append("the API did not pick up the restored champion in time")
+    return result
+
+
+def register_broken_candidate(settings: Settings, reason: str) -> str:
+    """For the level-2 lesson: register a model saved before .fit() and make it champion by hand."""
+    import mlflow
+
+    from mlops_kit import data, tracking, train
+    from mlops_kit.model import ClassifierWithConfidence
+
+    prepared = data.prepare(settings, write=False)
+    unfitted = train.build_pipeline("logistic_regression", prepared.spec, settings.seed)
+    tracking.configure(settings)
+    # no input example: MLflow would try it on the unfitted model; no example is part of the bug
+    with mlflow.start_run(run_name="broken-candidate"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        mlflow.set_tags({"candidate": "broken (never fitted)", **tracking.invocation_tags()})
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=ClassifierWithConfidence(unfitted, prepared.spec.features),
+            signature=train.signature_for(prepared, sorted(prepared.y_train.unique())),
+            pip_requirements=train.pip_requirements(),
+        )
+    version = registry.register(settings, info.model_uri, {"candidate": "broken (never fitted)"})
+    registry.promote(settings, version, reason)
+    return version

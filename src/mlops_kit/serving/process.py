@@ -1,0 +1,146 @@
+"""Run the API as a background process on 127.0.0.1: for notebooks, smoke tests and benchmarks."""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mlops_kit.config import Settings
+
+HOST = "127.0.0.1"
+
+
+def free_port(host: str = HOST) -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment that makes a child process build the same settings."""
+    env = {}
+    for name, value in settings.model_dump().items():
+        if value is None or name in ("tracking_uri_override", "registry_uri_override"):
+            continue
+        text = json.dumps(value) if isinstance(value, list) else str(value)
+        env[f"MLOPS_KIT_{name.upper()}"] = text
+    if settings.tracking_uri_override:
+        env["MLFLOW_TRACKING_URI"] = settings.tracking_uri_override
+    if settings.registry_uri_override:
+        env["MLFLOW_REGISTRY_URI"] = settings.registry_uri_override
+    return env
+
+
+def _clean_environ() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith(("MLOPS_KIT_", "MLFLOW_"))}
+
+
+@dataclass
+class ApiProcess:
+    """A running `mlops-kit serve`; stop() (or leaving a `with` block, or interpreter exit) ends it."""
+
+    url: str
+    port: int
+    proc: subprocess.Popen
+    log: Path
+    _stopped: bool = field(default=False, repr=False)
+
+    def get(self, path: str, timeout: float = 10.0) -> dict:
+        """GET a path of the API and decode its JSON answer (any status)."""
+        return _request(f"{self.url}{path}", None, timeout)[1]
+
+    def post(self, path: str, body: object, timeout: float = 30.0) -> tuple[int, dict]:
+        """POST JSON to a path of the API; the status and the decoded answer."""
+        return _request(f"{self.url}{path}", body, timeout)
+
+    def log_tail(self, chars: int = 3000) -> str:
+        """The end of the server's log."""
+        return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """Ask the server to stop (graceful: the prediction log is flushed), kill it if it won't."""
+        if self._stopped:
+            return
+        self._stopped = True
+        atexit.unregister(self.stop)
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=timeout)
+            except ProcessLookupError:
+                pass
+
+    def __enter__(self) -> ApiProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _request(url: str, body: object | None, timeout: float) -> tuple[int, dict]:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(
+        url, data=data, headers={"Content-Type": "application/json"} if data else {}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, json.loads(response.read() or b"{}")
+    except urllib.error.HTTPError as error:
+        payload = error.read()
+        try:
+            return error.code, json.loads(payload or b"{}")
+        except json.JSONDecodeError:
+            return error.code, {"message": payload.decode(errors="replace")}
+
+
+def start_api(
+    settings: Settings,
+    port: int | None = None,
+    log: Path | None = None,
+    timeout: float = 60.0,
+    require_model: bool = True,
+) -> ApiProcess:
+    """Start `python -m mlops_kit serve` in its own process group and wait until it answers."""
+    port = port or free_port()
+    if log is None:
+        log = Path(tempfile.mkdtemp(prefix="mlops-kit-api-")) / "api.log"
+    env = {**_clean_environ(), **settings_env(settings), "MLOPS_KIT_API_HOST": HOST}
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mlops_kit", "serve", "--port", str(port)],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: stopped as one, never orphaned
+        )
+    api = ApiProcess(f"http://{HOST}:{port}", port, proc, log)
+    atexit.register(api.stop)  # a failing notebook cell or test still stops the server
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            api.stop()
+            raise RuntimeError(f"the API exited with {proc.returncode}:\n{api.log_tail()}")
+        try:
+            status, health = _request(f"{api.url}/health", None, 2.0)
+            if status == 200 or (not require_model and status == 503):
+                return api
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.2)
+    api.stop()
+    raise RuntimeError(f"the API did not answer within {timeout:.0f} s:\n{api.log_tail()}")
