@@ -34,6 +34,7 @@ class SmokeResult:
     rollback: registry.AliasMove | None = None
     serving_after: str | None = None
     notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0  # wall time: API start, checks, and rollback if any
 
     @property
     def ok(self) -> bool:
@@ -129,24 +130,30 @@ def deploy_smoke(settings: Settings, rollback_on_failure: bool = True) -> SmokeR
     expected = registry.champion_version(settings)
     if expected is None:
         raise ValueError(f"model '{settings.model_name}' has no champion to deploy")
+    started = time.perf_counter()
     api_settings = settings.model_copy(update={"reload_interval": SMOKE_RELOAD_INTERVAL})
     with start_api(api_settings, require_model=False) as api:
         result = SmokeResult(settings.model_name, expected, smoke_checks(api, expected))
-        if result.ok or not rollback_on_failure:
-            result.serving_after = wait_for_version(api, expected, timeout=0) if result.ok else None
-            return result
-        failed = next(c for c in result.checks if not c.ok)
-        try:
-            result.rollback = registry.rollback(
-                settings, f"smoke test failed ({failed.name}: {failed.detail})"
-            )
-        except ValueError as exc:
-            result.notes.append(f"no rollback possible: {exc}")
-            return result
-        result.serving_after = wait_for_version(api, result.rollback.to_version)
-        if result.serving_after != result.rollback.to_version:
-            result.notes.append("the API did not pick up the restored champion in time")
+        if result.ok:
+            result.serving_after = expected
+        elif rollback_on_failure:
+            _roll_back(api, result, settings)
+    result.seconds = time.perf_counter() - started
     return result
+
+
+def _roll_back(api: ApiProcess, result: SmokeResult, settings: Settings) -> None:
+    failed = next(c for c in result.checks if not c.ok)
+    try:
+        result.rollback = registry.rollback(
+            settings, f"smoke test failed ({failed.name}: {failed.detail})"
+        )
+    except ValueError as exc:
+        result.notes.append(f"no rollback possible: {exc}")
+        return
+    result.serving_after = wait_for_version(api, result.rollback.to_version)
+    if result.serving_after != result.rollback.to_version:
+        result.notes.append("the API did not pick up the restored champion in time")
 
 
 def register_broken_candidate(settings: Settings, reason: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,7 @@ class PipelineResult:
     decision: registry.GateDecision
     run_id: str
     experiment_id: str
+    seconds: float = 0.0  # wall time from raw data to a gated, registered model
 
     def candidates_table(self) -> pd.DataFrame:
         """The candidates side by side, best first."""
@@ -61,6 +63,7 @@ def run_training_pipeline(
     gate_metric: str | None = None,
 ) -> PipelineResult:
     """Prepare data, train and log every candidate, register the best, gate it; all in one MLflow run."""
+    started = time.perf_counter()
     threshold = settings.quality_gate if quality_gate is None else quality_gate
     metric = gate_metric or settings.gate_metric
     if metric not in ("accuracy", "f1_macro"):
@@ -127,7 +130,10 @@ def run_training_pipeline(
             }
         )
         mlflow.log_dict(decision.to_dict(), "gate_decision.json")
-    return PipelineResult(prepared, results, best, decision, run.info.run_id, experiment_id)
+    seconds = time.perf_counter() - started
+    return PipelineResult(
+        prepared, results, best, decision, run.info.run_id, experiment_id, seconds
+    )
 
 
 def card_table(card: data.DataCard) -> pd.DataFrame:
