@@ -22,6 +22,7 @@ from mlflow.tracking import MlflowClient
 
 from mlops_kit.config import PENGUIN_FEATURES, Settings, get_settings
 from mlops_kit.registry import CHAMPION
+from mlops_kit.serving import process
 from mlops_kit.serving.app import create_app
 from mlops_kit.workflow import run_training_pipeline
 
@@ -230,36 +231,12 @@ def api_process(log: Path, **env: str) -> Iterator[Server]:
 
 
 @contextmanager
-def mlflow_server(root: Path) -> Iterator[Server]:
+def mlflow_server(root: Path) -> Iterator[process.ApiProcess]:
     """A real `mlflow server` on a free port of 127.0.0.1 (one worker, no job runner)."""
-    port = free_port()
-    log = root / "mlflow-server.log"
-    with open(log, "w") as out:
-        proc = subprocess.Popen(
-            [
-                MLFLOW_BIN,
-                "server",
-                "--host",
-                HOST,
-                "--port",
-                str(port),
-                "--workers",
-                "1",
-                "--backend-store-uri",
-                f"sqlite:///{root / 'srv.db'}",
-                "--artifacts-destination",
-                str(root / "art"),
-            ],  # fmt: skip
-            env=_clean_env(MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false"),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    server = Server(f"http://{HOST}:{port}", proc, log)
-    try:
-        wait_for(f"{server.url}/health", proc, log, timeout=120)
+    with process.start_mlflow_server(
+        f"sqlite:///{root / 'srv.db'}", root / "art", log=root / "mlflow-server.log"
+    ) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
@@ -269,6 +246,6 @@ def start_api() -> Callable[..., AbstractContextManager[Server]]:
 
 
 @pytest.fixture
-def start_mlflow_server() -> Callable[[Path], AbstractContextManager[Server]]:
+def start_mlflow_server() -> Callable[[Path], AbstractContextManager[process.ApiProcess]]:
     """`with start_mlflow_server(root) as server:` a real `mlflow server` process."""
     return mlflow_server

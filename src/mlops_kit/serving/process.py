@@ -1,4 +1,4 @@
-"""Run the API as a background process on 127.0.0.1: for notebooks, smoke tests and benchmarks."""
+"""Run the API (or an MLflow server) as a background process on 127.0.0.1: notebooks, checks, tests."""
 
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ def _clean_environ() -> dict[str, str]:
 
 @dataclass
 class ApiProcess:
-    """A running `mlops-kit serve`; stop() (or leaving a `with` block, or interpreter exit) ends it."""
+    """A running server process; stop() (or leaving a `with` block, or interpreter exit) ends it."""
 
     url: str
     port: int
@@ -92,6 +92,14 @@ class ApiProcess:
         self.stop()
 
 
+def _decode(payload: bytes) -> dict:
+    try:
+        value = json.loads(payload or b"{}")
+    except json.JSONDecodeError:  # e.g. mlflow server's /health answers plain "OK"
+        return {"text": payload.decode(errors="replace")}
+    return value if isinstance(value, dict) else {"value": value}
+
+
 def _request(url: str, body: object | None, timeout: float) -> tuple[int, dict]:
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(
@@ -99,13 +107,41 @@ def _request(url: str, body: object | None, timeout: float) -> tuple[int, dict]:
     )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.status, json.loads(response.read() or b"{}")
+            return response.status, _decode(response.read())
     except urllib.error.HTTPError as error:
-        payload = error.read()
+        return error.code, _decode(error.read())
+
+
+def _launch(command: list[str], env: dict[str, str], port: int, log: Path | None) -> ApiProcess:
+    if log is None:
+        log = Path(tempfile.mkdtemp(prefix="mlops-kit-server-")) / "server.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            command,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: stopped as one, never orphaned
+        )
+    server = ApiProcess(f"http://{HOST}:{port}", port, proc, log)
+    atexit.register(server.stop)  # a failing notebook cell or test still stops the server
+    return server
+
+
+def _wait(server: ApiProcess, what: str, timeout: float, accept: tuple[int, ...]) -> ApiProcess:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.proc.poll() is not None:
+            server.stop()
+            raise RuntimeError(f"{what} exited with {server.proc.returncode}:\n{server.log_tail()}")
         try:
-            return error.code, json.loads(payload or b"{}")
-        except json.JSONDecodeError:
-            return error.code, {"message": payload.decode(errors="replace")}
+            if _request(f"{server.url}/health", None, 2.0)[0] in accept:
+                return server
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.2)
+    server.stop()
+    raise RuntimeError(f"{what} did not answer within {timeout:.0f} s:\n{server.log_tail()}")
 
 
 def start_api(
@@ -117,30 +153,31 @@ def start_api(
 ) -> ApiProcess:
     """Start `python -m mlops_kit serve` in its own process group and wait until it answers."""
     port = port or free_port()
-    if log is None:
-        log = Path(tempfile.mkdtemp(prefix="mlops-kit-api-")) / "api.log"
     env = {**_clean_environ(), **settings_env(settings), "MLOPS_KIT_API_HOST": HOST}
-    with open(log, "w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "mlops_kit", "serve", "--port", str(port)],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group: stopped as one, never orphaned
-        )
-    api = ApiProcess(f"http://{HOST}:{port}", port, proc, log)
-    atexit.register(api.stop)  # a failing notebook cell or test still stops the server
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            api.stop()
-            raise RuntimeError(f"the API exited with {proc.returncode}:\n{api.log_tail()}")
-        try:
-            status, health = _request(f"{api.url}/health", None, 2.0)
-            if status == 200 or (not require_model and status == 503):
-                return api
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        time.sleep(0.2)
-    api.stop()
-    raise RuntimeError(f"the API did not answer within {timeout:.0f} s:\n{api.log_tail()}")
+    command = [sys.executable, "-m", "mlops_kit", "serve", "--port", str(port)]
+    server = _launch(command, env, port, log)
+    return _wait(server, "the API", timeout, (200,) if require_model else (200, 503))
+
+
+def start_mlflow_server(
+    backend_uri: str,
+    artifacts: Path | None = None,
+    port: int | None = None,
+    log: Path | None = None,
+    timeout: float = 120.0,
+) -> ApiProcess:
+    """Start `mlflow server` (one worker, no job runner) on 127.0.0.1 and wait until it answers."""
+    port = port or free_port()
+    command = [
+        str(Path(sys.executable).with_name("mlflow")), "server",
+        "--host", HOST, "--port", str(port), "--workers", "1",
+        "--backend-store-uri", backend_uri,
+    ]  # fmt: skip
+    if artifacts is not None:
+        command += ["--artifacts-destination", str(artifacts)]
+    env = {
+        **_clean_environ(),
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",  # the default starts many processes
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+    return _wait(_launch(command, env, port, log), "mlflow server", timeout, (200,))
