@@ -15,7 +15,7 @@ CANARY_VENV := .venv-canary
 CANARY_PACKAGES := mlflow scikit-learn pandas papermill nbval
 
 .PHONY: help install demo test unit-tests notebook-tests lint format lab mlflow-ui serve reset \
-	notebooks bench lock train-job deploy-smoke canary canary-versions
+	notebooks bench lock train-job deploy-smoke canary canary-versions talk-check
 
 help: ## show this list
 	@echo "mlops-kit — make <target>:"
@@ -97,6 +97,9 @@ serve: install ## the REST API serving the champion (http://127.0.0.1:$(PORT)/do
 
 bench: install ## benchmarks: notebook run times against a bare kernel start
 	$(BIN)/python benchmarks/bench_notebooks.py
+
+talk-check: install ## the evening before the talk: setup, all notebooks, API, MLflow UI -> GO / NO-GO
+	$(BIN)/mlops-kit talk-check
 
 reset: ## remove everything generated (MLflow database, artifacts, processed data, runs); data/raw stays
 	rm -rf workspace runs

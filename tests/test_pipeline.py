@@ -153,3 +153,13 @@ def test_scheduled_job_fails_visibly_when_the_gate_refuses(isolated, tmp_path: P
     assert "FAILED" in result.stdout and "quality gate refused" in result.stdout
     assert list((tmp_path / "runs").glob("*/02_pipeline_automatizado.ipynb"))
     assert registry_table(isolated).loc[0, "aliases"] == "champion"  # v1 still serves
+
+
+def test_notebooks_use_the_settings_they_are_run_with(isolated, tmp_path: Path) -> None:
+    other = get_settings(workspace=tmp_path / "other", runs_dir=tmp_path / "other-runs")
+
+    runs = run_notebooks(resolve_notebooks(["01"]), settings=other)
+
+    assert runs[0].ok, runs[0].error
+    assert (other.handoff_dir / "modelo_final_v2_agora_vai.joblib").exists()
+    assert not isolated.handoff_dir.exists()  # the environment's workspace was not used

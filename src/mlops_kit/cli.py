@@ -221,6 +221,21 @@ def _report_move(move) -> None:  # noqa: ANN001 - a zero-argument callable retur
     )
 
 
+@app.command("talk-check")
+def talk_check(
+    notebooks: list[str] = typer.Argument(None, help="Only these notebooks (default: all)."),
+) -> None:
+    """The evening before the talk: setup, every notebook, the API, the MLflow UI; GO or NO-GO."""
+    from mlops_kit.talkcheck import run_talk_check
+
+    typer.echo("talk check (in a temporary workspace: your demo state is not touched)")
+    result = run_talk_check(notebooks or None)
+    for line in result.lines():
+        typer.echo(line)
+    if not result.go:
+        raise typer.Exit(1)
+
+
 @app.command("install-kernel")
 def install_kernel() -> None:
     """Register the 'mlops-kit' Jupyter kernel (this environment's Python) for lab, papermill, nbval."""
@@ -259,6 +274,233 @@ def describe(settings: Settings, champion: str | None, alias: str) -> str:
         + (f"version {champion}" if champion else "(no champion yet)"),
     ]
     return "\n".join(lines)
+
+
+EXIT_RETRAIN_DUE = 10  # monitor: low confidence or input drift crossed its threshold
+
+
+def _since(value: str | None):  # -> datetime | None (imported lazily, as the other commands do)
+    """'24h', '30m', '7d' (that long ago) or an ISO timestamp (UTC unless it says otherwise)."""
+    import re
+    from datetime import UTC, datetime, timedelta
+
+    if not value:
+        return None
+    match = re.fullmatch(r"(\d+)([mhd])", value.strip())
+    if match:
+        unit = {"m": "minutes", "h": "hours", "d": "days"}[match.group(2)]
+        return datetime.now(UTC) - timedelta(**{unit: int(match.group(1))})
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        _fail(f"--since must look like 24h, 30m, 7d or an ISO timestamp, not '{value}'")
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+SinceOpt = typer.Option(
+    None, "--since", help="Only predictions since then: 24h, 30m, 7d or an ISO timestamp."
+)
+LastOpt = typer.Option(None, "--last", help="Only the newest N predictions.")
+
+
+@app.command()
+def simulate(
+    url: str = typer.Option(None, "--url", help="The API (default: http://127.0.0.1:8000)."),
+    batches: int = typer.Option(4, "--batches", help="How many requests to send."),
+    batch_size: int = typer.Option(25, "--batch-size", help="Records per request."),
+    shift: str = typer.Option(
+        "none", "--shift", help="none, calliper (mm), scale (g) or colony (share of records)."
+    ),
+    amount: float = typer.Option(
+        None, "--amount", help="Size of the shift, in the shift's unit (default per shift)."
+    ),
+    seed: int = typer.Option(42, "--seed", help="Same seed, same records in the same order."),
+    phase: str = typer.Option("", "--phase", help="A name for this run, kept with the truth."),
+) -> None:
+    """Send production traffic from the held-out season to the API, optionally shifted; truth kept aside."""
+    from mlops_kit.traffic import TrafficError, describe_shift
+    from mlops_kit.traffic import simulate as run_simulate
+
+    settings = get_settings()
+    target = url or f"http://{settings.api_host}:{settings.api_port}"
+    try:
+        run = run_simulate(
+            settings,
+            target,
+            batches=batches,
+            batch_size=batch_size,
+            shift=shift,
+            amount=amount,
+            seed=seed,
+            phase=phase,
+        )
+    except ValueError as exc:
+        _fail(str(exc))
+    except TrafficError as exc:
+        _fail(str(exc), 1)
+    typer.echo(f"shift          {describe_shift(shift, run.amount)}")
+    typer.echo(run.batch_table().to_string(index=False))
+    typer.echo(f"truth kept in  {display_path(run.truth_path)} (never sent to the API)")
+
+
+@app.command()
+def monitor(
+    since: str = SinceOpt,
+    last: int = LastOpt,
+    recent: int = typer.Option(
+        None, "--recent", help="Predictions the verdict looks at (default 100)."
+    ),
+    segment: str = typer.Option(
+        "25", "--segment", help="History step: a number of predictions, or a time window (1h)."
+    ),
+    out: Path = typer.Option(
+        None,
+        "--out",
+        help="Folder for the report and plots (default: workspace/monitoring/<time>).",
+    ),
+    mlflow_log: bool = typer.Option(
+        True, "--mlflow/--no-mlflow", help="Also log the report to MLflow."
+    ),
+) -> None:
+    """Confidence, low-confidence share, class mix and input drift from the prediction log.
+
+    Exits 10 when retraining is due (low-confidence share or drift over its threshold), so a
+    scheduler can trigger capture, labelling and retraining; 0 otherwise.
+    """
+    import json
+    from datetime import UTC, datetime
+
+    from mlops_kit import monitoring_plots
+    from mlops_kit.monitoring import log_report
+    from mlops_kit.monitoring import monitor as run_monitor
+
+    settings = get_settings()
+    try:
+        report = run_monitor(
+            settings,
+            since=_since(since),
+            last=last,
+            recent=recent,
+            segment=int(segment) if segment.isdigit() else segment,
+        )
+    except ValueError as exc:
+        _fail(str(exc))
+    typer.echo(report.text())
+    if report.predictions == 0:
+        return
+    folder = out or settings.workspace / "monitoring" / datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    folder.mkdir(parents=True, exist_ok=True)
+    figures = monitoring_plots.figures(report)
+    for name, fig in figures.items():
+        fig.savefig(folder / name, dpi=100)
+    (folder / "report.txt").write_text(report.text() + "\n")
+    (folder / "report.json").write_text(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
+    typer.echo(f"\nreport and plots in {display_path(folder)}")
+    if mlflow_log:
+        log_report(report, settings, figures)
+        typer.echo("logged to MLflow as a 'monitoring' run")
+    if report.retrain_due:
+        raise typer.Exit(EXIT_RETRAIN_DUE)
+
+
+@app.command()
+def capture(
+    since: str = SinceOpt,
+    last: int = LastOpt,
+    threshold: float = typer.Option(
+        None, "--threshold", help="Capture below this confidence (default: the API's own flag)."
+    ),
+) -> None:
+    """Put low-confidence predictions no review set holds yet into a new, versioned review set."""
+    from mlops_kit.capture import capture as run_capture
+
+    settings = get_settings()
+    review = run_capture(settings, since=_since(since), last=last, threshold=threshold)
+    if not len(review):
+        typer.echo("no new low-confidence predictions to capture")
+        return
+    typer.echo(
+        f"review set {review.version}: {len(review)} case(s) in {display_path(review.folder)}"
+    )
+    typer.echo(review.table().head(10).to_string(index=False))
+    typer.echo("next: mlops-kit label --export (a CSV to fill in) or --simulated-reviewer (demo)")
+
+
+@app.command()
+def label(
+    review_set: str = typer.Option(
+        None, "--review-set", help="Review set version (default: the newest)."
+    ),
+    export: bool = typer.Option(False, "--export", help="Write the CSV a human fills in."),
+    to: Path = typer.Option(None, "--to", help="Where --export writes (default: in the set)."),
+    from_csv: Path = typer.Option(
+        None, "--import", help="Read a filled-in CSV (its `label` column)."
+    ),
+    simulated: bool = typer.Option(
+        False,
+        "--simulated-reviewer",
+        help="Demo stand-in for a human: label with the simulator's kept-aside truth.",
+    ),
+) -> None:
+    """Label a review set: export a CSV for a human, import it back, or use the simulated reviewer."""
+    from mlops_kit.capture import (
+        LabelError,
+        export_for_labelling,
+        import_labels,
+        label_with_simulator_truth,
+        load_review_set,
+    )
+
+    if sum([export, from_csv is not None, simulated]) != 1:
+        _fail("choose one of --export, --import FILE or --simulated-reviewer")
+    settings = get_settings()
+    try:
+        review = load_review_set(settings, review_set)
+        if export:
+            path = export_for_labelling(review, to)
+            typer.echo(f"{len(review)} case(s) to label in {display_path(path)}")
+            typer.echo("fill in the `label` column, then: mlops-kit label --import " + str(path))
+            return
+        if from_csv is not None:
+            done = import_labels(settings, review, from_csv)
+        else:
+            done = label_with_simulator_truth(settings, review)
+    except (LabelError, ValueError) as exc:
+        _fail(str(exc))
+    typer.echo(f"review set {review.version}")
+    typer.echo(done.summary().to_string(index=False, header=False))
+
+
+@app.command()
+def retrain(
+    holdout: float = typer.Option(
+        None, "--holdout", help="Share of new labelled cases kept out of training (default 0.3)."
+    ),
+    candidates: str = typer.Option(None, "--candidates", help="Comma-separated candidate names."),
+    gate: float = typer.Option(None, "--gate", help="Quality gate: minimum score."),
+    metric: str = typer.Option(None, "--metric", help="Gate metric: f1_macro or accuracy."),
+    fail_on_refusal: bool = typer.Option(
+        False, "--fail-on-refusal", help=f"Exit {EXIT_GATE_REFUSED} when the champion stays."
+    ),
+) -> None:
+    """Train a challenger on the champion's data + labelled cases; promote it only if it is better."""
+    from mlops_kit.retrain import retrain as run_retrain
+
+    try:
+        result = run_retrain(
+            get_settings(),
+            holdout=holdout,
+            candidates=_features(candidates),
+            quality_gate=gate,
+            gate_metric=metric,
+        )
+    except ValueError as exc:
+        _fail(str(exc))
+    typer.echo(result.comparison().to_string(index=False))
+    typer.echo("")
+    typer.echo(result.summary().to_string(index=False, header=False))
+    if fail_on_refusal and not result.decision.promoted:
+        raise typer.Exit(EXIT_GATE_REFUSED)
 
 
 def main() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from pydantic import AliasChoices, Field
@@ -53,6 +54,12 @@ class Settings(BaseSettings):
     max_batch: int = 10_000  # largest batch /predict accepts
     reload_interval: float = 5.0  # seconds between registry polls for a new champion; 0 = off
     admin_token: str | None = None  # enables POST /admin/reload when set
+    # monitoring and retraining
+    monitor_window: int = 100  # the newest predictions the monitoring verdict looks at
+    low_confidence_share: float = 0.15  # retraining is due above this share of low confidence
+    drift_p_value: float = 0.01  # a feature drifts when its KS / chi-square p-value is below this
+    drift_psi: float = 0.25  # ... and its population stability index is above this
+    retrain_holdout: float = 0.3  # share of new labelled cases held out of training, to evaluate
 
     @property
     def tracking_uri(self) -> str:
@@ -93,6 +100,21 @@ class Settings(BaseSettings):
     def handoff_dir(self) -> Path:
         """Where the manual process (level 0) 'hands over' its model file."""
         return self.workspace / "handoff"
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment that makes a child process build the same settings."""
+    env = {}
+    for name, value in settings.model_dump().items():
+        if value is None or name in ("tracking_uri_override", "registry_uri_override"):
+            continue
+        text = json.dumps(value) if isinstance(value, list) else str(value)
+        env[f"MLOPS_KIT_{name.upper()}"] = text
+    if settings.tracking_uri_override:
+        env["MLFLOW_TRACKING_URI"] = settings.tracking_uri_override
+    if settings.registry_uri_override:
+        env["MLFLOW_REGISTRY_URI"] = settings.registry_uri_override
+    return env
 
 
 def get_settings(**overrides: object) -> Settings:

@@ -14,10 +14,18 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from mlops_kit.config import PROJ_ROOT, Settings, display_path
+from mlops_kit.config import PROJ_ROOT, Settings, display_path, settings_env
 from mlops_kit.tracking import INVOCATION_ENV
 
 KERNEL_NAME = "mlops-kit"
+# the variables that choose MLflow's store, experiment or run; the kit's settings decide those
+_MLFLOW_STORE_VARS = (
+    "MLFLOW_TRACKING_URI",
+    "MLFLOW_REGISTRY_URI",
+    "MLFLOW_EXPERIMENT_NAME",
+    "MLFLOW_EXPERIMENT_ID",
+    "MLFLOW_RUN_ID",
+)
 NOTEBOOKS_DIR = PROJ_ROOT / "notebooks"
 
 
@@ -115,25 +123,21 @@ def _execute(
         output = out_dir / notebook.name
         start = time.perf_counter()
         error = None
-        previous = os.environ.get(INVOCATION_ENV)
-        os.environ[INVOCATION_ENV] = invocation  # the kernel inherits it and tags its MLflow runs
+        # the kernel inherits the environment: these settings, and the id that tags its runs
+        environment = {**settings_env(settings), INVOCATION_ENV: invocation}
         try:
-            pm.execute_notebook(
-                str(notebook),
-                str(output),
-                parameters=per_notebook[notebook],
-                kernel_name=KERNEL_NAME,
-                cwd=str(notebook.parent),
-                progress_bar=False,
-                log_output=False,
-            )
+            with _environment(environment):
+                pm.execute_notebook(
+                    str(notebook),
+                    str(output),
+                    parameters=per_notebook[notebook],
+                    kernel_name=KERNEL_NAME,
+                    cwd=str(notebook.parent),
+                    progress_bar=False,
+                    log_output=False,
+                )
         except Exception as exc:  # noqa: BLE001 - papermill raises many kinds; all mean "failed"
             error = _first_line(exc)
-        finally:
-            if previous is None:
-                os.environ.pop(INVOCATION_ENV, None)
-            else:
-                os.environ[INVOCATION_ENV] = previous
         run = NotebookRun(notebook.stem, output, error is None, time.perf_counter() - start, error)
         if output.exists():
             run.mlflow_run_ids = attach_report(output, invocation, settings)
@@ -141,6 +145,20 @@ def _execute(
         if error and stop_on_failure:
             break
     return results
+
+
+@contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """Replace the kit's and MLflow's variables by these for a while, then put everything back."""
+    saved = dict(os.environ)
+    for name in [n for n in os.environ if n.startswith("MLOPS_KIT_") or n in _MLFLOW_STORE_VARS]:
+        del os.environ[name]
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 class PipelineBusyError(RuntimeError):

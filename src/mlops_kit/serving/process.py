@@ -16,7 +16,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mlops_kit.config import Settings
+from mlops_kit.config import Settings, settings_env
 
 HOST = "127.0.0.1"
 
@@ -26,21 +26,6 @@ def free_port(host: str = HOST) -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))
         return sock.getsockname()[1]
-
-
-def settings_env(settings: Settings) -> dict[str, str]:
-    """The environment that makes a child process build the same settings."""
-    env = {}
-    for name, value in settings.model_dump().items():
-        if value is None or name in ("tracking_uri_override", "registry_uri_override"):
-            continue
-        text = json.dumps(value) if isinstance(value, list) else str(value)
-        env[f"MLOPS_KIT_{name.upper()}"] = text
-    if settings.tracking_uri_override:
-        env["MLFLOW_TRACKING_URI"] = settings.tracking_uri_override
-    if settings.registry_uri_override:
-        env["MLFLOW_REGISTRY_URI"] = settings.registry_uri_override
-    return env
 
 
 def _clean_environ() -> dict[str, str]:
