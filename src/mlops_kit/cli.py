@@ -279,7 +279,7 @@ def describe(settings: Settings, champion: str | None, alias: str) -> str:
 EXIT_RETRAIN_DUE = 10  # monitor: low confidence or input drift crossed its threshold
 
 
-def _since(value: str | None):  # -> datetime | None (imported lazily, as the other commands do)
+def _since(value: str | None):  # a datetime (UTC) or None; datetime is imported lazily here
     """'24h', '30m', '7d' (that long ago) or an ISO timestamp (UTC unless it says otherwise)."""
     import re
     from datetime import UTC, datetime, timedelta

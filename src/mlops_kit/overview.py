@@ -19,10 +19,10 @@ COMPONENTS = [
         "02",
         "train.evaluate, registry",
     ),
-    ("Disponibilização", "API REST que consome o modelo do MLflow", "04", "serving"),
-    ("Monitoramento", "índices de confiança e drift em produção", "04", "monitoring"),
-    ("Captação", "baixa confiança vira nova base de dados", "04", "monitoring"),
-    ("Retreinamento", "o ciclo volta ao treinamento", "02, 03, 04", "pipeline, workflow"),
+    ("Disponibilização", "API REST que consome o modelo do MLflow", "03, 04", "serving, delivery"),
+    ("Monitoramento", "índices de confiança e drift em produção", "04", "monitoring, traffic"),
+    ("Captação", "baixa confiança vira nova base de dados", "04", "capture"),
+    ("Retreinamento", "o ciclo volta ao treinamento", "02, 03, 04", "retrain, pipeline, workflow"),
 ]
 
 LEVELS = [

@@ -213,7 +213,7 @@ def _first_line(exc: Exception) -> str:
 
 
 def attach_report(output: Path, invocation: str, settings: Settings) -> list[str]:
-    """Log the executed notebook as the report of every MLflow run its invocation created."""
+    """Log the executed notebook as the report of every top-level MLflow run its invocation created."""
     import mlflow
 
     from mlops_kit import tracking
@@ -224,12 +224,15 @@ def attach_report(output: Path, invocation: str, settings: Settings) -> list[str
         experiment = client.get_experiment_by_name(settings.experiment_name)
         if experiment is None:
             return []
-        runs = client.search_runs(
+        found = client.search_runs(
             [experiment.experiment_id],
-            filter_string=f"tags.`mlops_kit.invocation_id` = '{invocation}' and tags.pipeline = 'training'",
+            filter_string=f"tags.`mlops_kit.invocation_id` = '{invocation}'",
         )
     except mlflow.exceptions.MlflowException:
         return []
+    # the top-level runs the notebook started (training, monitoring, retraining…), not the
+    # nested candidate runs inside them
+    runs = [r for r in found if "mlflow.parentRunId" not in r.data.tags]
     for run in runs:
         client.log_artifact(run.info.run_id, str(output), "report")
     return [r.info.run_id for r in runs]

@@ -14,14 +14,14 @@ from sklearn.metrics import ConfusionMatrixDisplay
 
 # The MLOps cycle of the talk: (box label, where the kit implements it)
 CYCLE = [
-    ("Análise exploratória", "01 · data.py"),
+    ("Análise exploratória", "01 · data.py, plots.py"),
     ("Preparação dos dados", "01/02 · data.py"),
     ("Treinamento", "02 · train.py"),
-    ("Validação", "02 · train.py, registry.py"),
-    ("Disponibilização (API)", "04 · serving/"),
+    ("Validação", "02/03 · train.py, registry.py"),
+    ("Disponibilização (API)", "03/04 · serving/"),
     ("Monitoramento", "04 · monitoring.py"),
-    ("Captação (baixa confiança)", "04 · monitoring.py"),
-    ("Retreinamento", "03/04 · pipeline.py"),
+    ("Captação (baixa confiança)", "04 · capture.py"),
+    ("Retreinamento", "04 · retrain.py"),
 ]
 
 

@@ -138,7 +138,12 @@ def start_api(
 ) -> ApiProcess:
     """Start `python -m mlops_kit serve` in its own process group and wait until it answers."""
     port = port or free_port()
-    env = {**_clean_environ(), **settings_env(settings), "MLOPS_KIT_API_HOST": HOST}
+    env = {
+        **_clean_environ(),
+        **settings_env(settings),
+        "MLOPS_KIT_API_HOST": HOST,
+        "MLOPS_KIT_EXIT_WITH_PARENT": "1",  # stops itself if this process dies without stopping it
+    }
     command = [sys.executable, "-m", "mlops_kit", "serve", "--port", str(port)]
     server = _launch(command, env, port, log)
     return _wait(server, "the API", timeout, (200,) if require_model else (200, 503))

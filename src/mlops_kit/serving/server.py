@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import copy
 import os
+import signal
+import threading
+import time
 
 import uvicorn
 from uvicorn.config import LOGGING_CONFIG
@@ -29,9 +32,26 @@ def log_config() -> dict:
     return config
 
 
+PARENT_ENV = "MLOPS_KIT_EXIT_WITH_PARENT"  # set by serving.process: stop when the starter is gone
+
+
+def _exit_with_parent(interval: float = 1.0) -> None:
+    """A started-in-the-background server stops itself when its parent dies (even by SIGKILL)."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval)
+        os.kill(os.getpid(), signal.SIGTERM)  # graceful: the prediction log is flushed
+
+    threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
+
+
 def serve(settings: Settings | None = None) -> None:
     """Serve the champion on settings.api_host:settings.api_port (one uvicorn worker)."""
     settings = settings or get_settings()
+    if os.environ.get(PARENT_ENV):
+        _exit_with_parent()
     for name, value in MLFLOW_CLIENT_DEFAULTS.items():
         os.environ.setdefault(name, value)
     uvicorn.run(

@@ -1,0 +1,134 @@
+"""The closed loop, step by step, for notebook 04: where the story starts, and the before/after table."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import pandas as pd
+
+from mlops_kit import monitoring, registry, tracking
+from mlops_kit.config import Settings
+from mlops_kit.data import prepare
+from mlops_kit.retrain import RetrainResult
+from mlops_kit.serving.process import ApiProcess
+from mlops_kit.traffic import TrafficRun
+
+RESTART_REASON = "notebook 04 starts the loop from the model trained on the field seasons only"
+
+
+@dataclass(frozen=True)
+class StartingPoint:
+    """The champion the loop starts from, the data it learnt from, and how it got there."""
+
+    version: str
+    data_version: str
+    how: str
+
+    def __str__(self) -> str:
+        return f"champion v{self.version}, trained on data version {self.data_version}: {self.how}"
+
+
+def starting_champion(settings: Settings, **pipeline_options: object) -> StartingPoint:
+    """A champion trained on the field seasons only: the current one, an earlier one, or a new one.
+
+    In a fresh workspace the training pipeline runs once. Where the loop already ran (the champion
+    learnt from production cases), the alias goes back to the newest version trained on the field
+    seasons only, with the reason recorded, so the demonstration can be shown again.
+    """
+    season_data = prepare(settings, write=False).card.data_version
+    has_store = not settings.embedded or settings.mlflow_db.exists()
+    current = registry.champion_version(settings) if has_store else None
+    if current is not None:
+        client = tracking.client(settings)
+        tags = client.get_model_version(settings.model_name, current).tags
+        if tags.get("data_version") == season_data:
+            return StartingPoint(current, season_data, "already the champion")
+        earlier = [
+            v
+            for v in client.search_model_versions(f"name = '{settings.model_name}'")
+            if v.tags.get("data_version") == season_data and v.tags.get("gate") == "passed"
+        ]
+        if earlier:
+            chosen = str(max(int(v.version) for v in earlier))
+            registry.promote(settings, chosen, RESTART_REASON)
+            return StartingPoint(chosen, season_data, f"moved back from v{current}")
+    from mlops_kit.workflow import run_training_pipeline
+
+    result = run_training_pipeline(settings, **pipeline_options)  # type: ignore[arg-type]
+    version = result.decision.version
+    if not result.decision.promoted:
+        if result.decision.score < result.decision.threshold:
+            raise RuntimeError(f"the starting model failed the gate: {result.decision.reason}")
+        registry.promote(settings, version, RESTART_REASON)
+    return StartingPoint(version, season_data, "trained now")
+
+
+def serving_version(api: ApiProcess) -> str | None:
+    """The model version a running API serves now (None when it has none loaded)."""
+    return api.get("/health").get("model_version")
+
+
+def wait_until_serving(api: ApiProcess, version: str, timeout: float = 60.0) -> str:
+    """Wait until the API, which follows the champion alias, serves this version; return it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if api.proc.poll() is not None:
+            raise RuntimeError(f"the API exited with {api.proc.returncode}:\n{api.log_tail()}")
+        if serving_version(api) == str(version):
+            return str(version)
+        time.sleep(0.2)
+    raise TimeoutError(
+        f"the API still serves v{serving_version(api)}, not v{version}, after {timeout:.0f} s"
+    )
+
+
+def phase_report(settings: Settings, run: TrafficRun) -> monitoring.MonitorReport:
+    """Monitoring of exactly the predictions one simulator run caused."""
+    from mlops_kit.serving.predlog import read_predictions
+
+    log = read_predictions(settings, since=run.started_at)
+    mine = log[log["request_id"].isin(set(run.records["request_id"]))]
+    return monitoring.monitor(settings, mine, recent=len(mine), segment=len(mine) or 1)
+
+
+def before_after(
+    settings: Settings,
+    normal: TrafficRun,
+    before: TrafficRun,
+    after: TrafficRun,
+    result: RetrainResult | None = None,
+) -> pd.DataFrame:
+    """Normal traffic, shifted traffic before retraining and after it: the numbers side by side.
+
+    Accuracy uses the simulator's kept-aside truth (a demo has it; production would not); the
+    held-out production cases are the labelled cases neither model trained on.
+    """
+    columns = {"normal": normal, "shifted, before": before, "shifted, after": after}
+    rows: dict[str, list[object]] = {
+        "model version served": [],
+        "mean confidence": [],
+        "low-confidence share": [],
+        "accuracy (simulator truth)": [],
+        "drifted features": [],
+        "accuracy on held-out production cases": [],
+    }
+    for run in columns.values():
+        s = run.summary()
+        report = phase_report(settings, run)
+        rows["model version served"].append(f"v{s['model_version']}")
+        rows["mean confidence"].append(f"{s['mean_confidence']:.3f}")
+        rows["low-confidence share"].append(f"{s['low_confidence_share']:.0%}")
+        rows["accuracy (simulator truth)"].append(f"{s['accuracy']:.0%}")
+        rows["drifted features"].append(", ".join(report.drifted) or "-")
+        held_out = "-"
+        if result is not None and run is not normal:
+            served = str(s["model_version"])
+            scores = (
+                result.challenger_scores
+                if served == result.decision.version
+                else result.champion_scores
+            )
+            held_out = f"{scores['production_accuracy']:.0%}"
+        rows["accuracy on held-out production cases"].append(held_out)
+    return pd.DataFrame(rows, index=list(columns)).T

@@ -1,0 +1,389 @@
+"""Retraining: labelled production cases join the champion's data; a challenger has to beat the champion.
+
+*"... e o processo retorna para a etapa de treinamento."* The new data version is the champion's
+training data plus the labelled cases it has not seen (duplicates and cases already in the data are
+skipped). A seeded share of those new cases is held out: it joins the evaluation data, so champion
+and challenger are compared on the same data, which includes production cases neither learnt from.
+The challenger becomes champion only through the same gate as any model (``register_and_gate``),
+and the API, which follows the alias, serves it without a restart.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+from sklearn.metrics import accuracy_score, f1_score
+from sklearn.model_selection import train_test_split
+
+from mlops_kit import capture, data, registry, tracking, train
+from mlops_kit.config import Settings
+from mlops_kit.model import CONFIDENCE, PREDICTED
+
+ORIGIN = "origin"  # where a row comes from: the original table, or a labelled production case
+SEASON, PRODUCTION = "season", "production"
+
+
+def load_data_version(settings: Settings, data_version: str) -> data.PreparedData:
+    """A catalogued data version read back from the workspace (clean, train, eval and its card)."""
+    folder = settings.data_dir / data_version
+    if not (folder / "card.json").exists():
+        raise ValueError(
+            f"data version {data_version} is not in the catalogue at {settings.data_dir}"
+        )
+    card = data.DataCard(**json.loads((folder / "card.json").read_text()))
+    spec = data.DatasetSpec(
+        card.target,
+        list(card.numeric_features),
+        list(card.categorical_features),
+        card.split.get("by") if card.split.get("by") not in (None, "random") else None,
+    )
+    frames = {}
+    for name in ("clean", "train", "eval"):
+        frame = pd.read_csv(folder / f"{name}.csv")
+        for col in spec.categorical:
+            frame[col] = frame[col].astype(object).where(frame[col].notna(), np.nan)
+        frame[spec.target] = frame[spec.target].astype(str)
+        frames[name] = frame
+    return data.PreparedData(frames["clean"], frames["train"], frames["eval"], spec, card)
+
+
+def champion_data(settings: Settings) -> tuple[str, data.PreparedData]:
+    """The champion's version and the data version it was trained on."""
+    client = tracking.client(settings)
+    version = registry.champion_version(settings, client)
+    if version is None:
+        raise ValueError("there is no champion to retrain: train one first (mlops-kit train)")
+    tags = client.get_model_version(settings.model_name, version).tags
+    data_version = tags.get("data_version", "")
+    if data_version and (settings.data_dir / data_version / "card.json").exists():
+        return version, load_data_version(settings, data_version)
+    # the catalogue was removed (make reset keeps MLflow elsewhere): rebuild it from the raw data
+    return version, data.prepare(settings)
+
+
+def record_keys(frame: pd.DataFrame, spec: data.DatasetSpec) -> pd.Series:
+    """A record's identity by its inputs: the same measurements are the same case."""
+    parts = []
+    for col in spec.features:
+        values = frame[col] if col in frame else pd.Series([np.nan] * len(frame), index=frame.index)
+        if col in spec.numeric:
+            values = pd.to_numeric(values, errors="coerce").round(6)
+        parts.append(values.astype(object).where(values.notna(), "").astype(str))
+    return pd.concat(parts, axis=1).agg("|".join, axis=1) if parts else pd.Series(dtype=str)
+
+
+@dataclass
+class NewData:
+    """A training-data version made from a parent version and labelled production cases."""
+
+    prepared: data.PreparedData
+    parent: str
+    review_sets: list[str]
+    added_train: int
+    added_eval: int
+    skipped: int
+
+    def lineage(self) -> dict[str, object]:
+        """Where this data version comes from."""
+        return {
+            "data_version": self.prepared.card.data_version,
+            "parent_data_version": self.parent,
+            "review_sets": self.review_sets,
+            "production_cases_train": self.added_train,
+            "production_cases_eval": self.added_eval,
+            "cases_skipped_as_duplicates": self.skipped,
+        }
+
+
+def _origin(frame: pd.DataFrame) -> pd.DataFrame:
+    if ORIGIN in frame:
+        return frame.assign(**{ORIGIN: frame[ORIGIN].fillna(SEASON)})
+    return frame.assign(**{ORIGIN: SEASON})
+
+
+def _split(
+    cases: pd.DataFrame, target: str, holdout: float, seed: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    if holdout <= 0:
+        return cases, cases.iloc[0:0]
+    if len(cases) < 2:
+        raise ValueError(
+            f"only {len(cases)} new labelled case: at least 2 are needed, one to learn from and "
+            "one held out to evaluate on"
+        )
+    n_eval = min(len(cases) - 1, max(1, round(holdout * len(cases))))
+    labels = cases[target]
+    try:  # keep the classes' proportions when there are enough cases of each
+        return train_test_split(cases, test_size=n_eval, random_state=seed, stratify=labels)
+    except ValueError:
+        return train_test_split(cases, test_size=n_eval, random_state=seed)
+
+
+def build_training_data(
+    base: data.PreparedData,
+    cases: pd.DataFrame,
+    *,
+    holdout: float,
+    seed: int,
+    review_sets: list[str] | None = None,
+) -> NewData:
+    """Parent data + new labelled cases (deduplicated), a seeded share of them held out for evaluation."""
+    spec = base.spec
+    if not 0.0 <= holdout < 1.0:
+        raise ValueError(f"holdout must be at least 0 and below 1, not {holdout}")
+    missing = [c for c in [*spec.features, capture.LABEL] if c not in cases.columns]
+    if missing:
+        raise ValueError(f"the labelled cases lack column(s): {', '.join(missing)}")
+    rows = cases[spec.features].copy()
+    for col in spec.numeric:
+        rows[col] = pd.to_numeric(rows[col], errors="coerce").astype("float64")
+    for col in spec.categorical:
+        rows[col] = rows[col].astype(object).where(rows[col].notna(), np.nan)
+    rows[spec.target] = cases[capture.LABEL].astype(str).to_numpy()
+    parent = _origin(base.clean)
+    known = set(record_keys(parent, spec))
+    keys = record_keys(rows, spec)
+    fresh = rows[~keys.isin(known) & ~keys.duplicated()].assign(**{ORIGIN: PRODUCTION})
+    skipped = len(rows) - len(fresh)
+    if fresh.empty:
+        raise ValueError(
+            f"none of the {len(rows)} labelled case(s) is new: each is already in data version "
+            f"{base.card.data_version} (or repeats another case); capture and label new ones"
+        )
+    new_train, new_eval = _split(fresh.reset_index(drop=True), spec.target, holdout, seed)
+    train_df = pd.concat([_origin(base.train), new_train], ignore_index=True)
+    eval_df = pd.concat([_origin(base.eval), new_eval], ignore_index=True)
+    clean_df = pd.concat([parent, new_train, new_eval], ignore_index=True)
+    version = data.data_version(clean_df, spec)
+
+    def balance(values: pd.Series) -> dict[str, int]:
+        return {str(k): int(v) for k, v in values.value_counts().sort_index().items()}
+
+    sets = list(review_sets or [])
+    split_info = {
+        **{k: v for k, v in base.card.split.items() if not k.endswith(("_rows", "_balance"))},
+        "train_rows": len(train_df),
+        "eval_rows": len(eval_df),
+        "train_class_balance": balance(train_df[spec.target]),
+        "eval_class_balance": balance(eval_df[spec.target]),
+        "production_train_rows": int((train_df[ORIGIN] == PRODUCTION).sum()),
+        "production_eval_rows": int((eval_df[ORIGIN] == PRODUCTION).sum()),
+        "parent_data_version": base.card.data_version,
+        "review_sets": sets,
+    }
+    card = data.DataCard(
+        data_version=version,
+        source=f"data version {base.card.data_version} + {len(fresh)} labelled production case(s)",
+        source_sha256=hashlib.sha256(fresh.to_csv(index=False).encode()).hexdigest(),
+        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        target=spec.target,
+        numeric_features=spec.numeric,
+        categorical_features=spec.categorical,
+        rows_raw=base.card.rows_raw + len(rows),
+        rows_clean=len(clean_df),
+        rows_dropped={**base.card.rows_dropped, **({"duplicate_case": skipped} if skipped else {})},
+        columns=data.describe_columns(clean_df, spec),
+        class_balance=balance(clean_df[spec.target]),
+        split=split_info,
+    )
+    prepared = data.PreparedData(clean_df, train_df, eval_df, spec, card)
+    return NewData(prepared, base.card.data_version, sets, len(new_train), len(new_eval), skipped)
+
+
+def write_training_data(new: NewData, settings: Settings) -> Path:
+    """Catalogue the new data version (files, card, catalogue entry) and its lineage; return the card."""
+    card_path = data.write_catalogue(new.prepared, settings)
+    lineage = card_path.parent / "lineage.json"
+    lineage.write_text(json.dumps(new.lineage(), indent=2, ensure_ascii=False))
+    return card_path
+
+
+def _scores(y: pd.Series, out: pd.DataFrame) -> dict[str, float]:
+    if len(y) == 0:
+        return {"accuracy": float("nan"), "f1_macro": float("nan"), "mean_confidence": float("nan")}
+    return {
+        "accuracy": float(accuracy_score(y, out[PREDICTED])),
+        "f1_macro": float(f1_score(y, out[PREDICTED], average="macro")),
+        "mean_confidence": float(out[CONFIDENCE].mean()),
+    }
+
+
+def evaluate_model(model_uri: str, prepared: data.PreparedData) -> dict[str, float]:
+    """Scores of a logged model on the whole evaluation data, its season part and its production part."""
+    model = mlflow.pyfunc.load_model(model_uri)
+    schema = model.metadata.get_input_schema()
+    needed = schema.input_names() if schema else prepared.spec.features
+    out = model.predict(prepared.X_eval.reindex(columns=needed))
+    origin = _origin(prepared.eval)[ORIGIN].to_numpy()
+    y = prepared.y_eval.reset_index(drop=True)
+    scores = {f"eval_{k}": v for k, v in _scores(y, out).items()}
+    for part in (SEASON, PRODUCTION):
+        mask = origin == part
+        part_scores = _scores(y[mask], out[mask].reset_index(drop=True))
+        scores.update({f"{part}_{k}": v for k, v in part_scores.items()})
+    scores["production_cases"] = float((origin == PRODUCTION).sum())
+    return scores
+
+
+COMPARISON_COLUMNS = [
+    "model",
+    "eval_f1_macro",
+    "season_f1_macro",
+    "production_accuracy",
+    "production_mean_confidence",
+]
+
+
+@dataclass
+class RetrainResult:
+    """What one retraining did: the new data, the candidates, the comparison and the gate's decision."""
+
+    new_data: NewData
+    candidates: list[train.CandidateResult]
+    best: train.CandidateResult
+    champion_before: str
+    champion_scores: dict[str, float]
+    challenger_scores: dict[str, float]
+    decision: registry.GateDecision
+    run_id: str
+
+    def comparison(self) -> pd.DataFrame:
+        """Champion and challenger on the same evaluation data: all of it, the season, production."""
+        rows = [
+            {"model": f"champion v{self.champion_before}", **self.champion_scores},
+            {
+                "model": f"challenger v{self.decision.version} ({self.best.name})",
+                **self.challenger_scores,
+            },
+        ]
+        return pd.DataFrame(rows)[COMPARISON_COLUMNS].round(3)
+
+    def summary(self) -> pd.DataFrame:
+        """A two-column table of what happened."""
+        new, d = self.new_data, self.decision
+        rows = [
+            ("new data version", new.prepared.card.data_version),
+            ("built on data version", new.parent),
+            ("labelled cases added (train / held out)", f"{new.added_train} / {new.added_eval}"),
+            ("cases skipped (already in the data)", str(new.skipped)),
+            ("evaluation rows (season + production)", f"{len(new.prepared.eval)}"),
+            ("challenger", f"{self.best.name} -> {d.model_name} v{d.version}"),
+            ("promoted to champion", "yes" if d.promoted else "no"),
+            ("reason", d.reason),
+            ("champion now", f"v{d.champion_version}" if d.champion_version else "none"),
+        ]
+        return pd.DataFrame(rows, columns=["item", "value"])
+
+
+def retrain(
+    settings: Settings,
+    *,
+    review_sets: list[str] | None = None,
+    holdout: float | None = None,
+    candidates: list[str] | None = None,
+    quality_gate: float | None = None,
+    gate_metric: str | None = None,
+) -> RetrainResult:
+    """Train a challenger on the champion's data + labelled cases; promote it only if it is better."""
+    threshold = settings.quality_gate if quality_gate is None else quality_gate
+    metric = gate_metric or settings.gate_metric
+    share = settings.retrain_holdout if holdout is None else holdout
+    unknown = [c for c in candidates or [] if c not in train.CANDIDATES]
+    if unknown:
+        raise ValueError(
+            f"unknown candidate(s): {', '.join(unknown)}; choose from: {', '.join(train.CANDIDATES)}"
+        )
+    if metric not in ("accuracy", "f1_macro"):
+        raise ValueError(f"gate metric must be 'accuracy' or 'f1_macro', not '{metric}'")
+    champion, base = champion_data(settings)
+    cases = capture.labelled_cases(settings, review_sets)
+    if cases.empty:
+        raise ValueError(
+            "no labelled cases yet: capture low-confidence predictions and label them "
+            "(mlops-kit capture, mlops-kit label)"
+        )
+    used = list(dict.fromkeys(cases["review_set"].astype(str)))
+    new = build_training_data(base, cases, holdout=share, seed=settings.seed, review_sets=used)
+    write_training_data(new, settings)
+    prepared = new.prepared
+    lineage_tags = {
+        "data_version": prepared.card.data_version,
+        "parent_data_version": new.parent,
+        "review_sets": ",".join(used)[:5000],
+        "previous_champion": champion,
+    }
+    tracking.configure(settings)
+    with mlflow.start_run(run_name="retraining") as run:
+        mlflow.set_tags({"pipeline": "retraining", **lineage_tags, **tracking.invocation_tags()})
+        mlflow.log_params(
+            {
+                "holdout": share,
+                "quality_gate": threshold,
+                "gate_metric": metric,
+                "seed": settings.seed,
+                "labelled_cases": len(cases),
+            }
+        )
+        with tempfile.TemporaryDirectory() as tmp:
+            for name, content in (
+                ("data_card.json", prepared.card.to_dict()),
+                ("lineage.json", new.lineage()),
+            ):
+                path = Path(tmp) / name
+                path.write_text(json.dumps(content, indent=2, ensure_ascii=False))
+                mlflow.log_artifact(str(path), "data")
+        results = train.train_candidates(prepared, candidates, settings.seed)
+        for result in results:
+            train.log_candidate(result, prepared, tags=lineage_tags)
+        best = train.best_of(results, metric)
+        champion_scores = evaluate_model(f"models:/{settings.model_name}/{champion}", prepared)
+        challenger_scores = evaluate_model(best.model_uri or "", prepared)
+        mlflow.log_metrics(
+            {
+                **{f"champion_{k}": v for k, v in champion_scores.items() if np.isfinite(v)},
+                **{f"challenger_{k}": v for k, v in challenger_scores.items() if np.isfinite(v)},
+            }
+        )
+        decision = registry.register_and_gate(
+            best.model_uri or "",
+            best.metrics[metric],
+            prepared,
+            settings,
+            threshold=threshold,
+            metric=metric,
+            tags={
+                "candidate": best.name,
+                "run_id": best.run_id or "",
+                "pipeline": "retraining",
+                **{k: v for k, v in lineage_tags.items() if k != "data_version"},
+            },
+        )
+        mlflow.set_tags(
+            {
+                "best_candidate": best.name,
+                "registered_version": decision.version,
+                "promoted": str(decision.promoted).lower(),
+                "gate_reason": decision.reason,
+            }
+        )
+        mlflow.log_dict(decision.to_dict(), "gate_decision.json")
+        result = RetrainResult(
+            new,
+            results,
+            best,
+            champion,
+            champion_scores,
+            challenger_scores,
+            decision,
+            run.info.run_id,
+        )
+        mlflow.log_table(result.comparison(), "comparison.json")
+    return result

@@ -1,0 +1,298 @@
+"""Production traffic simulator: records from the held-out season, optionally shifted, sent to the API.
+
+The records are drawn from the newest field season (the one the model never trained on), in a
+seeded order, and may be changed the way things change in the field (``SHIFTS``). The true species
+of every record sent is kept aside in the workspace (``traffic/<run>.csv``, keyed by request id and
+position in the batch): it stands in for the label a human reviewer gives later. It is never sent
+to the API.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+
+from mlops_kit.config import Settings
+from mlops_kit.data import prepare
+
+TRUTH = "truth"  # column with the true class of a sent record (never sent)
+KEY = ["request_id", "record_index"]  # how a prediction in the log is matched to its truth
+
+
+@dataclass(frozen=True)
+class Shift:
+    """A change in the field a field scientist would recognise, and what `amount` measures."""
+
+    name: str
+    unit: str
+    default: float
+    description: str
+
+
+SHIFTS: dict[str, Shift] = {
+    s.name: s
+    for s in (
+        Shift("none", "", 0.0, "no change: records as measured in the newest season"),
+        Shift(
+            "calliper",
+            "mm",
+            5.0,
+            "a calliper zeroed wrong: bill length and bill depth read `amount` mm too much",
+        ),
+        Shift(
+            "scale", "g", 500.0, "a scale that lost its tare: body mass reads `amount` g too much"
+        ),
+        Shift(
+            "colony",
+            "share",
+            0.5,
+            "a new Chinstrap colony on Biscoe, where the model never saw one, sends a share "
+            "of `amount` of the records",
+        ),
+    )
+}
+
+
+def describe_shift(shift: str, amount: float | None = None) -> str:
+    """The shift in words, with its amount."""
+    value = _check_shift(shift, amount)
+    return SHIFTS[shift].description.replace("`amount`", f"{value:g}")
+
+
+NEEDS = {  # the columns each shift changes (penguin measurements)
+    "calliper": ["bill_length_mm", "bill_depth_mm"],
+    "scale": ["body_mass_g"],
+    "colony": ["island", TRUTH],
+}
+
+
+class TrafficError(RuntimeError):
+    """The API could not be reached or refused a batch; the message says which and why."""
+
+
+def season_records(settings: Settings) -> pd.DataFrame:
+    """The held-out newest season with complete measurements (the API requires every number)."""
+    prepared = prepare(settings, write=False)
+    season = prepared.eval.dropna(subset=prepared.spec.numeric)
+    out = season[prepared.spec.features].copy()
+    out[TRUTH] = season[prepared.spec.target].astype(str)
+    out["source_row"] = season.index.to_numpy()
+    if out.empty:
+        raise ValueError("the held-out season has no record with every measurement to send")
+    return out.reset_index(drop=True)
+
+
+def _check_shift(shift: str, amount: float | None) -> float:
+    if shift not in SHIFTS:
+        raise ValueError(f"unknown shift '{shift}'; choose from: {', '.join(SHIFTS)}")
+    value = SHIFTS[shift].default if amount is None else float(amount)
+    if shift == "colony" and not 0.0 <= value <= 1.0:
+        raise ValueError(f"the colony shift's amount is a share between 0 and 1, not {value}")
+    return value
+
+
+def apply_shift(
+    records: pd.DataFrame,
+    shift: str,
+    amount: float | None = None,
+    rng: np.random.Generator | None = None,
+    pool: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """The records as the changed field would report them (truth unchanged, values rounded as sheets)."""
+    value = _check_shift(shift, amount)
+    missing = [c for c in NEEDS.get(shift, []) if c not in records.columns]
+    if missing:
+        raise ValueError(
+            f"the {shift} shift changes column(s) this table lacks: {', '.join(missing)}"
+        )
+    out = records.copy()
+    if shift == "calliper":
+        for col in ("bill_length_mm", "bill_depth_mm"):
+            out[col] = (out[col] + value).round(1)
+    elif shift == "scale":
+        out["body_mass_g"] = (out["body_mass_g"] + value).round(0)
+    elif shift == "colony":
+        rng = rng or np.random.default_rng(0)
+        pool = records if pool is None else pool
+        chinstraps = pool[pool[TRUTH] == "Chinstrap"]
+        if chinstraps.empty:
+            raise ValueError("the colony shift needs Chinstrap records in the season")
+        moved = rng.random(len(out)) < value
+        picks = chinstraps.iloc[rng.integers(0, len(chinstraps), int(moved.sum()))]
+        replacement = picks.assign(island="Biscoe").set_index(out.index[moved])
+        out.loc[moved, replacement.columns] = replacement
+    return out
+
+
+def draw_traffic(
+    season: pd.DataFrame,
+    n: int,
+    *,
+    shift: str = "none",
+    amount: float | None = None,
+    seed: int = 42,
+) -> pd.DataFrame:
+    """n records in a seeded order: passes through the season without repeats, then shifted."""
+    if n < 1:
+        raise ValueError("traffic needs at least one record")
+    rng = np.random.default_rng(seed)
+    passes = -(-n // len(season))
+    order = np.concatenate([rng.permutation(len(season)) for _ in range(passes)])[:n]
+    drawn = season.iloc[order].reset_index(drop=True)
+    return apply_shift(drawn, shift, amount, rng=rng, pool=season)
+
+
+def _records(frame: pd.DataFrame, features: list[str]) -> list[dict[str, object]]:
+    """JSON-ready records: numbers as floats, missing categories as null."""
+    rows = frame[features].astype(object).where(frame[features].notna(), None)
+    return rows.to_dict("records")
+
+
+@dataclass
+class TrafficRun:
+    """One simulator run: what was sent (with the kept-aside truth) and what the API answered."""
+
+    run_id: str
+    phase: str
+    shift: str
+    amount: float
+    seed: int
+    started_at: datetime
+    records: pd.DataFrame
+    truth_path: Path
+    features: list[str] = field(default_factory=list)
+
+    def batch_table(self) -> pd.DataFrame:
+        """One row per batch: size, serving version, confidence, low-confidence share, accuracy."""
+        r = self.records
+        table = (
+            r.assign(correct=r["predicted"] == r[TRUTH])
+            .groupby("batch", sort=True)
+            .agg(
+                records=("predicted", "size"),
+                model_version=("model_version", lambda v: ", ".join(sorted(set(v)))),
+                mean_confidence=("confidence", "mean"),
+                low_confidence_share=("low_confidence", "mean"),
+                accuracy=("correct", "mean"),
+            )
+            .reset_index()
+        )
+        return table.round({"mean_confidence": 3, "low_confidence_share": 3, "accuracy": 3})
+
+    def summary(self) -> dict[str, object]:
+        """The whole run in one row: phase, shift, records, confidence, low share, accuracy."""
+        r = self.records
+        return {
+            "phase": self.phase,
+            "shift": self.shift if self.shift == "none" else f"{self.shift} {self.amount:g}",
+            "records": len(r),
+            "model_version": ", ".join(sorted(set(r["model_version"]))),
+            "mean_confidence": round(float(r["confidence"].mean()), 3),
+            "low_confidence_share": round(float(r["low_confidence"].mean()), 3),
+            "accuracy": round(float((r["predicted"] == r[TRUTH]).mean()), 3),
+        }
+
+
+def truth_dir(settings: Settings) -> Path:
+    """Where the simulator keeps the true labels of what it sent."""
+    return settings.workspace / "traffic"
+
+
+def write_truth(
+    path: Path, sent: pd.DataFrame, features: list[str], meta: dict[str, object]
+) -> Path:
+    """Keep what was sent, keyed by request id and position, with its true class (never sent)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    columns = [c for c in [*KEY, "batch", *features, TRUTH, "source_row"] if c in sent]
+    sent[columns].assign(**meta).to_csv(path, index=False)
+    return path
+
+
+def read_truth(settings: Settings) -> pd.DataFrame:
+    """Every record the simulator sent, keyed by request id and position, with its true class."""
+    files = sorted(truth_dir(settings).glob("*.csv"))
+    if not files:
+        return pd.DataFrame(columns=[*KEY, TRUTH])
+    frames = [pd.read_csv(f, dtype={"request_id": str}, keep_default_na=False) for f in files]
+    return pd.concat(frames, ignore_index=True)
+
+
+def _post(http: httpx.Client, url: str, records: list[dict], request_id: str) -> dict:
+    try:
+        response = http.post("/predict", json=records, headers={"X-Request-ID": request_id})
+    except httpx.TransportError as exc:
+        raise TrafficError(
+            f"the API at {url} does not answer ({type(exc).__name__}); start it with "
+            "`mlops-kit serve` or give its address with --url"
+        ) from None
+    if response.status_code != 200:
+        try:
+            message = response.json().get("message", response.text)
+        except ValueError:
+            message = response.text
+        raise TrafficError(f"the API refused batch {request_id}: {response.status_code} {message}")
+    return response.json()
+
+
+def _wait_logged(http: httpx.Client, timeout: float) -> None:
+    """Wait until the API has written every served prediction to its log (best effort)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            status = http.get("/health").json().get("prediction_log", {})
+        except (httpx.HTTPError, ValueError):
+            return
+        if status.get("pending", 0) <= 0:
+            return
+        time.sleep(0.05)
+
+
+def simulate(
+    settings: Settings,
+    url: str,
+    *,
+    batches: int = 4,
+    batch_size: int = 25,
+    shift: str = "none",
+    amount: float | None = None,
+    seed: int = 42,
+    phase: str = "",
+    timeout: float = 30.0,
+) -> TrafficRun:
+    """Send `batches` batches of records to the API; keep their truth aside; return what it answered."""
+    if batches < 1 or batch_size < 1:
+        raise ValueError("batches and batch size must be at least 1")
+    value = _check_shift(shift, amount)
+    season = season_records(settings)
+    features = [c for c in season.columns if c not in (TRUTH, "source_row")]
+    sent = draw_traffic(season, batches * batch_size, shift=shift, amount=value, seed=seed)
+    run_id = uuid.uuid4().hex[:12]
+    started_at = datetime.now(UTC)
+    sent["batch"] = np.arange(len(sent)) // batch_size + 1
+    sent["request_id"] = [f"sim-{run_id}-{b:04d}" for b in sent["batch"]]
+    sent["record_index"] = np.arange(len(sent)) % batch_size
+    answers: list[dict] = []
+    truth_path = truth_dir(settings) / f"{started_at:%Y%m%dT%H%M%S}-{run_id}.csv"
+    try:
+        with httpx.Client(base_url=url, timeout=timeout) as http:
+            for request_id, batch in sent.groupby("request_id", sort=False):
+                body = _post(http, url, _records(batch, features), str(request_id))
+                answers.extend(body["predictions"])
+            _wait_logged(http, timeout)
+    finally:
+        done = sent.iloc[: len(answers)]
+        if len(done):
+            meta = {"run_id": run_id, "phase": phase, "shift": shift, "amount": value, "seed": seed}
+            write_truth(truth_path, done, features, meta)
+    got = pd.DataFrame(answers)[["predicted", "confidence", "low_confidence", "model_version"]]
+    records = pd.concat([sent.reset_index(drop=True), got], axis=1)
+    return TrafficRun(
+        run_id, phase, shift, value, seed, started_at, records, truth_path, features=features
+    )

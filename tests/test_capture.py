@@ -1,0 +1,188 @@
+"""Capture and labelling: no case lost or captured twice, versioned review sets, label validation."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import threading
+from datetime import UTC, datetime
+
+import pandas as pd
+import pytest
+
+from mlops_kit import capture, traffic
+from mlops_kit.serving.predlog import LogEntry, PredictionLog, read_predictions
+
+CLASSES = ["Adelie", "Chinstrap", "Gentoo"]
+
+
+def serve_batches(settings, season: pd.DataFrame, batches: int, seed: int) -> pd.DataFrame:
+    """Log `batches` requests of 10 records as the API would; every third record is low-confidence.
+
+    The truth of each record is kept the way the simulator keeps it; returns what was logged.
+    """
+    drawn = traffic.draw_traffic(season, batches * 10, shift="calliper", seed=seed)
+    drawn["request_id"] = [f"s{seed}-b{i // 10}" for i in range(len(drawn))]
+    drawn["record_index"] = [i % 10 for i in range(len(drawn))]
+    features = [c for c in season.columns if c not in (traffic.TRUTH, "source_row")]
+    log = PredictionLog(settings.prediction_log)
+    log.start()
+    for request_id, part in drawn.groupby("request_id", sort=False):
+        confidence = [0.55 if i % 3 == 0 else 0.95 for i in part["record_index"]]
+        records = part[features].astype(object).where(part[features].notna(), None)
+        log.submit(
+            LogEntry(
+                request_id=str(request_id),
+                created_at=datetime.now(UTC),
+                model_name="penguins-classifier",
+                model_version="1",
+                records=records.to_dict("records"),
+                predicted=["Adelie"] * len(part),
+                confidence=confidence,
+                probabilities=[[c, (1 - c) / 2, (1 - c) / 2] for c in confidence],
+                classes=CLASSES,
+                low_confidence=[c < 0.7 for c in confidence],
+            )
+        )
+    log.close()
+    path = traffic.truth_dir(settings) / f"s{seed}.csv"
+    traffic.write_truth(path, drawn, features, {"run_id": f"s{seed}", "phase": "test"})
+    return drawn
+
+
+@pytest.fixture
+def season(settings) -> pd.DataFrame:
+    return traffic.season_records(settings)
+
+
+def low_confidence_ids(settings) -> set[str]:
+    log = read_predictions(settings)
+    return set(capture.case_ids(log[log["low_confidence"]]))
+
+
+def test_capture_never_loses_or_duplicates_a_case(settings, season):
+    serve_batches(settings, season, batches=3, seed=1)
+    first = capture.capture(settings, track=False)
+    assert len(first) == 12  # records 0, 3, 6, 9 of each batch of 10
+    serve_batches(settings, season, batches=2, seed=2)
+    second = capture.capture(settings, track=False)
+    assert len(second) == 8
+    third = capture.capture(settings, track=False)
+    assert len(third) == 0 and third.version is None  # nothing new: no empty review set
+
+    first_ids, second_ids = set(first.cases["case_id"]), set(second.cases["case_id"])
+    assert not first_ids & second_ids
+    assert first_ids | second_ids == low_confidence_ids(settings)
+    assert [e["version"] for e in capture.review_sets(settings)] == [
+        first.version,
+        second.version,
+    ]
+
+
+def test_a_review_set_is_versioned_by_its_content(settings, season):
+    serve_batches(settings, season, batches=2, seed=3)
+    review = capture.capture(settings, track=False)
+    text = (review.folder / "cases.csv").read_bytes()
+    assert review.version == hashlib.sha256(text).hexdigest()[:12]
+    assert review.folder == settings.workspace / "review" / review.version
+    again = capture.load_review_set(settings)
+    assert again.version == review.version
+    pd.testing.assert_frame_equal(again.table(), review.table())
+    assert review.manifest["model_versions"] == ["1"]
+
+
+def test_concurrent_captures_take_each_case_once(settings, season):
+    serve_batches(settings, season, batches=6, seed=4)
+    results: list[capture.ReviewSet] = []
+    threads = [
+        threading.Thread(target=lambda: results.append(capture.capture(settings, track=False)))
+        for _ in range(4)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    ids = [i for r in results for i in r.cases["case_id"]]
+    assert len(ids) == len(set(ids)) == len(low_confidence_ids(settings)) == 24
+
+
+def filled(settings, review: capture.ReviewSet, labels: dict[int, str]) -> str:
+    """The exported CSV with some rows' label filled in, as a reviewer saves it."""
+    path = capture.export_for_labelling(review)
+    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    assert table.columns[-1] == "label" and (table["label"] == "").all()
+    for row, label in labels.items():
+        table.loc[row, "label"] = label
+    out = settings.workspace / "filled.csv"
+    table.to_csv(out, index=False)
+    return str(out)
+
+
+def test_a_human_labels_through_the_csv(settings, season):
+    serve_batches(settings, season, batches=1, seed=5)
+    review = capture.capture(settings, track=False)
+    path = filled(settings, review, {0: "Gentoo", 1: " adelie ", 2: ""})
+    done = capture.import_labels(settings, review, path, track=False)
+    assert (done.labelled, done.unlabelled) == (2, len(review) - 2)
+    assert done.label_counts == {"Adelie": 1, "Gentoo": 1}  # case and spaces do not matter
+    assert done.labelled_by == "human: filled.csv"
+    labelled = capture.labelled_cases(settings)
+    assert list(labelled["label"]) == ["Gentoo", "Adelie"]
+
+
+def test_unknown_labels_are_refused_with_the_line_and_the_known_labels(settings, season):
+    serve_batches(settings, season, batches=1, seed=6)
+    review = capture.capture(settings, track=False)
+    path = filled(settings, review, {0: "Gentoo", 2: "Adelei", 3: "penguin"})
+    with pytest.raises(capture.LabelError) as info:
+        capture.import_labels(settings, review, path, track=False)
+    message = str(info.value)
+    assert "line 4 ('Adelei')" in message and "line 5 ('penguin')" in message
+    assert "the known labels are: Adelie, Chinstrap, Gentoo" in message
+    assert review.labels().empty  # nothing of a refused file is kept
+
+
+def test_other_broken_label_files_are_refused(settings, season):
+    serve_batches(settings, season, batches=1, seed=7)
+    review = capture.capture(settings, track=False)
+    stranger = settings.workspace / "stranger.csv"
+    pd.DataFrame({"case_id": ["nope#1"], "label": ["Adelie"]}).to_csv(stranger, index=False)
+    with pytest.raises(capture.LabelError, match="not in review set"):
+        capture.import_labels(settings, review, stranger, track=False)
+    no_label = settings.workspace / "no_label.csv"
+    review.cases[["case_id"]].to_csv(no_label, index=False)
+    with pytest.raises(capture.LabelError, match="lacks the column"):
+        capture.import_labels(settings, review, no_label, track=False)
+    with pytest.raises(capture.LabelError, match="not found"):
+        capture.import_labels(settings, review, settings.workspace / "missing.csv", track=False)
+
+
+def test_the_simulated_reviewer_uses_the_kept_aside_truth(settings, season):
+    sent = serve_batches(settings, season, batches=2, seed=8)
+    review = capture.capture(settings, track=False)
+    done = capture.label_with_simulator_truth(settings, review, track=False)
+    assert done.labelled == len(review) and done.unlabelled == 0
+    assert done.labelled_by == capture.SIMULATED_REVIEWER
+    truth = dict(zip(capture.case_ids(sent), sent[traffic.TRUTH], strict=True))
+    labels = review.labels()
+    pairs = zip(labels["case_id"], labels["label"], strict=True)
+    assert all(truth[c] == label for c, label in pairs)
+
+
+def test_cli_label_import_refuses_an_unknown_label(settings, season, tmp_path):
+    serve_batches(settings, season, batches=1, seed=9)
+    review = capture.capture(settings, track=False)
+    path = filled(settings, review, {0: "Emperor"})
+    done = subprocess.run(
+        [sys.executable, "-m", "mlops_kit", "label", "--import", path],
+        cwd=tmp_path,
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "unknown label(s): line 2 ('Emperor')" in done.stderr
