@@ -28,22 +28,12 @@ import pandas as pd
 from mlops_kit import tracking
 from mlops_kit.config import Settings
 from mlops_kit.model import PROBA_PREFIX
+from mlops_kit.serving.predlog import BASE_COLUMNS
 
 SIMULATED_REVIEWER = "simulated-reviewer (simulator truth)"
 LABEL = "label"
 ID_COLUMNS = ["case_id", "prediction_id", "request_id", "record_index", "created_at"]
 ANSWER_COLUMNS = ["model_version", "predicted", "confidence"]
-BASE_LOG_COLUMNS = {
-    "id",
-    "request_id",
-    "created_at",
-    "record_index",
-    "model_name",
-    "model_version",
-    "predicted",
-    "confidence",
-    "low_confidence",
-}
 
 
 class LabelError(ValueError):
@@ -104,9 +94,7 @@ class ReviewSet:
 
 def _features_of(predictions: pd.DataFrame) -> list[str]:
     return [
-        c
-        for c in predictions.columns
-        if c not in BASE_LOG_COLUMNS and not c.startswith(PROBA_PREFIX)
+        c for c in predictions.columns if c not in BASE_COLUMNS and not c.startswith(PROBA_PREFIX)
     ]
 
 
