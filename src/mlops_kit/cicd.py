@@ -93,7 +93,7 @@ def run_tests(paths: list[str], root: Path = PROJ_ROOT) -> dict[str, object]:
 
 
 def _seconds(value: float | None) -> str:
-    return f"≈ {value:5.1f} s" if value is not None else "—"  # fixed width: stable table layout
+    return f"≈ {value:.1f} s" if value is not None else "—"
 
 
 def levels_table(pipeline_seconds: float, delivery_seconds: float) -> pd.DataFrame:
