@@ -137,3 +137,35 @@ def iris_csv(write_csv: Callable[..., Path]) -> Path:
 def iris_features() -> list[str]:
     """The feature columns of the iris-like table, spelled as its header spells them."""
     return ["Sepal Length", "Petal Width", "Garden"]
+
+
+def log_predictions(settings: Settings, frame: pd.DataFrame, features: list[str]) -> None:
+    """Write predictions to the settings' prediction log as the API would, one request per request_id.
+
+    `frame` has request_id, the feature columns, predicted, confidence, low_confidence and one
+    proba_<class> column per class.
+    """
+    from datetime import UTC, datetime
+
+    from mlops_kit.serving.predlog import LogEntry, PredictionLog
+
+    classes = [c.removeprefix("proba_") for c in frame.columns if c.startswith("proba_")]
+    log = PredictionLog(settings.prediction_log)
+    log.start()
+    for request_id, part in frame.groupby("request_id", sort=False):
+        records = part[features].astype(object).where(part[features].notna(), None)
+        log.submit(
+            LogEntry(
+                request_id=str(request_id),
+                created_at=datetime.now(UTC),
+                model_name=settings.model_name,
+                model_version="1",
+                records=records.to_dict("records"),
+                predicted=part["predicted"].tolist(),
+                confidence=part["confidence"].tolist(),
+                probabilities=part[[f"proba_{c}" for c in classes]].to_numpy().tolist(),
+                classes=classes,
+                low_confidence=part["low_confidence"].tolist(),
+            )
+        )
+    log.close()

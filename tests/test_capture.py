@@ -7,15 +7,13 @@ import os
 import subprocess
 import sys
 import threading
-from datetime import UTC, datetime
 
 import pandas as pd
 import pytest
 
 from mlops_kit import capture, traffic
-from mlops_kit.serving.predlog import LogEntry, PredictionLog, read_predictions
-
-CLASSES = ["Adelie", "Chinstrap", "Gentoo"]
+from mlops_kit.serving.predlog import read_predictions
+from tests.conftest import log_predictions
 
 
 def serve_batches(settings, season: pd.DataFrame, batches: int, seed: int) -> pd.DataFrame:
@@ -27,26 +25,16 @@ def serve_batches(settings, season: pd.DataFrame, batches: int, seed: int) -> pd
     drawn["request_id"] = [f"s{seed}-b{i // 10}" for i in range(len(drawn))]
     drawn["record_index"] = [i % 10 for i in range(len(drawn))]
     features = [c for c in season.columns if c not in (traffic.TRUTH, "source_row")]
-    log = PredictionLog(settings.prediction_log)
-    log.start()
-    for request_id, part in drawn.groupby("request_id", sort=False):
-        confidence = [0.55 if i % 3 == 0 else 0.95 for i in part["record_index"]]
-        records = part[features].astype(object).where(part[features].notna(), None)
-        log.submit(
-            LogEntry(
-                request_id=str(request_id),
-                created_at=datetime.now(UTC),
-                model_name="penguins-classifier",
-                model_version="1",
-                records=records.to_dict("records"),
-                predicted=["Adelie"] * len(part),
-                confidence=confidence,
-                probabilities=[[c, (1 - c) / 2, (1 - c) / 2] for c in confidence],
-                classes=CLASSES,
-                low_confidence=[c < 0.7 for c in confidence],
-            )
-        )
-    log.close()
+    confidence = [0.55 if i % 3 == 0 else 0.95 for i in drawn["record_index"]]
+    answers = drawn.assign(
+        predicted="Adelie",
+        confidence=confidence,
+        low_confidence=[c < 0.7 for c in confidence],
+        proba_Adelie=confidence,
+        proba_Chinstrap=[(1 - c) / 2 for c in confidence],
+        proba_Gentoo=[(1 - c) / 2 for c in confidence],
+    )
+    log_predictions(settings, answers, features)
     path = traffic.truth_dir(settings) / f"s{seed}.csv"
     traffic.write_truth(path, drawn, features, {"run_id": f"s{seed}", "phase": "test"})
     return drawn

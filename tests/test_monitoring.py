@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from mlops_kit import monitoring, monitoring_plots, traffic
-from mlops_kit.serving.predlog import LogEntry, PredictionLog
+from tests.conftest import log_predictions
 
 CLASSES = ["Adelie", "Chinstrap", "Gentoo"]
 
@@ -162,26 +162,8 @@ def test_an_empty_log_has_nothing_to_monitor(settings, reference):
 def write_log(settings, season: pd.DataFrame, unsure: int) -> None:
     """Write 100 confident clean predictions and `unsure` shifted low-confidence ones to the log."""
     frame = fake_log(100, unsure, season, prefix=f"u{unsure}-")
-    log = PredictionLog(settings.prediction_log)
-    log.start()
     features = list(season.columns.drop([traffic.TRUTH, "source_row"]))
-    for request_id, part in frame.groupby("request_id", sort=False):
-        records = part[features].astype(object).where(part[features].notna(), None)
-        log.submit(
-            LogEntry(
-                request_id=str(request_id),
-                created_at=datetime.now(UTC),
-                model_name="penguins-classifier",
-                model_version="1",
-                records=records.to_dict("records"),
-                predicted=part["predicted"].tolist(),
-                confidence=part["confidence"].tolist(),
-                probabilities=part[[f"proba_{c}" for c in CLASSES]].to_numpy().tolist(),
-                classes=CLASSES,
-                low_confidence=part["low_confidence"].tolist(),
-            )
-        )
-    log.close()
+    log_predictions(settings, frame, features)
 
 
 def run_monitor(tmp_path, *args: str) -> subprocess.CompletedProcess[str]:

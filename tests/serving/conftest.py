@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
@@ -25,6 +24,7 @@ from mlops_kit.registry import CHAMPION
 from mlops_kit.serving import process
 from mlops_kit.serving.app import create_app
 from mlops_kit.workflow import run_training_pipeline
+from tests.conftest import MLFLOW_ENV, reset_mlflow
 
 with warnings.catch_warnings():
     warnings.simplefilter(
@@ -35,12 +35,6 @@ with warnings.catch_warnings():
 PYTHON = sys.executable
 MLFLOW_BIN = str(Path(sys.executable).parent / "mlflow")
 HOST = "127.0.0.1"
-MLFLOW_ENV = (
-    "MLFLOW_TRACKING_URI",
-    "MLFLOW_REGISTRY_URI",
-    "MLFLOW_EXPERIMENT_NAME",
-    "MLFLOW_RUN_ID",
-)
 # A complete record as a user sends it; also valid for v2, which does not know 'sex'.
 RECORD = {
     "island": "Dream",
@@ -50,16 +44,6 @@ RECORD = {
     "body_mass_g": 3500.0,
 }
 NO_SEX = [f for f in PENGUIN_FEATURES if f != "sex"]
-
-
-def forget_mlflow() -> None:
-    """Drop the tracking URI that MLflow keeps process-wide (and exports to the environment)."""
-    while mlflow.active_run() is not None:
-        mlflow.end_run()
-    mlflow.set_tracking_uri(None)
-    mlflow.set_registry_uri(None)
-    for name in MLFLOW_ENV:
-        os.environ.pop(name, None)
 
 
 @dataclass(frozen=True)
@@ -86,7 +70,7 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Registry:
             client = MlflowClient(settings.tracking_uri, settings.registry_uri)
             client.set_registered_model_alias(settings.model_name, CHAMPION, "1")
         finally:
-            forget_mlflow()
+            reset_mlflow()
     return Registry(settings.workspace, settings.model_name)
 
 
@@ -108,7 +92,7 @@ def workspace(
     monkeypatch.setenv("MLOPS_KIT_RUNS_DIR", str(tmp_path / "runs"))
     monkeypatch.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     yield ws
-    forget_mlflow()
+    reset_mlflow()
 
 
 @pytest.fixture

@@ -12,8 +12,9 @@ import pytest
 
 from mlops_kit.config import get_settings
 from mlops_kit.workflow import run_training_pipeline
+from tests.conftest import reset_mlflow
 
-from .conftest import Server, forget_mlflow
+from .conftest import Server
 
 
 def test_api_serves_from_a_tracking_server_and_survives_losing_it(
@@ -29,7 +30,7 @@ def test_api_serves_from_a_tracking_server_and_survives_losing_it(
         try:
             trained = run_training_pipeline(get_settings(), candidates=["logistic_regression"])
         finally:
-            forget_mlflow()
+            reset_mlflow()
         env = {
             "MLOPS_KIT_WORKSPACE": str(workspace / "api"),  # nothing local: all from the server
             "MLFLOW_TRACKING_URI": tracking.url,
