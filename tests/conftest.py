@@ -155,7 +155,7 @@ def log_predictions(settings: Settings, frame: pd.DataFrame, features: list[str]
     for request_id, part in frame.groupby("request_id", sort=False):
         records = part[features].astype(object).where(part[features].notna(), None)
         log.submit(
-            LogEntry(
+            LogEntry.from_records(
                 request_id=str(request_id),
                 created_at=datetime.now(UTC),
                 model_name=settings.model_name,

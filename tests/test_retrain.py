@@ -99,7 +99,7 @@ def serve_with_champion(settings, records: pd.DataFrame, prefix: str) -> None:
         out = model.predict(part[features])
         classes = [c[len("proba_") :] for c in out.columns if c.startswith("proba_")]
         log.submit(
-            LogEntry(
+            LogEntry.from_records(
                 request_id=str(request_id),
                 created_at=datetime.now(UTC),
                 model_name=settings.model_name,

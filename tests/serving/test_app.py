@@ -208,3 +208,48 @@ def test_a_model_of_another_table_gets_its_own_schema(
     assert answer["predictions"][0]["predicted"] == "virginica"
     refused = client.post("/predict", json={"petal_width": 2.3, "garden": "east"})
     assert refused.status_code == 422 and "north, south" in refused.json()["message"]
+
+
+def test_a_batch_sent_column_wise_gets_the_same_answers_column_wise(
+    client: TestClient, settings: Settings, record: dict
+) -> None:
+    records = [
+        {**record, "sex": "male"},
+        {**record, "island": "Biscoe", "bill_length_mm": 49.0, "flipper_length_mm": 221.0},
+        {**record, "island": None, "sex": None, "bill_length_mm": 39.0, "body_mass_g": 3300.0},
+    ]
+    by_record = client.post("/predict", json=records).json()["predictions"]
+    frame = pd.DataFrame(records).astype(object)
+    columns = frame.where(frame.notna(), None).to_dict("list")  # missing values as null
+    response = client.post("/predict/columns", json=columns, headers={"X-Request-ID": "cols-1"})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["model_version"], body["rows"], body["request_id"]) == ("1", 3, "cols-1")
+    assert body["predicted"] == [p["predicted"] for p in by_record]
+    assert body["confidence"] == [p["confidence"] for p in by_record]
+    assert body["low_confidence"] == [p["low_confidence"] for p in by_record]
+    for name, values in body["probabilities"].items():
+        assert values == [p["probabilities"][name] for p in by_record]
+    flush(client)
+    log = read_predictions(settings)
+    mine = log[log["request_id"] == "cols-1"]
+    assert list(mine["record_index"]) == [0, 1, 2]
+    assert list(mine["predicted"]) == body["predicted"]
+    assert list(mine["bill_length_mm"]) == [r["bill_length_mm"] for r in records]
+    assert mine["island"].tolist()[:2] == [record["island"], "Biscoe"]
+
+
+def test_categorical_columns_may_be_left_out(client: TestClient, record: dict) -> None:
+    columns = {k: [v, v] for k, v in record.items() if k not in ("island", "sex")}
+    response = client.post("/predict/columns", json=columns)
+    assert response.status_code == 200 and response.json()["rows"] == 2
+
+
+def test_docs_show_a_working_column_wise_example(client: TestClient) -> None:
+    schema = client.get("/openapi.json").json()
+    content = schema["paths"]["/predict/columns"]["post"]["requestBody"]["content"]
+    example = content["application/json"]["examples"]["columns"]["value"]
+    table = schema["components"]["schemas"]["Columns"]
+    assert table["additionalProperties"] is False and set(example) == set(table["properties"])
+    response = client.post("/predict/columns", json=example)
+    assert response.status_code == 200 and response.json()["rows"] == len(example["island"])

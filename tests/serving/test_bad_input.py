@@ -130,6 +130,61 @@ def test_bad_input_is_refused_with_a_clear_message(
     assert logged(strict) == before
 
 
+def columns(drop: str = "", rows: int = 2, **changes: object) -> bytes:
+    """The good record as a column-wise batch of `rows` rows, without `drop`, some columns changed."""
+    table = {k: [v] * rows for k, v in GOOD.items() if k != drop}
+    return body({**table, **changes})
+
+
+COLUMN_CASES = [
+    ("malformed-json", b'{"island": ["Dream"', 400, ["not valid JSON"]),
+    ("empty-body", b"  ", 400, ["empty"]),
+    ("records-not-columns", body([GOOD]), 422, ["JSON object of columns", "array"]),
+    ("missing-column", columns(drop="body_mass_g"), 422, ["column 'body_mass_g' is missing"]),
+    ("extra-column", columns(wing_span_mm=[1.0, 2.0]), 422, ["wing_span_mm", "not an input"]),
+    ("not-an-array", columns(body_mass_g=3500.0), 422, ["'body_mass_g' must be an array"]),
+    ("empty-columns", columns(rows=0), 422, ["is empty"]),
+    ("too-many-rows", columns(rows=MAX_BATCH + 1), 422, ["6 rows", "limit of 5"]),
+    (
+        "uneven-columns",
+        columns(island=["Dream"]),
+        422,
+        ["same number of rows", "'island' has 1", "'sex' has 2"],
+    ),
+    ("string-in-number", columns(body_mass_g=[3500.0, "heavy"]), 422, ["record 1", "body_mass_g"]),
+    ("nan", columns()[:-1] + b', "body_mass_g": [1.0, NaN]}', 422, ["body_mass_g", "finite"]),
+    ("unknown-category", columns(island=["Dream", "Atlantis"]), 422, ["record 1", "'Atlantis'"]),
+]
+
+
+@pytest.mark.parametrize(
+    ("content", "status", "words"),
+    [c[1:] for c in COLUMN_CASES],
+    ids=[c[0] for c in COLUMN_CASES],
+)
+def test_bad_column_wise_batches_are_refused_with_a_clear_message(
+    strict: TestClient, content: bytes, status: int, words: list[str]
+) -> None:
+    before = logged(strict)
+    response = strict.post(
+        "/predict/columns", content=content, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == status, response.text
+    message = response.json()["message"]
+    for word in words:
+        assert word in message
+    assert logged(strict) == before
+
+
+def test_column_problems_name_the_column_and_the_row(strict: TestClient) -> None:
+    bad = json.loads(columns(island=["Dream", "Atlantis"], body_mass_g=[1.0, "x"]))
+    detail = strict.post("/predict/columns", json=bad).json()["detail"]
+    assert {(tuple(d["loc"]), d["field"]) for d in detail} == {
+        (("body", "island", 1), "island"),
+        (("body", "body_mass_g", 1), "body_mass_g"),
+    }
+
+
 def test_each_problem_is_itemised_with_its_field(strict: TestClient) -> None:
     bad = [
         GOOD,

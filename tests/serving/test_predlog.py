@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 import threading
 from datetime import UTC, datetime, timedelta
@@ -20,7 +21,7 @@ def entry(request_id: str, rows: int, when: datetime | None = None) -> LogEntry:
     """A served request of `rows` records."""
     records = [{"bill_length_mm": 40.0 + i, "island": "Dream", "sex": None} for i in range(rows)]
     proba = [[0.6, 0.3, 0.1] for _ in range(rows)]
-    return LogEntry(
+    return LogEntry.from_records(
         request_id=request_id,
         created_at=when or datetime.now(UTC),
         model_name="penguins-classifier",
@@ -128,3 +129,24 @@ def test_write_failures_are_counted_not_raised(url: str) -> None:
     log.close()
     assert status["failed"] == 3 and status["written"] == 0
     assert "no such table" in status["error"]
+
+
+def test_records_are_logged_as_sent_when_the_body_can_be_cut(url: str) -> None:
+    body = (
+        b'[{"bill_length_mm": 40, "island": "Dream"},\n {"island": null, "bill_length_mm": 41.5}]'
+    )
+    sent = entry("cut", 2)
+    columns = {"bill_length_mm": [40.0, 41.5], "island": ["Dream", None]}
+    log = PredictionLog(url)
+    log.start()
+    log.submit(dataclasses.replace(sent, request_id="as-sent", inputs=columns, received=body))
+    log.submit(dataclasses.replace(sent, request_id="rendered", inputs=columns))
+    log.close()
+    with sqlite3.connect(sa.engine.make_url(url).database) as conn:
+        stored = conn.execute("SELECT request_id, input FROM predictions ORDER BY id").fetchall()
+    assert stored == [  # the text itself: as sent (spacing, order, 40 not 40.0), or rendered
+        ("as-sent", '{"bill_length_mm": 40, "island": "Dream"}'),
+        ("as-sent", '{"island": null, "bill_length_mm": 41.5}'),
+        ("rendered", '{"bill_length_mm":40.0,"island":"Dream"}'),
+        ("rendered", '{"bill_length_mm":41.5,"island":null}'),
+    ]

@@ -18,6 +18,8 @@ POSITIVE, NEGATIVE = GenerationMode.POSITIVE, GenerationMode.NEGATIVE
 CASES = [  # GET endpoints take no input, so there is nothing to make invalid
     ("POST", "/predict", POSITIVE),
     ("POST", "/predict", NEGATIVE),
+    ("POST", "/predict/columns", POSITIVE),
+    ("POST", "/predict/columns", NEGATIVE),
     ("POST", "/admin/reload", POSITIVE),
     ("POST", "/admin/reload", NEGATIVE),
     ("GET", "/health", POSITIVE),
@@ -38,6 +40,12 @@ def api_schema(registry, tmp_path_factory: pytest.TempPathFactory) -> Iterator[o
     shutdown_lifespans()
 
 
+def same_length(table: dict[str, list]) -> dict[str, list]:
+    """Columns cut to the shortest: a rule of the API that JSON Schema cannot state."""
+    rows = min(len(values) for values in table.values())
+    return {name: values[:rows] for name, values in table.items()}
+
+
 @pytest.mark.parametrize(("method", "path", "mode"), CASES, ids=lambda v: str(v).strip("/"))
 def test_no_generated_request_gets_a_server_error(
     api_schema: schemathesis.BaseSchema, method: str, path: str, mode: GenerationMode
@@ -51,11 +59,13 @@ def test_no_generated_request_gets_a_server_error(
         max_examples=40, deadline=None, database=None, suppress_health_check=list(HealthCheck)
     )
     def check(case: schemathesis.Case) -> None:
+        if path == "/predict/columns" and mode == POSITIVE:
+            case.body = same_length(case.body)
         statuses.append(case.call_and_validate().status_code)
 
     check()
     assert statuses and max(statuses) < 500
-    if (path, mode) == ("/predict", POSITIVE):
+    if path.startswith("/predict") and mode == POSITIVE:
         assert 200 in statuses  # the generator does reach the model, not only the validator
-    if (path, mode) == ("/predict", NEGATIVE):
+    if path.startswith("/predict") and mode == NEGATIVE:
         assert all(400 <= s < 500 for s in statuses)

@@ -15,11 +15,14 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pydantic_core
 import sqlalchemy as sa
@@ -27,6 +30,7 @@ from sqlalchemy.engine import Engine
 
 from mlops_kit.config import Settings
 from mlops_kit.model import PROBA_PREFIX
+from mlops_kit.serving import jsontext
 
 log = logging.getLogger(__name__)
 
@@ -62,28 +66,69 @@ BASE_COLUMNS = [
 ]
 
 
+class JSONText(str):
+    """A value already encoded as JSON text: stored in a JSON column as it is."""
+
+    __slots__ = ()
+
+
 @dataclass(frozen=True)
 class LogEntry:
-    """One served request: its records and the model's answers, column-wise as scored."""
+    """One served request: its records column-wise, and the model's answers, as scored."""
 
     request_id: str
     created_at: datetime
     model_name: str
     model_version: str
-    records: list[dict[str, Any]]
+    inputs: Mapping[str, Sequence[Any]]  # column per input field, model order; None: absent
     predicted: list[str]
     confidence: list[float]
-    probabilities: list[list[float]]
+    probabilities: np.ndarray  # records × classes
     classes: list[str]
     low_confidence: list[bool]
+    received: bytes | None = None  # the body as sent, if its records can be cut from it
+
+    def input_texts(self) -> list[str]:
+        """Each record as JSON text: as sent when the body can be cut, else rendered."""
+        if self.received is not None:
+            cut = jsontext.cut_records(self.received, len(self))
+            if cut is not None:
+                return cut
+        return jsontext.records_texts(self.inputs)
+
+    def probability_texts(self) -> list[str]:
+        """Each record's ``{class: probability}`` as JSON text."""
+        columns = {c: self.probabilities[:, j] for j, c in enumerate(self.classes)}
+        return jsontext.records_texts(columns)
+
+    @classmethod
+    def from_records(
+        cls,
+        request_id: str,
+        created_at: datetime,
+        model_name: str,
+        model_version: str,
+        records: list[dict[str, Any]],
+        predicted: list[str],
+        confidence: list[float],
+        probabilities: list[list[float]],
+        classes: list[str],
+        low_confidence: list[bool],
+    ) -> LogEntry:
+        """An entry from records and per-record probability lists (for callers other than the API)."""
+        names = list(dict.fromkeys(name for record in records for name in record))
+        inputs = {name: [record.get(name) for record in records] for name in names}
+        matrix = np.asarray(probabilities, dtype=np.float64).reshape(len(records), len(classes))
+        return cls(
+            request_id, created_at, model_name, model_version, inputs,
+            list(predicted), list(confidence), matrix, list(classes), list(low_confidence),
+        )  # fmt: skip
+
+    def __len__(self) -> int:
+        return len(self.predicted)
 
     def rows(self) -> list[dict[str, Any]]:
         """One table row per record, for SQLAlchemy Core."""
-        classes = self.classes
-        answers = zip(
-            self.records, self.predicted, self.confidence, self.probabilities, self.low_confidence,
-            strict=True,
-        )  # fmt: skip
         return [
             {
                 "request_id": self.request_id,
@@ -91,41 +136,39 @@ class LogEntry:
                 "record_index": i,
                 "model_name": self.model_name,
                 "model_version": self.model_version,
-                "input": record,
+                "input": JSONText(record),
                 "predicted": predicted,
                 "confidence": confidence,
-                "probabilities": dict(zip(classes, proba, strict=True)),
+                "probabilities": JSONText(proba),
                 "low_confidence": low,
             }
-            for i, (record, predicted, confidence, proba, low) in enumerate(answers)
+            for i, (record, predicted, confidence, proba, low) in enumerate(self._answers())
         ]
 
     def sqlite_rows(self) -> list[tuple[Any, ...]]:
         """One row per record in INSERT_COLUMNS order, as SQLAlchemy would store it in SQLite."""
-        head = (self.request_id, self.created_at.astimezone(UTC).strftime(SQLITE_DATETIME))
-        tail = (self.model_name, self.model_version)
-        classes, to_json = self.classes, pydantic_core.to_json
-        answers = zip(
-            self.records, self.predicted, self.confidence, self.probabilities, self.low_confidence,
+        n = len(self)
+        created_at = self.created_at.astimezone(UTC).strftime(SQLITE_DATETIME)
+        return list(
+            zip(
+                repeat(self.request_id, n), repeat(created_at, n), range(n),
+                repeat(self.model_name, n), repeat(self.model_version, n),
+                self.input_texts(), self.predicted, self.confidence,
+                self.probability_texts(), map(int, self.low_confidence),
+                strict=True,
+            )
+        )  # fmt: skip
+
+    def _answers(self) -> zip:
+        return zip(
+            self.input_texts(), self.predicted, self.confidence,
+            self.probability_texts(), self.low_confidence,
             strict=True,
         )  # fmt: skip
-        return [
-            (
-                *head,
-                i,
-                *tail,
-                to_json(record).decode(),
-                predicted,
-                confidence,
-                to_json(dict(zip(classes, proba, strict=True))).decode(),
-                int(low),
-            )
-            for i, (record, predicted, confidence, proba, low) in enumerate(answers)
-        ]
 
 
 def _to_json(value: object) -> str:
-    return pydantic_core.to_json(value).decode()
+    return value if type(value) is JSONText else pydantic_core.to_json(value).decode()
 
 
 def make_engine(url: str) -> Engine:
@@ -183,7 +226,7 @@ class PredictionLog:
         if self._thread is None:
             raise RuntimeError("the prediction log is not running")
         with self._done:
-            self._submitted += len(entry.records)
+            self._submitted += len(entry)
         self._queue.put(entry)
 
     @property
@@ -227,7 +270,7 @@ class PredictionLog:
             item = self._queue.get()
             if item is _STOP:
                 break
-            batch, rows = [item], len(item.records)
+            batch, rows = [item], len(item)
             while rows < self.max_rows_per_write:
                 try:
                     item = self._queue.get_nowait()
@@ -237,7 +280,7 @@ class PredictionLog:
                     stopping = True
                     break
                 batch.append(item)
-                rows += len(item.records)
+                rows += len(item)
             self._write(batch, rows)
 
     def _insert(self, batch: list[LogEntry]) -> None:

@@ -17,10 +17,14 @@ import operator
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, NotRequired, Required
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, with_config
 from typing_extensions import TypedDict  # pydantic needs this one on Python < 3.12
 
 NUMERIC_TYPES = {"double", "float", "long", "integer"}
+NUMBER_TYPES = frozenset({float, int})  # JSON numbers as parsed (bool is its own type)
+TEXT_TYPES = frozenset({str, type(None)})
+_ABSENT = object()
 MAX_PROBLEMS = 20  # problems listed in one error response
 
 
@@ -50,6 +54,7 @@ class InputSpec:
     max_batch: int
     record: TypeAdapter[Any] = field(init=False, repr=False, compare=False)
     batch: TypeAdapter[Any] = field(init=False, repr=False, compare=False)
+    table: TypeAdapter[Any] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         record_type = _record_type(self.fields)
@@ -57,6 +62,7 @@ class InputSpec:
         size = Field(min_length=1, max_length=self.max_batch)
         batch_type = Annotated[list[record_type], size]  # type: ignore[valid-type]
         object.__setattr__(self, "batch", TypeAdapter(batch_type))
+        object.__setattr__(self, "table", TypeAdapter(_columns_type(self.fields, self.max_batch)))
 
     @property
     def names(self) -> list[str]:
@@ -82,15 +88,63 @@ class InputSpec:
         """JSON schema of one record (for the OpenAPI document)."""
         return self.record.json_schema()
 
-    def columns(self, records: list[dict[str, Any]]) -> dict[str, list[Any]]:
-        """Validated records, column-wise in model order (None where a field is absent)."""
-        out = {}
+    def columns_schema(self) -> dict[str, Any]:
+        """JSON schema of a batch sent column-wise (for the OpenAPI document)."""
+        return self.table.json_schema()
+
+    def columns(self, records: list[dict[str, Any]]) -> dict[str, Any]:
+        """Validated records column-wise in model order: numbers as float arrays, None if absent."""
+        out: dict[str, Any] = {}
         for f in self.fields:
             get = (
                 operator.itemgetter(f.name) if f.required else operator.methodcaller("get", f.name)
             )
-            out[f.name] = list(map(get, records))
+            values = list(map(get, records))
+            out[f.name] = np.array(values, dtype=np.float64) if f.kind == "number" else values
         return out
+
+    def valid_columns(self, value: object, batch: bool) -> dict[str, Any] | None:
+        """Parsed JSON column-wise, if every record is valid; None when any is not.
+
+        The same rules as the pydantic validator, checked a column at a time instead of a field
+        at a time (a 10,000-record batch in a few milliseconds). It only ever accepts: on None
+        the caller runs the full validator, which names each problem.
+        """
+        records = value if batch else [value]
+        if type(records) is not list or not 1 <= len(records) <= self.max_batch:
+            return None
+        if set(map(type, records)) != {dict}:
+            return None
+        out: dict[str, Any] = {}
+        fields_found = 0  # equals the records' key count only if no record has an unknown key
+        for f in self.fields:
+            try:
+                values = list(map(operator.itemgetter(f.name), records))
+                fields_found += len(records)
+            except KeyError:
+                if f.required:
+                    return None
+                values = [r.get(f.name, _ABSENT) for r in records]
+                fields_found += len(records) - values.count(_ABSENT)
+                values = [None if v is _ABSENT else v for v in values]
+            kinds = set(map(type, values))
+            if f.kind == "number":
+                if not kinds <= NUMBER_TYPES:
+                    return None
+                try:
+                    numbers = np.array(values, dtype=np.float64)
+                except OverflowError:  # an integer beyond float range
+                    return None
+                if not np.isfinite(numbers).all():
+                    return None
+                out[f.name] = numbers
+            else:
+                if not kinds <= TEXT_TYPES:
+                    return None
+                if f.kind == "category" and not set(values) <= {None, *f.categories}:
+                    return None
+                out[f.name] = values
+        return out if sum(map(len, records)) == fields_found else None
 
 
 def build_spec(
@@ -127,6 +181,22 @@ def _record_type(fields: tuple[InputField, ...]) -> type:
             ]
     record = TypedDict("Record", annotations)  # type: ignore[operator]
     return with_config(ConfigDict(extra="forbid", title="Record"))(record)
+
+
+def _columns_type(fields: tuple[InputField, ...], max_batch: int) -> type:
+    size = {"min_length": 1, "max_length": max_batch}
+    annotations: dict[str, Any] = {}
+    for f in fields:
+        if f.kind == "number":
+            value: Any = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+        elif f.kind == "category":
+            value = Literal[f.categories] | None  # type: ignore[valid-type]
+        else:
+            value = Annotated[str | None, Field(strict=True)]
+        column = Annotated[list[value], Field(description=f.describe(), **size)]  # type: ignore[valid-type]
+        annotations[f.name] = Required[column] if f.required else NotRequired[column]
+    table = TypedDict("Columns", annotations)  # type: ignore[operator]
+    return with_config(ConfigDict(extra="forbid", title="Columns"))(table)
 
 
 class BadRequest(Exception):
@@ -233,11 +303,56 @@ def validation_error(exc: ValidationError, spec: InputSpec, batch: bool) -> BadR
         key=lambda e: (e["loc"][0] if batch and e["loc"] else 0, e["type"] != "extra_forbidden")
     )
     problems = [_problem(e, spec, batch) for e in errors[:MAX_PROBLEMS]]
+    return BadRequest(422, _summary(problems, len(errors)), problems)
+
+
+def _summary(problems: list[dict[str, Any]], count: int) -> str:
     message = "; ".join(p["msg"] for p in problems[:3])
-    if len(errors) > 3:
-        more = len(errors) - 3
+    if count > 3:
+        more = count - 3
         message += f" (and {more} more problem{'s' if more > 1 else ''})"
-    return BadRequest(422, message, problems)
+    return message
+
+
+def _column_problem(error: dict[str, Any], spec: InputSpec) -> dict[str, Any]:
+    loc = list(error["loc"])
+    if len(loc) >= 2 and isinstance(loc[1], int):  # one value of a column: as for a record
+        item = _problem({**error, "loc": (loc[1], loc[0], *loc[2:])}, spec, batch=True)
+        item["loc"] = ["body", *loc]
+        return item
+    name = str(loc[0]) if loc else None
+    kind, value = error["type"], error.get("input")
+    by_name = {f.name: f for f in spec.fields}
+    if kind == "missing" and name in by_name:
+        msg = f"column '{name}' is missing ({by_name[name].describe()}, one per row)"
+    elif kind == "extra_forbidden":
+        msg = f"'{name}' is not an input of the model; its inputs are: {', '.join(spec.names)}"
+    elif kind == "list_type":
+        msg = f"column '{name}' must be an array of values, got {_type_name(value)} {_show(value)}"
+    elif kind == "too_short":
+        msg = f"column '{name}' is empty: send at least one row"
+    elif kind == "too_long":
+        rows = error["ctx"]["actual_length"]
+        msg = f"column '{name}' has {rows} rows, over the limit of {spec.max_batch} rows"
+    else:
+        msg = error["msg"]
+    return {"loc": ["body", *loc], "type": kind, "field": name, "msg": msg}
+
+
+def columns_error(exc: ValidationError, spec: InputSpec) -> BadRequest:
+    """Turn pydantic's errors on a column-wise batch into a 4xx naming each column and row."""
+    errors = exc.errors(include_url=False)
+    top = errors[0]
+    if top["type"] == "json_invalid":
+        return BadRequest(400, f"the body is not valid JSON: {top['ctx']['error']}")
+    if top["type"] == "dict_type" and not top["loc"]:
+        got = _type_name(top.get("input"))
+        return BadRequest(
+            422, f"send the batch as a JSON object of columns, {{field: [values]}}; got {got}"
+        )
+    errors.sort(key=lambda e: e["type"] != "extra_forbidden")
+    problems = [_column_problem(e, spec) for e in errors[:MAX_PROBLEMS]]
+    return BadRequest(422, _summary(problems, len(errors)), problems)
 
 
 # --- response shapes (documentation of what the API returns) ---------------------------------
@@ -262,6 +377,20 @@ class PredictResponse(BaseModel):
     model_version: str
     low_confidence_threshold: float
     predictions: list[Prediction]
+
+
+class ColumnsResponse(BaseModel):
+    """Predictions for a batch sent column-wise, column-wise too, rows in the order sent."""
+
+    request_id: str
+    model_name: str
+    model_version: str
+    low_confidence_threshold: float
+    rows: int = Field(description="how many rows were scored")
+    predicted: list[str] = Field(description="the predicted class of each row")
+    confidence: list[float] = Field(description="probability of the predicted class, per row")
+    probabilities: dict[str, list[float]] = Field(description="per class: its probability per row")
+    low_confidence: list[bool] = Field(description="confidence below the review threshold, per row")
 
 
 class Problem(BaseModel):
