@@ -39,6 +39,8 @@ def value_texts(values: Sequence[str | None]) -> list[str]:
 
 def column_texts(values: np.ndarray | Sequence[Any]) -> list[str]:
     """JSON text of each value of a column: numbers in one call, text once per distinct value."""
+    if isinstance(values, np.ndarray) and values.dtype.kind == "f" and np.isfinite(values).all():
+        return number_texts(values)
     items = values.tolist() if isinstance(values, np.ndarray) else list(values)
     kinds = set(map(type, items))
     if kinds <= {float, int} and _finite(items):
