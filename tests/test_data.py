@@ -210,6 +210,9 @@ def test_users_own_csv_with_a_seeded_random_split(settings, iris_csv, iris_featu
         split_column=None,
     )
     assert not other_seed.eval.equals(prepared.eval)
+    # a different split is a different data version: its files do not overwrite the first one's
+    assert other_seed.card.data_version != prepared.card.data_version
+    assert again.card.data_version == prepared.card.data_version
 
 
 def test_default_season_column_is_optional_for_other_tables(settings, iris_csv, iris_features):

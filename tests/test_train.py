@@ -102,3 +102,24 @@ def test_input_example_is_complete_raw_records(prepared):
     assert list(example.columns) == prepared.spec.features
     assert len(example) == 2
     assert example.notna().all().all()
+
+
+def test_a_tiny_table_still_trains_every_candidate(tmp_path, write_csv) -> None:
+    """KNN asks for 7 neighbours; a table with fewer training rows gets as many as there are."""
+    from tests.conftest import iris_like
+
+    path = write_csv(iris_like(rows_per_class=3), "tiny.csv")
+    settings = Settings(workspace=tmp_path / "ws")
+    tiny = prepare(
+        settings,
+        data_path=path,
+        target="Kind",
+        features=["Sepal Length", "Petal Width", "Garden"],
+        split_column=None,
+        write=False,
+    )
+    assert len(tiny.X_train) < 7
+    results = {r.name: r for r in train_candidates(tiny)}
+    assert set(results) == set(CANDIDATES)
+    assert results["knn"].params["n_neighbors"] == len(tiny.X_train)
+    assert all(0 <= r.metrics["accuracy"] <= 1 for r in results.values())

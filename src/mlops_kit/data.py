@@ -313,10 +313,17 @@ def _counts(values: pd.Series) -> dict[str, int]:
     return {str(k): int(v) for k, v in values.value_counts().sort_index().items()}
 
 
-def data_version(clean_df: pd.DataFrame, spec: DatasetSpec) -> str:
-    """Content hash of the clean table and the spec: the data version."""
+def data_version(clean_df: pd.DataFrame, spec: DatasetSpec, split_info: dict | None = None) -> str:
+    """Content hash of the clean table and the spec (and a random split's seed): the data version.
+
+    A season split is fixed by the table; a random split also depends on its seed, so two seeds
+    are two data versions (two folders), not one whose train.csv and eval.csv overwrite each other.
+    """
     digest = hashlib.sha256(clean_df.to_csv(index=False).encode())
     digest.update(json.dumps(asdict(spec), sort_keys=True).encode())
+    if split_info and split_info.get("by") == "random":
+        rule = {k: split_info[k] for k in ("by", "eval_fraction", "seed")}
+        digest.update(json.dumps(rule, sort_keys=True).encode())
     return digest.hexdigest()[:12]
 
 
@@ -392,7 +399,7 @@ def prepare(
     validate(raw, spec)
     clean_df, dropped = clean(raw, spec)
     train, evaluation, split_info = split(clean_df, spec, settings.seed)
-    version = data_version(clean_df, spec)
+    version = data_version(clean_df, spec, split_info)
     card = DataCard(
         data_version=version,
         source=display_path(path),

@@ -92,6 +92,9 @@ def train_candidates(
     results = []
     for name in candidates or list(CANDIDATES):
         pipeline = build_pipeline(name, prepared.spec, seed)
+        neighbours = pipeline.get_params().get("classifier__n_neighbors")
+        if neighbours and neighbours > len(prepared.X_train):  # a tiny table: ask fewer neighbours
+            pipeline.set_params(classifier__n_neighbors=len(prepared.X_train))
         pipeline.fit(prepared.X_train, prepared.y_train)
         metrics = evaluate(pipeline, prepared.X_eval, prepared.y_eval)
         results.append(CandidateResult(name, pipeline, metrics, params=classifier_params(pipeline)))
