@@ -1,4 +1,5 @@
-"""The FastAPI app serving ``models:/<name>@champion``: /predict, /health, /model, /admin/reload.
+"""The FastAPI app serving ``models:/<name>@champion``: /predict (and /predict/columns), /health,
+/model, /admin/reload.
 
 ``create_app(settings)`` only builds the app; the model is loaded, the registry poller and the
 prediction-log writer are started when the app starts (its lifespan), and stopped, with the log

@@ -1,4 +1,4 @@
-"""One /predict request: validate the body, score it with one Champion, render the answer."""
+"""One prediction request: validate the body (records or columns), score it, render the answer."""
 
 from __future__ import annotations
 
