@@ -96,6 +96,7 @@ class _Answers:
 
     proba: np.ndarray
     best: np.ndarray
+    predicted: list[str]
     confidence: np.ndarray
     low: np.ndarray
     created_at: datetime
@@ -114,7 +115,8 @@ def _answers(champion: Champion, parsed: Parsed, threshold: float) -> _Answers:
         )
     best = proba.argmax(axis=1)
     confidence = proba[np.arange(parsed.rows), best]
-    return _Answers(proba, best, confidence, confidence < threshold, created_at)
+    predicted = np.array(champion.classes, dtype=object)[best].tolist()
+    return _Answers(proba, best, predicted, confidence, confidence < threshold, created_at)
 
 
 def _head(champion: Champion, request_id: str, threshold: float) -> str:
@@ -136,17 +138,16 @@ def _entry(
     answers: _Answers,
     received: bytes | None,
 ) -> LogEntry:
-    classes = champion.classes
     return LogEntry(
         request_id,
         answers.created_at,
         champion.name,
         champion.version,
         parsed.columns,
-        [classes[i] for i in answers.best.tolist()],
+        answers.predicted,
         answers.confidence.tolist(),
         answers.proba,
-        classes,
+        champion.classes,
         answers.low.tolist(),
         received if received is not None and jsontext.brace_free(parsed.columns) else None,
     )
@@ -198,7 +199,7 @@ def score_columns(champion: Champion, parsed: Parsed, request_id: str, threshold
     columns = jsontext.dumps(
         {
             "rows": parsed.rows,
-            "predicted": np.array(classes, dtype=object)[answers.best].tolist(),
+            "predicted": answers.predicted,
             "confidence": answers.confidence.tolist(),
             "probabilities": {
                 c: column.tolist() for c, column in zip(classes, answers.proba.T, strict=True)

@@ -162,41 +162,38 @@ def build_spec(
     return InputSpec(tuple(fields), max_batch)
 
 
+def _value_type(f: InputField) -> Any:
+    """What one value of the field may be (the same rule in a record and in a column)."""
+    if f.kind == "number":
+        return Annotated[float, Field(strict=True, allow_inf_nan=False)]
+    if f.kind == "category":
+        return Literal[f.categories] | None  # type: ignore[valid-type]
+    return Annotated[str | None, Field(strict=True)]
+
+
+def _closed_dict(title: str, fields: tuple[InputField, ...], value: Any) -> type:
+    """A TypedDict with a key per field (required ones Required), no other key allowed."""
+    annotations = {
+        f.name: (Required if f.required else NotRequired)[value(f)]  # type: ignore[index]
+        for f in fields
+    }
+    typed = TypedDict(title, annotations)  # type: ignore[operator]
+    return with_config(ConfigDict(extra="forbid", title=title))(typed)
+
+
 def _record_type(fields: tuple[InputField, ...]) -> type:
-    annotations: dict[str, Any] = {}
-    for f in fields:
-        if f.kind == "number":
-            value = Annotated[
-                float, Field(strict=True, allow_inf_nan=False, description=f.describe())
-            ]
-            annotations[f.name] = Required[value]
-        elif f.kind == "category":
-            choice = Literal[f.categories]  # type: ignore[valid-type]
-            annotations[f.name] = NotRequired[
-                Annotated[choice | None, Field(description=f.describe())]  # type: ignore[operator]
-            ]
-        else:
-            annotations[f.name] = NotRequired[
-                Annotated[str | None, Field(strict=True, description=f.describe())]
-            ]
-    record = TypedDict("Record", annotations)  # type: ignore[operator]
-    return with_config(ConfigDict(extra="forbid", title="Record"))(record)
+    def value(f: InputField) -> Any:
+        return Annotated[_value_type(f), Field(description=f.describe())]
+
+    return _closed_dict("Record", fields, value)
 
 
 def _columns_type(fields: tuple[InputField, ...], max_batch: int) -> type:
-    size = {"min_length": 1, "max_length": max_batch}
-    annotations: dict[str, Any] = {}
-    for f in fields:
-        if f.kind == "number":
-            value: Any = Annotated[float, Field(strict=True, allow_inf_nan=False)]
-        elif f.kind == "category":
-            value = Literal[f.categories] | None  # type: ignore[valid-type]
-        else:
-            value = Annotated[str | None, Field(strict=True)]
-        column = Annotated[list[value], Field(description=f.describe(), **size)]  # type: ignore[valid-type]
-        annotations[f.name] = Required[column] if f.required else NotRequired[column]
-    table = TypedDict("Columns", annotations)  # type: ignore[operator]
-    return with_config(ConfigDict(extra="forbid", title="Columns"))(table)
+    def column(f: InputField) -> Any:
+        size = Field(description=f.describe(), min_length=1, max_length=max_batch)
+        return Annotated[list[_value_type(f)], size]  # type: ignore[misc]
+
+    return _closed_dict("Columns", fields, column)
 
 
 class BadRequest(Exception):
