@@ -40,6 +40,14 @@ class GateDecision:
         """A JSON-ready dict."""
         return asdict(self)
 
+    def outcome_rows(self) -> list[tuple[str, str]]:
+        """The last rows of a run's summary table: promoted or not, why, and the champion now."""
+        return [
+            ("promoted to champion", "yes" if self.promoted else "no"),
+            ("reason", self.reason),
+            ("champion now", f"v{self.champion_version}" if self.champion_version else "none"),
+        ]
+
 
 def champion_version(settings: Settings, client: MlflowClient | None = None) -> str | None:
     """The version number the `champion` alias points at, or None."""

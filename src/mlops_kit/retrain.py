@@ -276,9 +276,7 @@ class RetrainResult:
             ("cases skipped (already in the data)", str(new.skipped)),
             ("evaluation rows (season + production)", f"{len(new.prepared.eval)}"),
             ("challenger", f"{self.best.name} -> {d.model_name} v{d.version}"),
-            ("promoted to champion", "yes" if d.promoted else "no"),
-            ("reason", d.reason),
-            ("champion now", f"v{d.champion_version}" if d.champion_version else "none"),
+            *d.outcome_rows(),
         ]
         return pd.DataFrame(rows, columns=["item", "value"])
 

@@ -44,9 +44,7 @@ class PipelineResult:
             (f"best {d.metric}", f"{d.score:.4f}"),
             ("registered", f"{d.model_name} v{d.version}"),
             ("quality gate", f"{d.threshold:.2f}"),
-            ("promoted to champion", "yes" if d.promoted else "no"),
-            ("reason", d.reason),
-            ("champion now", f"v{d.champion_version}" if d.champion_version else "none"),
+            *d.outcome_rows(),
         ]
         return pd.DataFrame(rows, columns=["item", "value"])
 
