@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,10 +28,29 @@ MLFLOW_ENV = (
 )
 
 
-def _clear_env(mp: pytest.MonkeyPatch) -> None:
+def kit_setting(name: str) -> bool:
+    """True for an environment variable that changes where the kit or MLflow reads and writes."""
+    return name.startswith("MLOPS_KIT_") or name in MLFLOW_ENV
+
+
+def clear_env(mp: pytest.MonkeyPatch) -> None:
+    """Remove every kit and MLflow setting from the environment (restored by `mp`)."""
     for name in list(os.environ):
-        if name.startswith("MLOPS_KIT_") or name in MLFLOW_ENV:
+        if kit_setting(name):
             mp.delenv(name)
+
+
+def run_cli(*args: str, cwd: Path | None = None, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run the CLI as a user does, in a fresh process that inherits the test's environment."""
+    return subprocess.run(
+        [sys.executable, "-m", "mlops_kit", *args],
+        cwd=cwd,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
 
 
 def reset_mlflow() -> None:
@@ -45,7 +66,7 @@ def reset_mlflow() -> None:
 @pytest.fixture(autouse=True)
 def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Every test writes into its own workspace and runs folder, with no MLflow env inherited."""
-    _clear_env(monkeypatch)
+    clear_env(monkeypatch)
     monkeypatch.setenv("MLOPS_KIT_WORKSPACE", str(tmp_path / "workspace"))
     monkeypatch.setenv("MLOPS_KIT_RUNS_DIR", str(tmp_path / "runs"))
     yield
@@ -71,7 +92,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
     """Run the default training pipeline once per session; tests must only read this store."""
     root = tmp_path_factory.mktemp("trained")
     with pytest.MonkeyPatch.context() as mp:
-        _clear_env(mp)
+        clear_env(mp)
         settings = Settings(workspace=root / "workspace", runs_dir=root / "runs")
         try:
             result = run_training_pipeline(settings)

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
-import subprocess
-import sys
 import threading
 
 import pandas as pd
@@ -13,7 +10,7 @@ import pytest
 
 from mlops_kit import capture, traffic
 from mlops_kit.serving.predlog import read_predictions
-from tests.conftest import log_predictions
+from tests.conftest import log_predictions, run_cli
 
 
 def serve_batches(settings, season: pd.DataFrame, batches: int, seed: int) -> pd.DataFrame:
@@ -163,14 +160,6 @@ def test_cli_label_import_refuses_an_unknown_label(settings, season, tmp_path):
     serve_batches(settings, season, batches=1, seed=9)
     review = capture.capture(settings, track=False)
     path = filled(settings, review, {0: "Emperor"})
-    done = subprocess.run(
-        [sys.executable, "-m", "mlops_kit", "label", "--import", path],
-        cwd=tmp_path,
-        env=dict(os.environ),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = run_cli("label", "--import", str(path), cwd=tmp_path)
     assert done.returncode == 2
     assert "unknown label(s): line 2 ('Emperor')" in done.stderr

@@ -2,29 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 from typer.testing import CliRunner
 
 from mlops_kit.cli import EXIT_BAD_INPUT, EXIT_GATE_REFUSED, app
 from mlops_kit.data import prepare
-
-
-def run_cli(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    """Run the CLI as a user does, in a fresh process that inherits the test's environment."""
-    return subprocess.run(
-        [sys.executable, "-m", "mlops_kit", *args],
-        cwd=cwd,
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+from tests.conftest import run_cli
 
 
 def test_prepare_prints_the_data_version(settings, tmp_path):

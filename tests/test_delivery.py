@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
 
 from mlops_kit import tracking
 from mlops_kit.delivery import deploy_smoke, register_broken_candidate
 from mlops_kit.registry import champion_version
 from mlops_kit.workflow import run_training_pipeline
+from tests.conftest import run_cli
 
 
 @pytest.fixture
@@ -52,13 +49,7 @@ def test_nothing_to_deploy_is_a_clear_error(settings):
 
 def test_cli_exits_nonzero_after_rolling_back(champion):
     register_broken_candidate(champion, "bad release")
-    result = subprocess.run(
-        [sys.executable, "-m", "mlops_kit", "deploy-smoke"],
-        capture_output=True,
-        text=True,
-        env=os.environ.copy(),
-        timeout=300,
-    )
+    result = run_cli("deploy-smoke")
 
     assert result.returncode == 1
     assert "rolled back: champion v2 -> v1" in result.stdout

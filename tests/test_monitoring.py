@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -12,7 +10,7 @@ import pandas as pd
 import pytest
 
 from mlops_kit import monitoring, monitoring_plots, traffic
-from tests.conftest import log_predictions
+from tests.conftest import log_predictions, run_cli
 
 CLASSES = ["Adelie", "Chinstrap", "Gentoo"]
 
@@ -167,15 +165,7 @@ def write_log(settings, season: pd.DataFrame, unsure: int) -> None:
 
 
 def run_monitor(tmp_path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "mlops_kit", "monitor", "--no-mlflow", *args],
-        cwd=tmp_path,
-        env=dict(os.environ),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return run_cli("monitor", "--no-mlflow", *args, cwd=tmp_path)
 
 
 def test_cli_monitor_exits_10_when_retraining_is_due(settings, season, tmp_path):

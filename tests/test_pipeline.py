@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +20,7 @@ from mlops_kit.pipeline import (
 )
 from mlops_kit.registry import registry_table
 from mlops_kit.workflow import run_training_pipeline
+from tests.conftest import run_cli
 
 TRAINING_NOTEBOOK = "02"
 
@@ -32,16 +32,6 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("MLOPS_KIT_RUNS_DIR", str(tmp_path / "runs"))
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     return get_settings()
-
-
-def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "mlops_kit", *args],
-        capture_output=True,
-        text=True,
-        env=os.environ.copy(),
-        timeout=300,
-    )
 
 
 def test_resolve_notebooks_by_number_and_name() -> None:
@@ -81,7 +71,7 @@ def test_training_notebook_runs_with_parameters_and_is_attached_as_report(isolat
 def test_failing_notebook_exits_nonzero_keeps_the_executed_copy_and_registers_nothing(
     isolated, tmp_path: Path
 ) -> None:
-    result = _cli("pipeline", TRAINING_NOTEBOOK, "-p", "DATA_PATH=no/such/file.csv")
+    result = run_cli("pipeline", TRAINING_NOTEBOOK, "-p", "DATA_PATH=no/such/file.csv")
 
     assert result.returncode == 1
     assert "FAILED" in result.stdout
@@ -97,7 +87,7 @@ def test_failing_notebook_exits_nonzero_keeps_the_executed_copy_and_registers_no
 
 
 def test_unknown_parameter_is_refused_before_anything_runs(isolated, tmp_path: Path) -> None:
-    result = _cli("pipeline", TRAINING_NOTEBOOK, "-p", "NO_SUCH_PARAM=1")
+    result = run_cli("pipeline", TRAINING_NOTEBOOK, "-p", "NO_SUCH_PARAM=1")
 
     assert result.returncode == 2
     assert "unknown parameter(s): NO_SUCH_PARAM" in result.stderr
@@ -105,7 +95,7 @@ def test_unknown_parameter_is_refused_before_anything_runs(isolated, tmp_path: P
 
 
 def test_parameter_without_value_is_refused(isolated) -> None:
-    result = _cli("pipeline", TRAINING_NOTEBOOK, "-p", "QUALITY_GATE")
+    result = run_cli("pipeline", TRAINING_NOTEBOOK, "-p", "QUALITY_GATE")
 
     assert result.returncode == 2
     assert "NAME=VALUE" in result.stderr
@@ -135,7 +125,7 @@ def test_papermill_cli_runs_the_training_notebook_headless(isolated, tmp_path: P
 
 def test_a_second_run_while_one_holds_the_lock_is_refused(isolated, tmp_path: Path) -> None:
     with exclusive_run(isolated):
-        result = _cli("pipeline", "00")
+        result = run_cli("pipeline", "00")
 
     assert result.returncode == 75
     assert "another pipeline run is in progress (pid " in result.stderr
@@ -147,7 +137,7 @@ def test_a_second_run_while_one_holds_the_lock_is_refused(isolated, tmp_path: Pa
 def test_scheduled_job_fails_visibly_when_the_gate_refuses(isolated, tmp_path: Path) -> None:
     run_training_pipeline(isolated)  # a champion exists; the job's model will not beat it
 
-    result = _cli("pipeline", TRAINING_NOTEBOOK, "-p", "FAIL_ON_REFUSAL=true")
+    result = run_cli("pipeline", TRAINING_NOTEBOOK, "-p", "FAIL_ON_REFUSAL=true")
 
     assert result.returncode == 1
     assert "FAILED" in result.stdout and "quality gate refused" in result.stdout

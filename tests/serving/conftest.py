@@ -24,7 +24,7 @@ from mlops_kit.registry import CHAMPION
 from mlops_kit.serving import process
 from mlops_kit.serving.app import create_app
 from mlops_kit.workflow import run_training_pipeline
-from tests.conftest import MLFLOW_ENV, reset_mlflow
+from tests.conftest import clear_env, kit_setting, reset_mlflow
 
 with warnings.catch_warnings():
     warnings.simplefilter(
@@ -59,8 +59,7 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Registry:
     """Train two versions once per session; tests copy its database and never write into it."""
     root = tmp_path_factory.mktemp("serving-registry")
     with pytest.MonkeyPatch.context() as mp:
-        for name in MLFLOW_ENV:
-            mp.delenv(name, raising=False)
+        clear_env(mp)
         settings = Settings(workspace=root / "workspace", runs_dir=root / "runs")
         try:
             run_training_pipeline(settings, candidates=["logistic_regression"])
@@ -82,12 +81,7 @@ def workspace(
     ws = tmp_path / "workspace"
     ws.mkdir()
     shutil.copy2(registry.workspace / "mlflow.db", ws / "mlflow.db")
-    for name in os.environ:
-        if name.startswith("MLOPS_KIT_"):
-            monkeypatch.delenv(name)
-    for name in MLFLOW_ENV:
-        monkeypatch.setenv(name, "unset-by-test")  # so that monkeypatch restores the absence
-        monkeypatch.delenv(name)
+    clear_env(monkeypatch)
     monkeypatch.setenv("MLOPS_KIT_WORKSPACE", str(ws))
     monkeypatch.setenv("MLOPS_KIT_RUNS_DIR", str(tmp_path / "runs"))
     monkeypatch.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
@@ -187,11 +181,7 @@ class Server:
 
 
 def _clean_env(**extra: str) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("MLOPS_KIT_") and k not in MLFLOW_ENV
-    }
+    env = {k: v for k, v in os.environ.items() if not kit_setting(k)}
     return {**env, "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false", **extra}
 
 

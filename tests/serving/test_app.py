@@ -16,6 +16,15 @@ from mlops_kit.serving.predlog import read_predictions
 from mlops_kit.workflow import run_training_pipeline
 
 
+def varied(record: dict) -> list[dict]:
+    """Three records: a male, a long-flippered bird from Biscoe, and one with unknown categories."""
+    return [
+        {**record, "sex": "male"},
+        {**record, "island": "Biscoe", "bill_length_mm": 49.0, "flipper_length_mm": 221.0},
+        {**record, "island": None, "sex": None, "bill_length_mm": 39.0, "body_mass_g": 3300.0},
+    ]
+
+
 def flush(client: TestClient) -> None:
     """Wait until the app's prediction log has written everything it was given."""
     assert client.app.state.predlog.flush(10)
@@ -44,11 +53,7 @@ def test_predictions_match_the_registered_model(
     client: TestClient, settings: Settings, record: dict
 ) -> None:
     """The API's fast scoring path gives what MLflow's own pyfunc predict gives."""
-    records = [
-        {**record, "sex": "male"},
-        {**record, "island": "Biscoe", "bill_length_mm": 49.0, "flipper_length_mm": 221.0},
-        {**record, "island": None, "sex": None, "bill_length_mm": 39.0, "body_mass_g": 3300.0},
-    ]
+    records = varied(record)
     body = client.post("/predict", json=records).json()
     mlflow.set_tracking_uri(settings.tracking_uri)
     model = mlflow.pyfunc.load_model(f"models:/{settings.model_name}/1")
@@ -213,11 +218,7 @@ def test_a_model_of_another_table_gets_its_own_schema(
 def test_a_batch_sent_column_wise_gets_the_same_answers_column_wise(
     client: TestClient, settings: Settings, record: dict
 ) -> None:
-    records = [
-        {**record, "sex": "male"},
-        {**record, "island": "Biscoe", "bill_length_mm": 49.0, "flipper_length_mm": 221.0},
-        {**record, "island": None, "sex": None, "bill_length_mm": 39.0, "body_mass_g": 3300.0},
-    ]
+    records = varied(record)
     by_record = client.post("/predict", json=records).json()["predictions"]
     frame = pd.DataFrame(records).astype(object)
     columns = frame.where(frame.notna(), None).to_dict("list")  # missing values as null

@@ -112,24 +112,6 @@ def logged(client: TestClient) -> int:
     return status["written"] + status["pending"]
 
 
-@pytest.mark.parametrize(
-    ("content", "status", "words"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
-)
-def test_bad_input_is_refused_with_a_clear_message(
-    strict: TestClient, content: bytes, status: int, words: list[str]
-) -> None:
-    before = logged(strict)
-    response = strict.post(
-        "/predict", content=content, headers={"Content-Type": "application/json"}
-    )
-    assert response.status_code == status, response.text
-    message = response.json()["message"]
-    for word in words:
-        assert word in message
-    assert response.headers["x-request-id"]
-    assert logged(strict) == before
-
-
 def columns(drop: str = "", rows: int = 2, **changes: object) -> bytes:
     """The good record as a column-wise batch of `rows` rows, without `drop`, some columns changed."""
     table = {k: [v] * rows for k, v in GOOD.items() if k != drop}
@@ -152,27 +134,36 @@ COLUMN_CASES = [
         ["same number of rows", "'island' has 1", "'sex' has 2"],
     ),
     ("string-in-number", columns(body_mass_g=[3500.0, "heavy"]), 422, ["record 1", "body_mass_g"]),
-    ("nan", columns()[:-1] + b', "body_mass_g": [1.0, NaN]}', 422, ["body_mass_g", "finite"]),
+    (
+        "nan",
+        columns(drop="body_mass_g")[:-1] + b', "body_mass_g": [1.0, NaN]}',
+        422,
+        ["body_mass_g", "finite"],
+    ),
     ("unknown-category", columns(island=["Dream", "Atlantis"]), 422, ["record 1", "'Atlantis'"]),
 ]
 
 
+REFUSED = [("/predict", *case) for case in CASES] + [
+    ("/predict/columns", *case) for case in COLUMN_CASES
+]
+
+
 @pytest.mark.parametrize(
-    ("content", "status", "words"),
-    [c[1:] for c in COLUMN_CASES],
-    ids=[c[0] for c in COLUMN_CASES],
+    ("path", "content", "status", "words"),
+    [(c[0], *c[2:]) for c in REFUSED],
+    ids=[f"{c[0].removeprefix('/')}-{c[1]}" for c in REFUSED],
 )
-def test_bad_column_wise_batches_are_refused_with_a_clear_message(
-    strict: TestClient, content: bytes, status: int, words: list[str]
+def test_bad_input_is_refused_with_a_clear_message(
+    strict: TestClient, path: str, content: bytes, status: int, words: list[str]
 ) -> None:
     before = logged(strict)
-    response = strict.post(
-        "/predict/columns", content=content, headers={"Content-Type": "application/json"}
-    )
+    response = strict.post(path, content=content, headers={"Content-Type": "application/json"})
     assert response.status_code == status, response.text
     message = response.json()["message"]
     for word in words:
         assert word in message
+    assert response.headers["x-request-id"]
     assert logged(strict) == before
 
 
