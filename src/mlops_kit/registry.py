@@ -49,6 +49,19 @@ class GateDecision:
         ]
 
 
+def log_decision(decision: GateDecision, best_candidate: str) -> None:
+    """Tag the active MLflow run with what the gate decided, and keep the decision as JSON."""
+    mlflow.set_tags(
+        {
+            "best_candidate": best_candidate,
+            "registered_version": decision.version,
+            "promoted": str(decision.promoted).lower(),
+            "gate_reason": decision.reason,
+        }
+    )
+    mlflow.log_dict(decision.to_dict(), "gate_decision.json")
+
+
 def champion_version(settings: Settings, client: MlflowClient | None = None) -> str | None:
     """The version number the `champion` alias points at, or None."""
     client = client or make_client(settings)

@@ -364,15 +364,7 @@ def retrain(
                 **{k: v for k, v in lineage_tags.items() if k != "data_version"},
             },
         )
-        mlflow.set_tags(
-            {
-                "best_candidate": best.name,
-                "registered_version": decision.version,
-                "promoted": str(decision.promoted).lower(),
-                "gate_reason": decision.reason,
-            }
-        )
-        mlflow.log_dict(decision.to_dict(), "gate_decision.json")
+        registry.log_decision(decision, best.name)
         result = RetrainResult(
             new,
             results,

@@ -119,15 +119,7 @@ def run_training_pipeline(
             metric=metric,
             tags={"candidate": best.name, "run_id": best.run_id or ""},
         )
-        mlflow.set_tags(
-            {
-                "best_candidate": best.name,
-                "registered_version": decision.version,
-                "promoted": str(decision.promoted).lower(),
-                "gate_reason": decision.reason,
-            }
-        )
-        mlflow.log_dict(decision.to_dict(), "gate_decision.json")
+        registry.log_decision(decision, best.name)
     seconds = time.perf_counter() - started
     return PipelineResult(
         prepared, results, best, decision, run.info.run_id, experiment_id, seconds
