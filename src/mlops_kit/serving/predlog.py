@@ -129,6 +129,11 @@ class LogEntry:
 
     def rows(self) -> list[dict[str, Any]]:
         """One table row per record, for SQLAlchemy Core."""
+        answers = zip(
+            self.input_texts(), self.predicted, self.confidence,
+            self.probability_texts(), self.low_confidence,
+            strict=True,
+        )  # fmt: skip
         return [
             {
                 "request_id": self.request_id,
@@ -142,7 +147,7 @@ class LogEntry:
                 "probabilities": JSONText(proba),
                 "low_confidence": low,
             }
-            for i, (record, predicted, confidence, proba, low) in enumerate(self._answers())
+            for i, (record, predicted, confidence, proba, low) in enumerate(answers)
         ]
 
     def sqlite_rows(self) -> list[tuple[Any, ...]]:
@@ -157,13 +162,6 @@ class LogEntry:
                 self.probability_texts(), map(int, self.low_confidence),
                 strict=True,
             )
-        )  # fmt: skip
-
-    def _answers(self) -> zip:
-        return zip(
-            self.input_texts(), self.predicted, self.confidence,
-            self.probability_texts(), self.low_confidence,
-            strict=True,
         )  # fmt: skip
 
 
