@@ -261,7 +261,7 @@ def main() -> None:
 
     from mlops_kit.config import get_settings
     from mlops_kit.model import predict_with_confidence
-    from mlops_kit.workflow import run_training_pipeline
+    from mlops_kit.training_pipeline import run_training_pipeline
 
     settings = get_settings()
     print(f"training the default pipeline into {workdir} ...", flush=True)

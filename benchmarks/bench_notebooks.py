@@ -58,7 +58,7 @@ def main() -> None:
         os.environ["MLOPS_KIT_WORKSPACE"] = str(folder / "workspace")
         os.environ["MLOPS_KIT_RUNS_DIR"] = str(folder / "runs")
         from mlops_kit.config import get_settings
-        from mlops_kit.pipeline import KERNEL_NAME, list_notebooks, run_notebooks
+        from mlops_kit.notebook_runner import KERNEL_NAME, list_notebooks, run_notebooks
 
         kernel = [bare_kernel_start(KERNEL_NAME) for _ in range(3)]
         papermill_floor = bare_papermill(KERNEL_NAME, folder)

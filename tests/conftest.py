@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from mlops_kit.config import PROJ_ROOT, Settings, get_settings
-from mlops_kit.workflow import PipelineResult, run_training_pipeline
+from mlops_kit.training_pipeline import PipelineResult, run_training_pipeline
 
 PENGUINS_CSV = PROJ_ROOT / "data" / "raw" / "penguins_raw.csv"
 # Variables that would point a test at someone's real MLflow or change the kit's defaults.
@@ -168,7 +168,7 @@ def log_predictions(settings: Settings, frame: pd.DataFrame, features: list[str]
     """
     from datetime import UTC, datetime
 
-    from mlops_kit.serving.predlog import LogEntry, PredictionLog
+    from mlops_kit.store.predictions import LogEntry, PredictionLog
 
     classes = [c.removeprefix("proba_") for c in frame.columns if c.startswith("proba_")]
     log = PredictionLog(settings.prediction_log)

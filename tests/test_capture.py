@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from mlops_kit import capture, traffic
-from mlops_kit.serving.predlog import read_predictions
+from mlops_kit.store.predictions import read_predictions
 from tests.conftest import log_predictions, run_cli
 
 

@@ -7,9 +7,10 @@ without a restart.
 
 from __future__ import annotations
 
-from mlops_kit import capture, loop, monitoring, retrain, tracking, traffic
-from mlops_kit.serving.predlog import read_predictions
+from mlops_kit import capture, monitoring, retrain, tracking, traffic
 from mlops_kit.serving.process import start_api
+from mlops_kit.store.predictions import read_predictions
+from mlops_kit.talk import loop
 
 FAST = ["logistic_regression"]
 

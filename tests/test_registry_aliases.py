@@ -6,7 +6,7 @@ import pytest
 
 from mlops_kit import tracking
 from mlops_kit.registry import CHAMPION, champion_version, promote, rollback
-from mlops_kit.workflow import run_training_pipeline
+from mlops_kit.training_pipeline import run_training_pipeline
 
 
 @pytest.fixture

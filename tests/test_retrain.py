@@ -10,11 +10,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlops_kit import capture, loop, retrain, tracking, traffic
+from mlops_kit import capture, retrain, tracking, traffic
 from mlops_kit.data import prepare
 from mlops_kit.registry import CHAMPION, champion_version
-from mlops_kit.serving.predlog import LogEntry, PredictionLog
-from mlops_kit.workflow import run_training_pipeline
+from mlops_kit.store.predictions import LogEntry, PredictionLog
+from mlops_kit.talk import loop
+from mlops_kit.training_pipeline import run_training_pipeline
 
 FAST = ["logistic_regression"]
 

@@ -12,7 +12,7 @@ from mlflow.tracking import MlflowClient
 from mlops_kit.config import get_settings
 from mlops_kit.registry import CHAMPION, registry_table
 from mlops_kit.serving.process import start_mlflow_server
-from mlops_kit.workflow import run_training_pipeline
+from mlops_kit.training_pipeline import run_training_pipeline
 
 
 @pytest.fixture

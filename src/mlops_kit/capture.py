@@ -28,7 +28,7 @@ import pandas as pd
 from mlops_kit import tracking
 from mlops_kit.config import Settings
 from mlops_kit.model import PROBA_PREFIX
-from mlops_kit.serving.predlog import BASE_COLUMNS
+from mlops_kit.store.predictions import BASE_COLUMNS
 
 SIMULATED_REVIEWER = "simulated-reviewer (simulator truth)"
 LABEL = "label"
@@ -124,7 +124,7 @@ def capture(
     track: bool = True,
 ) -> ReviewSet:
     """Put every low-confidence prediction that no review set holds yet into a new review set."""
-    from mlops_kit.serving.predlog import read_predictions
+    from mlops_kit.store.predictions import read_predictions
 
     with _locked(settings):
         log = read_predictions(settings, since, last) if predictions is None else predictions

@@ -96,7 +96,7 @@ def train(
 ) -> None:
     """The training pipeline in-process (no notebook): data, candidates, MLflow, registry, gate."""
     from mlops_kit.data import DataValidationError
-    from mlops_kit.workflow import run_training_pipeline
+    from mlops_kit.training_pipeline import run_training_pipeline
 
     settings = get_settings()
     try:
@@ -132,7 +132,7 @@ def pipeline(
     ),
 ) -> None:
     """Run the notebooks headless with papermill; each executed notebook is kept as the run's report."""
-    from mlops_kit.pipeline import (
+    from mlops_kit.notebook_runner import (
         PipelineBusyError,
         resolve_notebooks,
         run_notebooks,
@@ -239,7 +239,7 @@ def talk_check(
 @app.command("install-kernel")
 def install_kernel() -> None:
     """Register the 'mlops-kit' Jupyter kernel (this environment's Python) for lab, papermill, nbval."""
-    from mlops_kit.pipeline import install_kernel as run_install
+    from mlops_kit.notebook_runner import install_kernel as run_install
 
     typer.echo(f"kernel installed: {run_install()}")
 

@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 PROJ_ROOT = Path(__file__).resolve().parents[2]
 
 LOW_CONFIDENCE = 0.7  # below this confidence a prediction is flagged for review
+CHAMPION = "champion"  # the registry alias of the model version in production
 
 PENGUIN_FEATURES = [
     "island",

@@ -341,7 +341,7 @@ def monitor(
     reference: Reference | None = None,
 ) -> MonitorReport:
     """Monitor the prediction log (or a given slice of it) against the serving model's training data."""
-    from mlops_kit.serving.predlog import read_predictions
+    from mlops_kit.store.predictions import read_predictions
 
     log = read_predictions(settings, since=since, last=last) if predictions is None else predictions
     log = log.reset_index(drop=True)

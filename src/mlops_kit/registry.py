@@ -12,12 +12,11 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from mlops_kit.config import Settings
+from mlops_kit.config import CHAMPION, Settings
 from mlops_kit.data import PreparedData
 from mlops_kit.model import CONFIDENCE, PREDICTED
 from mlops_kit.tracking import client as make_client
 
-CHAMPION = "champion"
 CHALLENGER = "challenger"
 
 

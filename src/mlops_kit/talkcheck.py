@@ -75,7 +75,7 @@ def check_setup(settings: Settings, ports: dict[str, int] | None = None) -> list
     from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 
     from mlops_kit.data import file_sha256
-    from mlops_kit.pipeline import KERNEL_NAME
+    from mlops_kit.notebook_runner import KERNEL_NAME
 
     items = [
         Item(
@@ -119,7 +119,7 @@ def check_setup(settings: Settings, ports: dict[str, int] | None = None) -> list
 
 def check_notebooks(settings: Settings, names: list[str] | None = None) -> list[Item]:
     """Run the notebooks headless, as `make demo` does, in the check's own workspace."""
-    from mlops_kit.pipeline import resolve_notebooks, run_notebooks
+    from mlops_kit.notebook_runner import resolve_notebooks, run_notebooks
 
     runs = run_notebooks(resolve_notebooks(names), settings=settings, stop_on_failure=False)
     return [

@@ -12,8 +12,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from mlops_kit.config import Settings
-from mlops_kit.serving.predlog import read_predictions
-from mlops_kit.workflow import run_training_pipeline
+from mlops_kit.store.predictions import read_predictions
+from mlops_kit.training_pipeline import run_training_pipeline
 
 
 def varied(record: dict) -> list[dict]:

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from mlops_kit.config import get_settings
-from mlops_kit.workflow import run_training_pipeline
+from mlops_kit.training_pipeline import run_training_pipeline
 from tests.conftest import reset_mlflow
 
 from .conftest import Server

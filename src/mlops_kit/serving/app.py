@@ -27,7 +27,6 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from mlops_kit.config import Settings, get_settings
 from mlops_kit.serving.loader import Champion, ChampionLoader
 from mlops_kit.serving.predict import Scored, handle, handle_columns
-from mlops_kit.serving.predlog import PredictionLog
 from mlops_kit.serving.schemas import (
     BadRequest,
     ColumnsResponse,
@@ -37,6 +36,7 @@ from mlops_kit.serving.schemas import (
     PredictResponse,
     ReloadResult,
 )
+from mlops_kit.store.predictions import PredictionLog
 
 INLINE_BYTES = 32 * 1024  # bodies up to this size are scored on the event loop (no thread hop)
 BYTES_PER_RECORD = 2048  # body size allowed per record of the batch limit

@@ -20,8 +20,7 @@ from typing import Any
 import numpy as np
 from mlflow.exceptions import MlflowException
 
-from mlops_kit.config import Settings
-from mlops_kit.registry import CHAMPION
+from mlops_kit.config import CHAMPION, Settings
 from mlops_kit.serving import compiled
 from mlops_kit.serving.schemas import InputSpec, build_spec
 

@@ -13,8 +13,8 @@ from pydantic import ValidationError
 
 from mlops_kit.serving import jsontext
 from mlops_kit.serving.loader import Champion
-from mlops_kit.serving.predlog import LogEntry
 from mlops_kit.serving.schemas import BadRequest, InputSpec, columns_error, validation_error
+from mlops_kit.store.predictions import LogEntry
 
 _LEADING_SPACE = re.compile(rb"\s*")
 _KINDS = {"t": "a boolean", "f": "a boolean", "n": "null", '"': "a string"}

@@ -53,7 +53,7 @@ def starting_champion(settings: Settings, **pipeline_options: object) -> Startin
             chosen = str(max(int(v.version) for v in earlier))
             registry.promote(settings, chosen, RESTART_REASON)
             return StartingPoint(chosen, season_data, f"moved back from v{current}")
-    from mlops_kit.workflow import run_training_pipeline
+    from mlops_kit.training_pipeline import run_training_pipeline
 
     result = run_training_pipeline(settings, **pipeline_options)  # type: ignore[arg-type]
     version = result.decision.version
@@ -85,7 +85,7 @@ def wait_until_serving(api: ApiProcess, version: str, timeout: float = 60.0) -> 
 
 def phase_report(settings: Settings, run: TrafficRun) -> monitoring.MonitorReport:
     """Monitoring of exactly the predictions one simulator run caused."""
-    from mlops_kit.serving.predlog import read_predictions
+    from mlops_kit.store.predictions import read_predictions
 
     log = read_predictions(settings, since=run.started_at)
     mine = log[log["request_id"].isin(set(run.records["request_id"]))]

@@ -11,7 +11,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from mlops_kit.config import get_settings
-from mlops_kit.pipeline import (
+from mlops_kit.notebook_runner import (
     NOTEBOOKS_DIR,
     exclusive_run,
     resolve_notebooks,
@@ -19,7 +19,7 @@ from mlops_kit.pipeline import (
     summary_lines,
 )
 from mlops_kit.registry import registry_table
-from mlops_kit.workflow import run_training_pipeline
+from mlops_kit.training_pipeline import run_training_pipeline
 from tests.conftest import run_cli
 
 TRAINING_NOTEBOOK = "02"

@@ -9,7 +9,7 @@ import pytest
 from mlops_kit import tracking
 from mlops_kit.data import DataValidationError
 from mlops_kit.registry import CHAMPION, champion_version, registry_table
-from mlops_kit.workflow import run_training_pipeline
+from mlops_kit.training_pipeline import run_training_pipeline
 
 WEAK = ["body_mass_g"]  # one measurement alone separates the species poorly (f1 ~0.65)
 FAST = ["logistic_regression"]

@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from mlops_kit.config import Settings
-from mlops_kit.serving.predlog import LogEntry, PredictionLog, predictions, read_predictions
+from mlops_kit.store.predictions import LogEntry, PredictionLog, predictions, read_predictions
 
 CLASSES = ["Adelie", "Chinstrap", "Gentoo"]
 

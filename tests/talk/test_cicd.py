@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mlops_kit import cicd
+from mlops_kit.talk import cicd
 
 
 def test_workflows_table_lists_each_workflow_with_its_make_targets():
