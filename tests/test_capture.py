@@ -10,7 +10,7 @@ import pytest
 
 from mlops_kit import capture, traffic
 from mlops_kit.store.predictions import read_predictions
-from tests.conftest import log_predictions, run_cli
+from tests.helpers import log_predictions, run_cli
 
 
 def serve_batches(settings, season: pd.DataFrame, batches: int, seed: int) -> pd.DataFrame:

@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 
 from mlops_kit.cli import EXIT_BAD_INPUT, EXIT_GATE_REFUSED, app
 from mlops_kit.data import prepare
-from tests.conftest import run_cli
+from tests.helpers import run_cli
 
 
 def test_prepare_prints_the_data_version(settings, tmp_path):

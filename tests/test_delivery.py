@@ -8,7 +8,7 @@ from mlops_kit import tracking
 from mlops_kit.delivery import deploy_smoke, register_broken_candidate
 from mlops_kit.registry import champion_version
 from mlops_kit.training_pipeline import run_training_pipeline
-from tests.conftest import run_cli
+from tests.helpers import run_cli
 
 
 @pytest.fixture

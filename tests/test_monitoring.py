@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from mlops_kit import monitoring, monitoring_plots, traffic
-from tests.conftest import log_predictions, run_cli
+from tests.helpers import log_predictions, run_cli
 
 CLASSES = ["Adelie", "Chinstrap", "Gentoo"]
 

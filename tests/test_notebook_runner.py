@@ -20,7 +20,7 @@ from mlops_kit.notebook_runner import (
 )
 from mlops_kit.registry import registry_table
 from mlops_kit.training_pipeline import run_training_pipeline
-from tests.conftest import run_cli
+from tests.helpers import run_cli
 
 TRAINING_NOTEBOOK = "02"
 

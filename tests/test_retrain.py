@@ -94,7 +94,7 @@ def serve_with_champion(settings, records: pd.DataFrame, prefix: str) -> None:
         request_id=[f"{prefix}-{i // 25}" for i in range(len(records))],
         record_index=np.arange(len(records)) % 25,
     )
-    log = PredictionLog(settings.prediction_log)
+    log = PredictionLog(settings.store)
     log.start()
     for request_id, part in records.groupby("request_id", sort=False):
         out = model.predict(part[features])

@@ -106,7 +106,7 @@ def test_input_example_is_complete_raw_records(prepared):
 
 def test_a_tiny_table_still_trains_every_candidate(tmp_path, write_csv) -> None:
     """KNN asks for 7 neighbours; a table with fewer training rows gets as many as there are."""
-    from tests.conftest import iris_like
+    from tests.helpers import iris_like
 
     path = write_csv(iris_like(rows_per_class=3), "tiny.csv")
     settings = Settings(workspace=tmp_path / "ws")

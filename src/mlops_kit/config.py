@@ -50,11 +50,17 @@ class Settings(BaseSettings):
     # serving (the REST API) and its prediction log
     api_host: str = "127.0.0.1"
     api_port: int = 8000
-    prediction_log_url: str | None = None  # SQLAlchemy URL; default: SQLite in the workspace
+    # the kit's store (prediction log, review sets, labels): a SQLAlchemy URL; default: SQLite in
+    # the workspace. MLOPS_KIT_PREDICTION_LOG_URL is the name it had before the store held more.
+    store_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("MLOPS_KIT_STORE_URL", "MLOPS_KIT_PREDICTION_LOG_URL"),
+    )
     low_confidence: float = LOW_CONFIDENCE
     max_batch: int = 10_000  # largest batch /predict accepts
     reload_interval: float = 5.0  # seconds between registry polls for a new champion; 0 = off
     admin_token: str | None = None  # enables POST /admin/reload when set
+    accelerator: bool = True  # score with the numpy plan where it reproduces the model; off: False
     # monitoring and retraining
     monitor_window: int = 100  # the newest predictions the monitoring verdict looks at
     low_confidence_share: float = 0.15  # retraining is due above this share of low confidence
@@ -93,9 +99,9 @@ class Settings(BaseSettings):
         return self.workspace / "data"
 
     @property
-    def prediction_log(self) -> str:
-        """SQLAlchemy URL of the prediction log (SQLite in the workspace unless set)."""
-        return self.prediction_log_url or f"sqlite:///{self.workspace / 'predictions.db'}"
+    def store(self) -> str:
+        """SQLAlchemy URL of the kit's store (SQLite in the workspace unless set)."""
+        return self.store_url or f"sqlite:///{self.workspace / 'store.db'}"
 
     @property
     def handoff_dir(self) -> Path:

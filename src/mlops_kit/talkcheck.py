@@ -170,7 +170,7 @@ def run_talk_check(notebooks: list[str] | None = None) -> TalkCheck:
                 "runs_dir": Path(tmp) / "runs",
                 "tracking_uri_override": None,
                 "registry_uri_override": None,
-                "prediction_log_url": None,
+                "store_url": None,
             }
         )
         result.items += check_notebooks(settings, notebooks)

@@ -24,7 +24,7 @@ from mlops_kit.registry import CHAMPION
 from mlops_kit.serving import process
 from mlops_kit.serving.app import create_app
 from mlops_kit.training_pipeline import run_training_pipeline
-from tests.conftest import clear_env, kit_setting, reset_mlflow
+from tests.helpers import clear_env, kit_setting, reset_mlflow
 
 with warnings.catch_warnings():
     warnings.simplefilter(

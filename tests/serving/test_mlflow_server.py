@@ -12,7 +12,7 @@ import pytest
 
 from mlops_kit.config import get_settings
 from mlops_kit.training_pipeline import run_training_pipeline
-from tests.conftest import reset_mlflow
+from tests.helpers import reset_mlflow
 
 from .conftest import Server
 

@@ -90,7 +90,7 @@ def test_close_writes_what_is_still_queued(url: str) -> None:
 def test_read_predictions_gives_one_row_per_prediction(
     url: str, tmp_path: Path, fast_sqlite: bool
 ) -> None:
-    settings = Settings(workspace=tmp_path, prediction_log_url=url)
+    settings = Settings(workspace=tmp_path, store_url=url)
     log = PredictionLog(url, fast_sqlite=fast_sqlite)
     log.start()
     old = datetime.now(UTC) - timedelta(hours=2)

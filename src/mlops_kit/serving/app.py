@@ -99,7 +99,7 @@ def create_app(settings: Settings | None = None, *, freeze_gc: bool = False) -> 
     """
     settings = settings or get_settings()
     loader = ChampionLoader(settings)
-    predlog = PredictionLog(settings.prediction_log)
+    predlog = PredictionLog(settings.store)
     body_limit = 64 * 1024 + settings.max_batch * BYTES_PER_RECORD
     started = time.monotonic()
 

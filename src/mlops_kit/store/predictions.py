@@ -5,7 +5,7 @@ thread turns entries into rows and inserts them in batches, one transaction per 
 means no lost or interleaved rows however many requests arrive at once; the queue means a slow disk
 never delays a response. SQLite (the default, in the workspace) runs in WAL mode with
 synchronous=NORMAL so readers such as the monitoring notebook never block the writer; any other
-SQLAlchemy URL (e.g. ``postgresql+psycopg://…``) works through ``MLOPS_KIT_PREDICTION_LOG_URL``.
+SQLAlchemy URL (e.g. ``postgresql+psycopg://…``) works through ``MLOPS_KIT_STORE_URL``.
 Rejected requests never reach the queue.
 """
 
@@ -24,17 +24,16 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pydantic_core
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from mlops_kit.config import Settings
 from mlops_kit.model import PROBA_PREFIX
 from mlops_kit.serving import jsontext
+from mlops_kit.store.db import make_engine, metadata
 
 log = logging.getLogger(__name__)
 
-metadata = sa.MetaData()
 predictions = sa.Table(
     "predictions",
     metadata,
@@ -163,29 +162,6 @@ class LogEntry:
                 strict=True,
             )
         )  # fmt: skip
-
-
-def _to_json(value: object) -> str:
-    return value if type(value) is JSONText else pydantic_core.to_json(value).decode()
-
-
-def make_engine(url: str) -> Engine:
-    """A SQLAlchemy engine for the log; on SQLite: the folder exists, WAL and synchronous=NORMAL."""
-    parsed = sa.engine.make_url(url)
-    is_sqlite = parsed.get_backend_name() == "sqlite"
-    if is_sqlite and parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = sa.create_engine(url, json_serializer=_to_json)
-    if is_sqlite:
-
-        @sa.event.listens_for(engine, "connect")
-        def _pragmas(dbapi_connection: Any, _record: Any) -> None:
-            cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.close()
-
-    return engine
 
 
 _STOP = object()
@@ -322,7 +298,7 @@ def read_predictions(
     confidence, low_confidence, then one column per input field, then one per class probability.
     ``since`` keeps predictions made at or after that time; ``last`` keeps only the newest N.
     """
-    url = settings.prediction_log
+    url = settings.store
     parsed = sa.engine.make_url(url)
     if (
         parsed.get_backend_name() == "sqlite"

@@ -1,0 +1,54 @@
+"""The store's one SQL database: SQLite in the workspace by default, any SQLAlchemy URL for a team."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pydantic_core
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+metadata = sa.MetaData()  # every table of the store is declared on this
+
+
+def _to_json(value: object) -> str:
+    return pydantic_core.to_json(value).decode()
+
+
+def is_sqlite(url: str) -> bool:
+    """True when the URL names a SQLite database."""
+    return sa.engine.make_url(url).get_backend_name() == "sqlite"
+
+
+def exists(url: str) -> bool:
+    """False only for a SQLite file that has not been created yet (nothing written so far)."""
+    parsed = sa.engine.make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+        return True
+    return parsed.database == ":memory:" or Path(parsed.database).exists()
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for the store; on SQLite: the folder exists, WAL and synchronous=NORMAL."""
+    parsed = sa.engine.make_url(url)
+    sqlite = parsed.get_backend_name() == "sqlite"
+    if sqlite and parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(url, json_serializer=_to_json)
+    if sqlite:
+
+        @sa.event.listens_for(engine, "connect")
+        def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA busy_timeout=10000")
+            cursor.close()
+
+    return engine
+
+
+def create_tables(engine: Engine) -> None:
+    """Create the store's tables that do not exist yet."""
+    metadata.create_all(engine)
