@@ -47,6 +47,7 @@ class Settings(BaseSettings):
     quality_gate: float = 0.90
     gate_metric: str = "f1_macro"
     seed: int = 42
+    lock_timeout: float = 120.0  # seconds a command waits for another one writing the workspace
     # serving (the REST API) and its prediction log
     api_host: str = "127.0.0.1"
     api_port: int = 8000
