@@ -14,7 +14,7 @@ CONSTRAINTS ?= constraints.txt
 CANARY_VENV := .venv-canary
 CANARY_PACKAGES := mlflow scikit-learn pandas papermill nbval
 
-.PHONY: help install demo test unit-tests notebook-tests lint format lab mlflow-ui serve reset \
+.PHONY: help install demo test test-fast unit-tests notebook-tests lint format lab mlflow-ui serve reset \
 	notebooks bench lock train-job deploy-smoke canary canary-versions talk-check
 
 help: ## show this list
@@ -37,6 +37,10 @@ demo: install ## run every notebook headless with papermill and say where the re
 	@$(BIN)/mlops-kit status
 
 test: install lint unit-tests notebook-tests ## lint, unit/integration tests, and pytest --nbval on the notebooks
+
+test-fast: install ## the inner loop: lint and the tests not marked slow (under two minutes)
+	$(BIN)/ruff check src tests benchmarks
+	env -u MLFLOW_TRACKING_URI $(BIN)/python -m pytest -q -m "not slow" tests
 
 unit-tests: install ## the tests under tests/ (real MLflow, real papermill, a real mlflow server)
 	env -u MLFLOW_TRACKING_URI $(BIN)/python -m pytest tests

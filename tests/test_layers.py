@@ -1,0 +1,81 @@
+"""The house's rules, checked the way a user meets them: import a module in a fresh interpreter."""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+import subprocess
+import sys
+import tomllib
+from importlib.metadata import packages_distributions
+
+import pytest
+
+from mlops_kit.config import PROJ_ROOT
+
+SRC = PROJ_ROOT / "src" / "mlops_kit"
+TRAINING_SIDE = (
+    "mlops_kit.data",
+    "mlops_kit.train",
+    "mlops_kit.registry",
+    "mlops_kit.evaluation",
+    "mlops_kit.training_pipeline",
+    "mlops_kit.notebook_runner",
+)
+
+
+def loaded_after_import(module: str) -> set[str]:
+    """The kit's modules in sys.modules after importing `module` in a new interpreter."""
+    code = (
+        f"import json, sys, {module}; "
+        "print(json.dumps(sorted(m for m in sys.modules if m.startswith('mlops_kit'))))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    return set(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+@pytest.mark.parametrize(
+    "module", ["mlops_kit.serving.app", "mlops_kit.serving.server", "mlops_kit.serving.loader"]
+)
+def test_serving_imports_nothing_from_the_training_side(module: str) -> None:
+    loaded = loaded_after_import(module)
+    assert not {m for m in loaded if m.startswith(TRAINING_SIDE)}
+
+
+@pytest.mark.parametrize(
+    "module",
+    ["mlops_kit.monitoring", "mlops_kit.capture", "mlops_kit.retrain", "mlops_kit.traffic"],
+)
+def test_the_loop_imports_nothing_from_serving(module: str) -> None:
+    loaded = loaded_after_import(module)
+    assert not {m for m in loaded if m.startswith("mlops_kit.serving")}
+
+
+def _imported_top_levels() -> set[str]:
+    names: set[str] = set()
+    for path in SRC.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names.add(node.module.split(".")[0])
+    return names - set(sys.stdlib_module_names) - {"mlops_kit"}
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def test_every_package_the_code_imports_is_declared() -> None:
+    project = tomllib.loads((PROJ_ROOT / "pyproject.toml").read_text())["project"]
+    declared = {_canonical(re.split(r"[<>=!~ \[;]", d)[0]) for d in project["dependencies"]}
+    owners = packages_distributions()
+    missing = {
+        name: owners.get(name, [name])
+        for name in _imported_top_levels()
+        if not {_canonical(d) for d in owners.get(name, [name])} & declared
+    }
+    assert not missing, f"imported but not in pyproject.toml's dependencies: {missing}"
