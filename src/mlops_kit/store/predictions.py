@@ -1,12 +1,18 @@
 """The prediction log: every served prediction, written off the request path to a SQL database.
 
-A request only puts one entry (its records and the model's answers) on a queue; a single writer
-thread turns entries into rows and inserts them in batches, one transaction per batch. One writer
-means no lost or interleaved rows however many requests arrive at once; the queue means a slow disk
-never delays a response. SQLite (the default, in the workspace) runs in WAL mode with
-synchronous=NORMAL so readers such as the monitoring notebook never block the writer; any other
-SQLAlchemy URL (e.g. ``postgresql+psycopg://…``) works through ``MLOPS_KIT_STORE_URL``.
-Rejected requests never reach the queue.
+    request ──submit(entry)──▶ queue ──▶ one writer thread ──▶ INSERT … (one transaction per batch)
+
+A request only puts one ``LogEntry`` (its records and the model's answers) on a queue and returns.
+A single writer thread takes whatever is queued (up to ``max_rows_per_write`` rows), turns each
+record into a table row (its input and probabilities as JSON objects) and inserts the batch in one
+transaction. One writer means no lost or interleaved rows however many requests arrive at once;
+the queue means a slow disk never delays a response. A failed write is retried, then counted and
+reported by ``status()`` (the API shows it in /health); serving goes on.
+
+The database is the store's (``store.db``): SQLite in the workspace by default, in WAL mode so
+readers such as the monitoring notebook never block the writer, or any SQLAlchemy URL (e.g.
+``postgresql+psycopg://…``) through ``MLOPS_KIT_STORE_URL``. ``read_predictions`` reads the log
+back as a table, by time window (``since``) or the newest N (``last``).
 """
 
 from __future__ import annotations
@@ -19,18 +25,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import repeat
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pydantic_core
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from mlops_kit.config import Settings
 from mlops_kit.model import PROBA_PREFIX
-from mlops_kit.serving import jsontext
-from mlops_kit.store.db import make_engine, metadata
+from mlops_kit.store.db import create_tables, exists, is_sqlite, make_engine, metadata
 
 log = logging.getLogger(__name__)
 
@@ -43,14 +48,12 @@ predictions = sa.Table(
     sa.Column("record_index", sa.Integer, nullable=False),  # position in the request's batch
     sa.Column("model_name", sa.String(200), nullable=False),
     sa.Column("model_version", sa.String(32), nullable=False),
-    sa.Column("input", sa.JSON, nullable=False),  # the record as received (validated)
+    sa.Column("input", sa.JSON, nullable=False),  # the record as validated; absent fields: null
     sa.Column("predicted", sa.String(200), nullable=False),
     sa.Column("confidence", sa.Float, nullable=False),
     sa.Column("probabilities", sa.JSON, nullable=False),  # {class: probability}
     sa.Column("low_confidence", sa.Boolean, nullable=False),
 )
-INSERT_COLUMNS = [c.name for c in predictions.columns if c.name != "id"]
-SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"  # SQLAlchemy's storage format for DateTime on SQLite
 MAX_PENDING_ROWS = 200_000  # beyond this backlog /predict answers 503 instead of queueing more
 BASE_COLUMNS = [
     "id",
@@ -65,10 +68,13 @@ BASE_COLUMNS = [
 ]
 
 
-class JSONText(str):
-    """A value already encoded as JSON text: stored in a JSON column as it is."""
-
-    __slots__ = ()
+def _plain(values: np.ndarray | Sequence[Any]) -> list[Any]:
+    """A column as JSON-ready Python values; a number left out (NaN) becomes None."""
+    if isinstance(values, np.ndarray):
+        if values.dtype.kind == "f":
+            return np.where(np.isnan(values), None, values).tolist()
+        return values.tolist()
+    return list(values)
 
 
 @dataclass(frozen=True)
@@ -85,20 +91,6 @@ class LogEntry:
     probabilities: np.ndarray  # records × classes
     classes: list[str]
     low_confidence: list[bool]
-    received: bytes | None = None  # the body as sent, if its records can be cut from it
-
-    def input_texts(self) -> list[str]:
-        """Each record as JSON text: as sent when the body can be cut, else rendered."""
-        if self.received is not None:
-            cut = jsontext.cut_records(self.received, len(self))
-            if cut is not None:
-                return cut
-        return jsontext.records_texts(self.inputs)
-
-    def probability_texts(self) -> list[str]:
-        """Each record's ``{class: probability}`` as JSON text."""
-        columns = {c: self.probabilities[:, j] for j, c in enumerate(self.classes)}
-        return jsontext.records_texts(columns)
 
     @classmethod
     def from_records(
@@ -116,7 +108,7 @@ class LogEntry:
     ) -> LogEntry:
         """An entry from records and per-record probability lists (for callers other than the API)."""
         names = list(dict.fromkeys(name for record in records for name in record))
-        inputs = {name: [record.get(name) for record in records] for name in names}
+        inputs = {name: [_missing_as_none(r.get(name)) for r in records] for name in names}
         matrix = np.asarray(probabilities, dtype=np.float64).reshape(len(records), len(classes))
         return cls(
             request_id, created_at, model_name, model_version, inputs,
@@ -126,42 +118,74 @@ class LogEntry:
     def __len__(self) -> int:
         return len(self.predicted)
 
+    def records(self) -> list[dict[str, Any]]:
+        """Each record as a plain dict, fields in model order, absent values None."""
+        names = list(self.inputs)
+        columns = [_plain(values) for values in self.inputs.values()]
+        # a row holds one value per name by construction (strict checks would double the cost)
+        return [dict(zip(names, row, strict=False)) for row in zip(*columns, strict=True)]
+
+    def probability_records(self) -> list[dict[str, float]]:
+        """Each record's ``{class: probability}``."""
+        classes = self.classes
+        return [dict(zip(classes, row, strict=False)) for row in self.probabilities.tolist()]
+
     def rows(self) -> list[dict[str, Any]]:
         """One table row per record, for SQLAlchemy Core."""
+        created_at = self.created_at.astimezone(UTC)
         answers = zip(
-            self.input_texts(), self.predicted, self.confidence,
-            self.probability_texts(), self.low_confidence,
+            self.records(), self.predicted, self.confidence,
+            self.probability_records(), self.low_confidence,
             strict=True,
         )  # fmt: skip
         return [
             {
                 "request_id": self.request_id,
-                "created_at": self.created_at,
+                "created_at": created_at,
                 "record_index": i,
                 "model_name": self.model_name,
                 "model_version": self.model_version,
-                "input": JSONText(record),
+                "input": record,
                 "predicted": predicted,
                 "confidence": confidence,
-                "probabilities": JSONText(proba),
-                "low_confidence": low,
+                "probabilities": proba,
+                "low_confidence": bool(low),
             }
             for i, (record, predicted, confidence, proba, low) in enumerate(answers)
         ]
 
-    def sqlite_rows(self) -> list[tuple[Any, ...]]:
-        """One row per record in INSERT_COLUMNS order, as SQLAlchemy would store it in SQLite."""
-        n = len(self)
-        created_at = self.created_at.astimezone(UTC).strftime(SQLITE_DATETIME)
-        return list(
-            zip(
-                repeat(self.request_id, n), repeat(created_at, n), range(n),
-                repeat(self.model_name, n), repeat(self.model_version, n),
-                self.input_texts(), self.predicted, self.confidence,
-                self.probability_texts(), map(int, self.low_confidence),
-                strict=True,
-            )
-        )  # fmt: skip
+
+def _missing_as_none(value: Any) -> Any:
+    """None for a missing value (None or NaN), else the value."""
+    return None if value is None or (isinstance(value, float) and value != value) else value
+
+
+def _json(value: object) -> str:
+    """Compact JSON text, as the store's engine writes a JSON column (``store.db``)."""
+    return pydantic_core.to_json(value, inf_nan_mode="null").decode()
+
+
+_INSERT_COLUMNS = [c.name for c in predictions.columns if c.name != "id"]
+_SQLITE_INSERT = (
+    f"INSERT INTO {predictions.name} ({', '.join(_INSERT_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * len(_INSERT_COLUMNS))})"
+)
+_SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"  # SQLAlchemy's storage format for DateTime on SQLite
+
+
+def _sqlite_tuples(entry: LogEntry) -> list[tuple[Any, ...]]:
+    """The rows of ``entry.rows()`` as SQLAlchemy hands them to the sqlite3 driver."""
+    n = len(entry)
+    created_at = entry.created_at.astimezone(UTC).strftime(_SQLITE_DATETIME)
+    return list(
+        zip(
+            repeat(entry.request_id, n), repeat(created_at, n), range(n),
+            repeat(entry.model_name, n), repeat(entry.model_version, n),
+            map(_json, entry.records()), entry.predicted, entry.confidence,
+            map(_json, entry.probability_records()), map(int, entry.low_confidence),
+            strict=True,
+        )
+    )  # fmt: skip
 
 
 _STOP = object()
@@ -176,9 +200,9 @@ class PredictionLog:
         self.url = url
         self.max_rows_per_write = max_rows_per_write
         self.retries = retries
-        # On SQLite, rows go to the driver as plain tuples: the same stored values as through
-        # SQLAlchemy's type processing, for a third of the CPU (which requests need: one GIL).
-        self.fast_sqlite = fast_sqlite and sa.engine.make_url(url).get_backend_name() == "sqlite"
+        # On SQLite, rows can go to the driver as plain tuples (the same stored text as through
+        # SQLAlchemy's type processing). FIGURE PENDING: writer rows/s with and without.
+        self.fast_sqlite = fast_sqlite and is_sqlite(url)
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._done = threading.Condition()
         self._submitted = 0
@@ -191,7 +215,7 @@ class PredictionLog:
     def start(self) -> None:
         """Create the table if needed and start the writer thread."""
         self._engine = make_engine(self.url)
-        metadata.create_all(self._engine)
+        create_tables(self._engine)
         self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
         self._thread.start()
 
@@ -260,13 +284,9 @@ class PredictionLog:
     def _insert(self, batch: list[LogEntry]) -> None:
         with self._engine.begin() as conn:  # type: ignore[union-attr]
             if self.fast_sqlite:
-                marks = ", ".join("?" * len(INSERT_COLUMNS))
-                sql = (
-                    f"INSERT INTO {predictions.name} ({', '.join(INSERT_COLUMNS)}) VALUES ({marks})"
-                )
-                conn.exec_driver_sql(sql, [row for entry in batch for row in entry.sqlite_rows()])
+                conn.exec_driver_sql(_SQLITE_INSERT, [t for e in batch for t in _sqlite_tuples(e)])
             else:
-                conn.execute(predictions.insert(), [row for entry in batch for row in entry.rows()])
+                conn.execute(predictions.insert(), [row for e in batch for row in e.rows()])
 
     def _write(self, batch: list[LogEntry], rows: int) -> None:
         error = None
@@ -297,30 +317,25 @@ def read_predictions(
     Columns: id, request_id, created_at (UTC), record_index, model_name, model_version, predicted,
     confidence, low_confidence, then one column per input field, then one per class probability.
     ``since`` keeps predictions made at or after that time; ``last`` keeps only the newest N.
+    The database does the choosing: only the rows returned are read.
     """
-    url = settings.store
-    parsed = sa.engine.make_url(url)
-    if (
-        parsed.get_backend_name() == "sqlite"
-        and parsed.database
-        and not Path(parsed.database).exists()
-    ):
+    if not exists(settings.store):
         return pd.DataFrame(columns=BASE_COLUMNS)
-    engine = make_engine(url)
+    query = sa.select(predictions)
+    if since is not None:
+        since = since.astimezone(UTC) if since.tzinfo else since.replace(tzinfo=UTC)
+        query = query.where(predictions.c.created_at >= since)
+    if last is not None:
+        query = query.order_by(predictions.c.id.desc()).limit(last)
+    newest = query.subquery()
+    engine = make_engine(settings.store)
     try:
         if not sa.inspect(engine).has_table(predictions.name):
             return pd.DataFrame(columns=BASE_COLUMNS)
-        query = sa.select(predictions)
-        if since is not None:
-            since = since.astimezone(UTC) if since.tzinfo else since.replace(tzinfo=UTC)
-            query = query.where(predictions.c.created_at >= since)
-        if last is not None:
-            query = query.order_by(predictions.c.id.desc()).limit(last)
         with engine.connect() as conn:
-            rows = [dict(r) for r in conn.execute(query).mappings()]
+            rows = conn.execute(sa.select(newest).order_by(newest.c.id)).mappings().all()
     finally:
         engine.dispose()
-    rows.sort(key=lambda r: r["id"])
     base = pd.DataFrame([{k: r[k] for k in BASE_COLUMNS} for r in rows], columns=BASE_COLUMNS)
     base["created_at"] = pd.to_datetime(base["created_at"], utc=True)
     base["low_confidence"] = base["low_confidence"].astype(bool)
