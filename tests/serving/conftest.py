@@ -19,8 +19,7 @@ import httpx
 import pytest
 from mlflow.tracking import MlflowClient
 
-from mlops_kit.config import PENGUIN_FEATURES, Settings, get_settings
-from mlops_kit.registry import CHAMPION
+from mlops_kit.config import CHAMPION, PENGUIN_FEATURES, Settings, get_settings
 from mlops_kit.serving import process
 from mlops_kit.serving.app import create_app
 from mlops_kit.training_pipeline import run_training_pipeline

@@ -59,7 +59,7 @@ def test_predictions_match_the_registered_model(
     model = mlflow.pyfunc.load_model(f"models:/{settings.model_name}/1")
     frame = pd.DataFrame(records).reindex(columns=model.metadata.get_input_schema().input_names())
     expected = model.predict(frame)
-    assert client.get("/model").json()["scoring"] == "compiled"
+    assert client.get("/model").json()["scoring"] == "accelerator"
     for prediction, (_, row) in zip(body["predictions"], expected.iterrows(), strict=True):
         assert prediction["predicted"] == row["predicted"]
         for name, p in prediction["probabilities"].items():

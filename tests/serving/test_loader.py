@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from mlflow.tracking import MlflowClient
 
 from mlops_kit.config import Settings
-from mlops_kit.serving.predict import handle
+from mlops_kit.serving.routes.predictions import answer
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = 15.0) -> bool:
@@ -81,6 +81,6 @@ def test_a_request_is_answered_by_the_version_it_started_with(
     held = loader.current
     promote("2")
     assert loader.check()[0] is True
-    scored = handle(json.dumps({**record, "sex": "male"}).encode(), held, "r1", 0.7)
-    assert json.loads(scored.body)["model_version"] == "1" and scored.entry.model_version == "1"
+    text, entry = answer(json.dumps({**record, "sex": "male"}).encode(), held, "r1", 0.7)
+    assert json.loads(text)["model_version"] == "1" and entry.model_version == "1"
     assert loader.current.version == "2"

@@ -1,4 +1,7 @@
-"""Load ``models:/<name>@champion`` and follow the alias: an immutable Champion, swapped lock-free.
+"""Load: ``models:/<name>@champion`` from the MLflow registry, as an immutable Champion.
+
+The Champion holds everything a request needs: the loaded model, its classes, the request models
+generated from it (``inputs.py``) and, if one can be built, an accelerator (``accelerator.py``).
 
 A request reads ``loader.current`` once and uses that object to validate, score and answer, so the
 version named in a response is the version that scored it, even if a reload swaps the model while
@@ -17,12 +20,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import numpy as np
 from mlflow.exceptions import MlflowException
 
 from mlops_kit.config import CHAMPION, Settings
-from mlops_kit.serving import compiled
-from mlops_kit.serving.schemas import InputSpec, build_spec
+from mlops_kit.serving.inputs import (
+    RequestModels,
+    encoder_categories,
+    request_models,
+    signature_inputs,
+)
 
 log = logging.getLogger(__name__)
 
@@ -48,29 +54,20 @@ class Champion:
     tags: dict[str, str]
     metrics: dict[str, float]
     classes: list[str]
-    spec: InputSpec
-    pipeline: Any
-    plan: compiled.CompiledPipeline | None
+    inputs: RequestModels
+    pipeline: Any  # the fitted scikit-learn Pipeline inside the pyfunc model
+    accelerator: Any  # an accelerator.Accelerator, or None: the pipeline scores
     examples: list[dict[str, Any]]
     source: str
     loaded_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
     @property
     def scoring(self) -> str:
-        """How records are scored: the verified numpy plan, or the sklearn pipeline itself."""
-        return "compiled" if self.plan is not None else "pipeline"
-
-    def predict_proba(self, columns: dict[str, list[Any]], rows: int) -> np.ndarray:
-        """Class probabilities for validated records given column-wise."""
-        # absurd magnitudes make non-finite probabilities: no warning, the caller refuses them
-        with np.errstate(all="ignore"):
-            if self.plan is not None:
-                return self.plan.predict_proba(columns, rows)
-            df = compiled.frame(columns, self.spec.numeric, self.spec.names)
-            return np.asarray(self.pipeline.predict_proba(df))
+        """Which path scores requests: "accelerator" or the "model" itself."""
+        return "model" if self.accelerator is None else "accelerator"
 
     def info(self) -> dict[str, Any]:
-        """Facts for GET /model (without the threshold and limits, which are the API's)."""
+        """Facts for GET /model (without the threshold, which is the API's)."""
         return {
             "name": self.name,
             "version": self.version,
@@ -81,22 +78,15 @@ class Champion:
             "gate": self.tags.get("gate"),
             "metrics": self.metrics,
             "classes": self.classes,
-            "inputs": {f.name: f.describe() for f in self.spec.fields},
-            "required": self.spec.required,
-            "categories": self.spec.categories,
+            "inputs": {f.name: f.describe() for f in self.inputs.fields},
+            "required": self.inputs.required,
+            "categories": self.inputs.categories,
+            "max_batch": self.inputs.max_batch,
+            "max_body_bytes": self.inputs.body_limit,
             "scoring": self.scoring,
             "loaded_at": self.loaded_at,
             "source": self.source,
         }
-
-
-def _signature_inputs(
-    loaded: Any, features: list[str], numeric_hint: set[str]
-) -> list[tuple[str, str]]:
-    schema = loaded.metadata.get_input_schema()
-    if schema is not None and schema.has_input_names():
-        return [(c.name, str(getattr(c.type, "name", c.type))) for c in schema.inputs]
-    return [(f, "double" if f in numeric_hint else "string") for f in features]
 
 
 def _examples(loaded: Any, names: list[str]) -> list[dict[str, Any]]:
@@ -110,6 +100,19 @@ def _examples(loaded: Any, names: list[str]) -> list[dict[str, Any]]:
     return [{k: v for k, v in r.items() if k in names} for r in rows]
 
 
+def _accelerator(pipeline: Any, examples: list[dict[str, Any]], inputs: RequestModels) -> Any:
+    """The accelerator of the pipeline, or None where it cannot reproduce the model."""
+    from mlops_kit.serving import accelerator  # only imported when the setting asks for it
+    from mlops_kit.serving.scoring import model_frame
+
+    frame = model_frame({n: [r.get(n) for r in examples] for n in inputs.names}, inputs)
+    try:
+        return accelerator.build(pipeline, frame if len(frame) else None)
+    except accelerator.Unsupported as exc:
+        log.info("scoring through the model itself: %s", exc)
+        return None
+
+
 def build_champion(
     local_path: str,
     *,
@@ -121,28 +124,17 @@ def build_champion(
     metrics: dict[str, float],
     source: str,
     max_batch: int,
+    accelerate: bool,
 ) -> Champion:
-    """Load a downloaded pyfunc model and prepare its validator and scoring plan."""
+    """Load a downloaded pyfunc model; generate its request models; build its accelerator."""
     import mlflow.pyfunc
 
     loaded = mlflow.pyfunc.load_model(local_path)
-    wrapped = loaded.unwrap_python_model()
-    pipeline = getattr(wrapped, "pipeline", None)
+    pipeline = getattr(loaded.unwrap_python_model(), "pipeline", None)
     if pipeline is None or not hasattr(pipeline, "predict_proba"):
         raise ValueError(f"{name} v{version} is not a mlops-kit classifier (no .pipeline)")
-    categories = compiled.known_categories(pipeline)
-    numeric_hint = set(wrapped.features) - set(categories)
-    spec = build_spec(
-        _signature_inputs(loaded, wrapped.features, numeric_hint), categories, max_batch
-    )
-    examples = _examples(loaded, spec.names)
-    plan: compiled.CompiledPipeline | None
-    try:
-        plan = compiled.CompiledPipeline(pipeline)
-        compiled.verify(plan, pipeline, examples, spec.numeric, spec.names, spec.categories)
-    except compiled.Unsupported as exc:
-        log.info("%s v%s is scored by its sklearn pipeline: %s", name, version, exc)
-        plan = None
+    inputs = request_models(signature_inputs(loaded), encoder_categories(pipeline), max_batch)
+    examples = _examples(loaded, inputs.names)
     return Champion(
         name=name,
         version=version,
@@ -151,9 +143,9 @@ def build_champion(
         tags=tags,
         metrics=metrics,
         classes=[str(c) for c in pipeline.classes_],
-        spec=spec,
+        inputs=inputs,
         pipeline=pipeline,
-        plan=plan,
+        accelerator=_accelerator(pipeline, examples, inputs) if accelerate else None,
         examples=examples,
         source=source,
     )
@@ -237,6 +229,7 @@ class ChampionLoader:
                 metrics=metrics,
                 source=source,
                 max_batch=self.settings.max_batch,
+                accelerate=self.settings.accelerator,
             )
         finally:
             shutil.rmtree(tmp, ignore_errors=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import os
 import signal
-import sys
 import threading
 import time
 
@@ -33,11 +32,6 @@ def log_config() -> dict:
     return config
 
 
-# The prediction-log writer is a busy Python thread; at CPython's default switch interval (5 ms)
-# it holds up the event loop sending a big answer for ~5 ms per socket write. A serving process
-# hands the GIL over sooner, so responses go out while the log is being written.
-SWITCH_INTERVAL_S = 0.0005
-
 PARENT_ENV = "MLOPS_KIT_EXIT_WITH_PARENT"  # set by serving.process: stop when the starter is gone
 
 
@@ -60,9 +54,8 @@ def serve(settings: Settings | None = None) -> None:
         _exit_with_parent()
     for name, value in MLFLOW_CLIENT_DEFAULTS.items():
         os.environ.setdefault(name, value)
-    sys.setswitchinterval(SWITCH_INTERVAL_S)
     uvicorn.run(
-        create_app(settings, freeze_gc=True),
+        create_app(settings),
         host=settings.api_host,
         port=settings.api_port,
         workers=1,

@@ -1,0 +1,252 @@
+"""Validate: the request models, generated from the served model itself.
+
+Nothing here is written by hand for one data set. The input fields and their types come from the
+model's MLflow signature; the categories a field accepts come from the fitted OneHotEncoder inside
+the model (scikit-learn's ``categories_``). From those, pydantic models are built:
+
+* numeric inputs (the measurements a user has in hand) are **required**: a finite JSON number;
+  strings, booleans, null, NaN and infinity are refused;
+* categorical inputs are **optional**: one of the categories the model was trained on, or null /
+  absent when unknown (the pipeline imputes the most frequent one); an unseen category is refused;
+* other text inputs (no encoder knows their values) are optional free text;
+* any other field is refused, so a typo (``bill_lenght_mm``) is an error, not a silently imputed
+  value.
+
+The same models give the OpenAPI schema of ``/docs``, and the largest body worth reading.
+"""
+
+from __future__ import annotations
+
+import json
+import operator
+import re
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal, NotRequired, Required
+
+import numpy as np
+import pydantic_core
+from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, with_config
+from sklearn.compose import ColumnTransformer
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder
+from typing_extensions import TypedDict  # pydantic needs this one on Python < 3.12
+
+from mlops_kit.serving.errors import BadRequest, columns_refused, records_refused
+
+NUMERIC_TYPES = {"double", "float", "long", "integer"}
+# The largest body a request may have is derived from the fields (``RequestModels.body_limit``):
+NUMBER_CHARS = 24  # the longest JSON text of a float64, e.g. -2.2250738585072014e-308
+TEXT_CHARS = 1000  # room made for one free-text value
+SLACK = 1.5  # room for whitespace: pretty-printed JSON (indent 2) stays within it
+ALLOWANCE = 64 * 1024  # any request may be this large, whatever its batch limit
+_LEADING_SPACE = re.compile(rb"\s*")
+_KINDS = {"t": "a boolean", "f": "a boolean", "n": "null", '"': "a string"}
+
+
+@dataclass(frozen=True)
+class InputField:
+    """One input of the model: its name, its kind and, for a category, the values it may take."""
+
+    name: str
+    kind: Literal["number", "category", "text"]
+    categories: tuple[str, ...] = ()
+
+    @property
+    def required(self) -> bool:
+        """Numbers are required; categories and text may be null or left out."""
+        return self.kind == "number"
+
+    def describe(self) -> str:
+        """What a valid value looks like, in words."""
+        if self.kind == "number":
+            return "required, a finite number"
+        if self.kind == "category":
+            return "optional, one of " + ", ".join(self.categories) + " (null or absent: imputed)"
+        return "optional, text"
+
+    def value_type(self) -> Any:
+        """What one value may be (the same rule in a record and in a column)."""
+        if self.kind == "number":
+            return Annotated[float, Field(strict=True, allow_inf_nan=False)]
+        if self.kind == "category":
+            return Literal[self.categories] | None  # type: ignore[valid-type]
+        return Annotated[str | None, Field(strict=True)]
+
+    def widest(self) -> int:
+        """The most characters one ``"name": value,`` of this field takes in compact JSON."""
+        if self.kind == "number":
+            value = NUMBER_CHARS
+        elif self.kind == "category":
+            value = max(len("null"), *(len(json.dumps(c)) for c in self.categories))
+        else:
+            value = TEXT_CHARS + 2
+        return len(json.dumps(self.name)) + 1 + value + 1
+
+
+def signature_inputs(model: Any) -> list[tuple[str, str]]:
+    """(name, type) of each input column in the loaded pyfunc model's MLflow signature."""
+    schema = model.metadata.get_input_schema()
+    if schema is None or not schema.has_input_names():
+        raise ValueError("the model has no input signature with column names")
+    return [(c.name, str(getattr(c.type, "name", c.type))) for c in schema.inputs]
+
+
+def encoder_categories(pipeline: Any) -> dict[str, list[str]]:
+    """The categories each one-hot encoded column was fitted with, read from the fitted pipeline."""
+    found: dict[str, list[str]] = {}
+    steps = [step for _, step in pipeline.steps] if isinstance(pipeline, Pipeline) else [pipeline]
+    for step in steps:
+        if not isinstance(step, ColumnTransformer):
+            continue
+        for _name, transformer, columns in step.transformers_:
+            if isinstance(transformer, str) or len(columns) == 0:  # "drop", "passthrough", empty
+                continue
+            parts = transformer.steps if isinstance(transformer, Pipeline) else [("", transformer)]
+            for _, part in parts:
+                if isinstance(part, OneHotEncoder):
+                    for column, values in zip(columns, part.categories_, strict=True):
+                        found[str(column)] = [v for v in values if isinstance(v, str)]
+    return found
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """A validated body: its values column-wise in model order (None: absent), rows, batch or not."""
+
+    columns: dict[str, Any]
+    rows: int
+    batch: bool
+
+
+def _closed(title: str, fields: tuple[InputField, ...], annotation: Any) -> type:
+    """A TypedDict with a key per field (numbers Required), no other key allowed."""
+    keys = {
+        f.name: (Required if f.required else NotRequired)[annotation(f)]  # type: ignore[index]
+        for f in fields
+    }
+    return with_config(ConfigDict(extra="forbid", title=title))(TypedDict(title, keys))  # type: ignore[operator]
+
+
+@dataclass(frozen=True)
+class RequestModels:
+    """The bodies a model accepts (one record, a batch, columns) and how to read them."""
+
+    fields: tuple[InputField, ...]
+    max_batch: int
+    record: TypeAdapter[Any] = field(init=False, repr=False, compare=False)
+    batch: TypeAdapter[Any] = field(init=False, repr=False, compare=False)
+    columns: TypeAdapter[Any] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        def value(f: InputField) -> Any:
+            return Annotated[f.value_type(), Field(description=f.describe())]
+
+        def column(f: InputField) -> Any:
+            size = Field(description=f.describe(), min_length=1, max_length=self.max_batch)
+            return Annotated[list[f.value_type()], size]  # type: ignore[misc]
+
+        record = _closed("Record", self.fields, value)
+        batch = Annotated[list[record], Field(min_length=1, max_length=self.max_batch)]  # type: ignore[valid-type]
+        object.__setattr__(self, "record", TypeAdapter(record))
+        object.__setattr__(self, "batch", TypeAdapter(batch))
+        object.__setattr__(self, "columns", TypeAdapter(_closed("Columns", self.fields, column)))
+
+    @property
+    def names(self) -> list[str]:
+        """Input names, in model order."""
+        return [f.name for f in self.fields]
+
+    @property
+    def listing(self) -> str:
+        """Input names, for a message."""
+        return ", ".join(self.names)
+
+    @property
+    def required(self) -> list[str]:
+        """Fields every record must carry."""
+        return [f.name for f in self.fields if f.required]
+
+    @property
+    def categories(self) -> dict[str, list[str]]:
+        """Known categories per categorical field."""
+        return {f.name: list(f.categories) for f in self.fields if f.kind == "category"}
+
+    @property
+    def body_limit(self) -> int:
+        """The largest body (bytes) worth reading: a full batch of the widest records, and slack."""
+        record = 2 + sum(f.widest() for f in self.fields) + 1  # {...},
+        return ALLOWANCE + int(self.max_batch * record * SLACK)
+
+    def input_named(self, name: str | None) -> InputField | None:
+        """The input of that name, if the model has one."""
+        return next((f for f in self.fields if f.name == name), None)
+
+    def parse_records(self, body: bytes) -> Parsed:
+        """Validate a body holding one record (a JSON object) or a batch (an array of them)."""
+        start = body[_LEADING_SPACE.match(body).end() :][:1]  # type: ignore[union-attr]
+        if not start:
+            raise BadRequest(
+                400,
+                "the body is empty: send one record as a JSON object, or a batch as an array of "
+                "them",
+            )
+        if start not in (b"{", b"["):
+            try:
+                pydantic_core.from_json(body)
+            except ValueError as exc:
+                raise BadRequest(400, f"the body is not valid JSON: {exc}") from None
+            kind = _KINDS.get(start.decode(errors="replace"), "a number")
+            raise BadRequest(
+                422,
+                f"the body must be a JSON object (one record) or an array of records, got {kind}",
+            )
+        batch = start == b"["
+        try:
+            value = (self.batch if batch else self.record).validate_json(body)
+        except ValidationError as exc:
+            raise records_refused(exc, self, batch) from None
+        records = value if batch else [value]
+        columns = {}
+        for f in self.fields:
+            if f.required:
+                values = list(map(operator.itemgetter(f.name), records))
+            else:
+                values = [r.get(f.name) for r in records]
+            columns[f.name] = np.array(values, dtype=np.float64) if f.kind == "number" else values
+        return Parsed(columns, len(records), batch)
+
+    def parse_columns(self, body: bytes) -> Parsed:
+        """Validate a batch sent column-wise: a JSON object of one array of values per field."""
+        if not body.strip():
+            raise BadRequest(
+                400, "the body is empty: send a JSON object of columns, {field: [values]}"
+            )
+        try:
+            table = self.columns.validate_json(body)
+        except ValidationError as exc:
+            raise columns_refused(exc, self) from None
+        lengths = {name: len(values) for name, values in table.items()}
+        if len(set(lengths.values())) > 1:
+            sizes = ", ".join(f"'{name}' has {n}" for name, n in lengths.items())
+            raise BadRequest(422, f"the columns must all have the same number of rows: {sizes}")
+        rows = next(iter(lengths.values()))
+        columns = {}
+        for f in self.fields:
+            values = table.get(f.name, [None] * rows)
+            columns[f.name] = np.array(values, dtype=np.float64) if f.kind == "number" else values
+        return Parsed(columns, rows, batch=True)
+
+
+def request_models(
+    inputs: list[tuple[str, str]], categories: dict[str, list[str]], max_batch: int
+) -> RequestModels:
+    """The request models of a model with these signature inputs and encoder categories."""
+    fields = []
+    for name, dtype in inputs:
+        if dtype in NUMERIC_TYPES:
+            fields.append(InputField(name, "number"))
+        elif categories.get(name):
+            fields.append(InputField(name, "category", tuple(categories[name])))
+        else:
+            fields.append(InputField(name, "text"))
+    return RequestModels(tuple(fields), max_batch)

@@ -1,0 +1,150 @@
+"""POST /predict (records) and POST /predict/columns (a batch column-wise).
+
+One request, start to end (``answer``): validate the body with the champion's request models,
+score the records, render the answer, and hand a log entry to the prediction log. The body is read
+only up to a limit derived from the model's inputs, so an oversized request costs no parsing.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+import pydantic_core
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import Response
+
+from mlops_kit.serving.answers import (
+    ColumnsResponse,
+    ErrorResponse,
+    PredictResponse,
+    columns_answer,
+    records_answer,
+    refusal,
+)
+from mlops_kit.serving.errors import BadRequest
+from mlops_kit.serving.loader import Champion
+from mlops_kit.serving.routes.deps import LoaderDep, LogDep, SettingsDep, champion_of
+from mlops_kit.serving.scoring import score
+from mlops_kit.store.predictions import LogEntry
+
+INLINE_BYTES = 32 * 1024  # bodies up to this size are scored on the event loop (no thread hop)
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+
+ERRORS = {
+    400: {"model": ErrorResponse, "description": "Body is empty or not valid JSON"},
+    413: {"model": ErrorResponse, "description": "Body larger than the limit (see GET /model)"},
+    415: {"model": ErrorResponse, "description": "Body is not sent as application/json"},
+    422: {
+        "model": ErrorResponse,
+        "description": "A record is invalid (each problem names its field), or too many records",
+    },
+    503: {"model": ErrorResponse, "description": "No model loaded yet, or the log is far behind"},
+}
+
+router = APIRouter(tags=["predictions"])
+
+
+def answer(
+    body: bytes, champion: Champion, request_id: str, threshold: float, column_wise: bool = False
+) -> tuple[bytes, LogEntry]:
+    """Validate, score and answer one body; the JSON answer and the log entry (or BadRequest)."""
+    inputs = champion.inputs
+    parsed = inputs.parse_columns(body) if column_wise else inputs.parse_records(body)
+    scores = score(champion, parsed, threshold)
+    render = columns_answer if column_wise else records_answer
+    text = pydantic_core.to_json(render(champion, scores, request_id, threshold))
+    entry = LogEntry(
+        request_id=request_id,
+        created_at=scores.created_at,
+        model_name=champion.name,
+        model_version=champion.version,
+        inputs=parsed.columns,
+        predicted=scores.predicted,
+        confidence=scores.confidence.tolist(),
+        probabilities=scores.probabilities,
+        classes=champion.classes,
+        low_confidence=scores.low_confidence.tolist(),
+    )
+    return text, entry
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with a 413 as soon as it is known to be over the limit."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise BadRequest(413, f"the body has {declared} bytes; {_limit_text(limit)}")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BadRequest(413, f"the body is over the limit; {_limit_text(limit)}")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _limit_text(limit: int) -> str:
+    return (
+        f"the limit is {limit} bytes (a full batch of the widest records this model accepts: "
+        "MLOPS_KIT_MAX_BATCH records)"
+    )
+
+
+async def _serve(
+    request: Request, loader: LoaderDep, log: LogDep, settings: SettingsDep, column_wise: bool
+) -> Response:
+    given = request.headers.get("x-request-id", "")
+    request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+    headers = {"X-Request-ID": request_id}
+    try:
+        champion = champion_of(loader)  # read once: this version answers the request
+        if log.backlogged():
+            behind = f"the prediction log is {log.pending} rows behind: retry shortly"
+            raise BadRequest(503, behind, headers={"Retry-After": "1"})
+        content_type = request.headers.get("content-type", "application/json")
+        if "json" not in content_type.lower():
+            raise BadRequest(
+                415, f"send the body as JSON (Content-Type: application/json), not {content_type}"
+            )
+        body = await read_body(request, champion.inputs.body_limit)
+        work = (body, champion, request_id, settings.low_confidence, column_wise)
+        if len(body) <= INLINE_BYTES:
+            text, entry = answer(*work)
+        else:  # a big batch: in a worker thread, so /health still answers meanwhile
+            text, entry = await run_in_threadpool(answer, *work)
+    except BadRequest as exc:
+        return refusal(exc, headers)
+    log.submit(entry)
+    headers.update({"X-Model-Name": champion.name, "X-Model-Version": champion.version})
+    return Response(text, media_type="application/json", headers=headers)
+
+
+@router.post(
+    "/predict",
+    response_model=PredictResponse,
+    responses=ERRORS,
+    summary="Predict the class of one record or a batch of records",
+)
+async def predict(
+    request: Request, loader: LoaderDep, log: LogDep, settings: SettingsDep
+) -> Response:
+    """One record as a JSON object, or a batch as a JSON array of records (up to the limit)."""
+    return await _serve(request, loader, log, settings, column_wise=False)
+
+
+@router.post(
+    "/predict/columns",
+    response_model=ColumnsResponse,
+    responses=ERRORS,
+    summary="Predict a batch sent column-wise (the fast way for big batches)",
+)
+async def predict_columns(
+    request: Request, loader: LoaderDep, log: LogDep, settings: SettingsDep
+) -> Response:
+    """A batch as one JSON array per input field, all of the same length (up to the limit).
+
+    What pandas gives with `df.to_dict("list")` (missing values as null). The answer is
+    column-wise too: one array per output, rows in the order sent. Same rules, same log.
+    """
+    return await _serve(request, loader, log, settings, column_wise=True)

@@ -1,0 +1,74 @@
+"""Score: validated records -> the model's DataFrame -> class probabilities -> the answers.
+
+The frame is what the served pyfunc model gives its scikit-learn pipeline
+(``model.ClassifierWithConfidence.predict``): the inputs in model order, numbers as float64, other
+columns as objects with NaN where a value is missing. The probabilities come from the pipeline
+itself, or from the champion's accelerator when it has one (built only where it reproduces the
+pipeline; see ``accelerator.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import sklearn
+
+from mlops_kit.serving.errors import BadRequest
+from mlops_kit.serving.inputs import Parsed, RequestModels
+from mlops_kit.serving.loader import Champion
+
+
+@dataclass(frozen=True)
+class Scores:
+    """What the model says about each record of one request."""
+
+    created_at: datetime
+    probabilities: np.ndarray  # records x classes
+    predicted: list[str]
+    confidence: np.ndarray
+    low_confidence: np.ndarray  # confidence below the review threshold
+
+
+def model_frame(columns: Mapping[str, Sequence[Any]], inputs: RequestModels) -> pd.DataFrame:
+    """Values given column-wise (None: missing) as the DataFrame the model's pipeline expects."""
+    data = {}
+    for f in inputs.fields:
+        values = columns[f.name]
+        if f.kind == "number":
+            data[f.name] = np.asarray(values, dtype=np.float64)
+        else:
+            data[f.name] = pd.Series([np.nan if v is None else v for v in values], dtype=object)
+    return pd.DataFrame(data, columns=inputs.names)
+
+
+def predict_proba(champion: Champion, frame: pd.DataFrame) -> np.ndarray:
+    """Class probabilities for each row: through the accelerator if there is one, else the model."""
+    with np.errstate(all="ignore"):  # absurd magnitudes: non-finite results, refused by score()
+        if champion.accelerator is not None:
+            return np.asarray(champion.accelerator.predict_proba(frame))
+        # the inputs are validated already: scikit-learn's own checks would repeat the work
+        with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
+            return np.asarray(champion.pipeline.predict_proba(frame))
+
+
+def score(champion: Champion, parsed: Parsed, threshold: float) -> Scores:
+    """Score validated records with one champion: best class, its confidence, every probability."""
+    created_at = datetime.now(UTC)
+    proba = predict_proba(champion, model_frame(parsed.columns, champion.inputs))
+    finite = np.isfinite(proba).all(axis=1)
+    if not finite.all():
+        bad = np.flatnonzero(~finite)[:10].tolist()
+        raise BadRequest(
+            422,
+            f"record(s) {bad}: the model cannot score these values (its probabilities are not "
+            "finite); check the units and magnitudes of the measurements",
+        )
+    best = proba.argmax(axis=1)
+    confidence = proba[np.arange(parsed.rows), best]
+    predicted = np.asarray(champion.classes, dtype=object)[best].tolist()
+    return Scores(created_at, proba, predicted, confidence, confidence < threshold)
