@@ -1,19 +1,29 @@
-"""Benchmark: the kit's API against `mlflow models serve` on the same champion (in-process floor).
+"""Benchmark: the kit's API, plain and accelerated, beside `mlflow models serve` (one run).
 
-Trains the default pipeline into a throw-away workspace, starts both servers on 127.0.0.1 and
-measures, in one run: single-record latency (p50, p99) over keep-alive connections, throughput
-with concurrent clients, and rows/s for 10,000-record batches: one batch at a time (the API's
-prediction log idle at the start of each), and sustained (batches back to back, timed until the
-log has written every row). Prints figures and the ratios the serving issue asks for; it is a
-measurement, not a test.
+Trains the default pipeline into a throw-away workspace and starts three servers on 127.0.0.1 for
+the same champion: the kit's API with MLOPS_KIT_ACCELERATOR=false (scoring through the MLflow
+model), the kit's API with MLOPS_KIT_ACCELERATOR=true (the numpy accelerator where it reproduces
+the model), and `mlflow models serve`. Each round measures, the servers taking turns (this
+machine is shared and noisy, so a slow spell hits them alike):
 
-    .venv/bin/python benchmarks/bench_api.py [--requests 1000] [--seconds 5] [--clients 4]
+- one-record latency (p50, p99) over a keep-alive connection, and the same call in this process;
+- throughput with concurrent clients (requests/s);
+- one 10,000-record batch, sent as records and column-wise, as rows/s (the API's prediction log
+  idle before each), beside in-process pyfunc ``predict`` of the same 10,000 rows;
+- sustained rows/s: 15 such batches back to back, timed until /health says the prediction log
+  has no rows pending.
+
+It prints the figures side by side and the issue's targets beside them; it is a measurement, not a
+test. Only the HTTP contract is used (routes, bodies, /health, /model), never serving internals.
+``--writer`` measures the prediction log's writer alone instead (no servers, no training).
+
+    .venv/bin/python benchmarks/bench_api.py [--quick] [--rounds 3] [--clients 4] [--keep]
+    .venv/bin/python benchmarks/bench_api.py --writer
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
 import http.client
 import json
 import os
@@ -26,6 +36,8 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +45,11 @@ import numpy as np
 
 BIN = Path(sys.executable).parent
 HOST = "127.0.0.1"
+BATCH = 10_000
+PLAIN, ACCEL, MLFLOW, LOCAL = "plain API", "accelerator", "mlflow serve", "in-process"
+
+
+# ---------------------------------------------------------------- servers
 
 
 def free_port() -> int:
@@ -42,7 +59,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_ready(port: int, path: str, proc: subprocess.Popen, timeout: float = 120.0) -> None:
+def get_json(port: int, path: str) -> Any:
+    """GET path and decode its JSON answer."""
+    conn = http.client.HTTPConnection(HOST, port, timeout=10)
+    try:
+        conn.request("GET", path)
+        return json.loads(conn.getresponse().read())
+    finally:
+        conn.close()
+
+
+def wait_ready(port: int, path: str, proc: subprocess.Popen, timeout: float = 180.0) -> None:
     """Poll GET path until it answers 200, the process dies, or the timeout passes."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -70,183 +97,277 @@ def stop(proc: subprocess.Popen) -> None:
             proc.wait(5)
 
 
-class Target:
-    """One HTTP endpoint and how to wrap records for it."""
+@dataclass
+class Server:
+    """A running server: where to send records (and columns), and whether it keeps a log."""
 
-    def __init__(self, name: str, port: int, path: str, wrap: Callable[[list[dict]], object]):
-        self.name, self.port, self.path, self.wrap = name, port, path, wrap
+    name: str
+    port: int
+    proc: subprocess.Popen
+    records_path: str
+    wrap: Callable[[list[dict]], object]  # records -> the JSON body this server expects
+    columns_path: str | None = None  # a column-wise endpoint, if the server has one
+    logs: bool = False  # True: /health reports prediction_log.pending
 
     def connect(self) -> http.client.HTTPConnection:
         """A keep-alive connection."""
-        return http.client.HTTPConnection(HOST, self.port, timeout=60)
+        return http.client.HTTPConnection(HOST, self.port, timeout=120)
 
-    def post(self, conn: http.client.HTTPConnection, body: bytes) -> bytes:
-        """POST a JSON body, return the response body (fails on non-200)."""
-        conn.request("POST", self.path, body, {"Content-Type": "application/json"})
+    def post(self, conn: http.client.HTTPConnection, path: str, body: bytes) -> None:
+        """POST a JSON body; fails on anything but 200."""
+        conn.request("POST", path, body, {"Content-Type": "application/json"})
         response = conn.getresponse()
         data = response.read()
         if response.status != 200:
-            raise RuntimeError(f"{self.name}: HTTP {response.status}: {data[:200]!r}")
-        return data
+            raise RuntimeError(f"{self.name}: HTTP {response.status}: {data[:300]!r}")
+
+    def settle(self, timeout: float = 300.0) -> None:
+        """Wait until the server's prediction log has no rows pending (nothing to wait for else)."""
+        deadline = time.monotonic() + timeout
+        while self.logs and get_json(self.port, "/health")["prediction_log"]["pending"] > 0:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{self.name}: log rows still pending after {timeout:.0f} s")
+            time.sleep(0.005)
 
 
-def percentile(values: list[float], q: float) -> float:
-    """The q-th percentile (0-100) of values."""
-    return float(np.percentile(np.asarray(values), q))
+def start_api(name: str, accelerator: bool, env: dict[str, str], workdir: Path) -> Server:
+    """The kit's API in its own process, with its own prediction log."""
+    port = free_port()
+    store = workdir / f"store-{'accelerator' if accelerator else 'plain'}.db"
+    proc = subprocess.Popen(
+        [str(BIN / "python"), "-m", "mlops_kit", "serve", "--port", str(port)],
+        env={**env, "MLOPS_KIT_ACCELERATOR": str(accelerator).lower(),
+             "MLOPS_KIT_STORE_URL": f"sqlite:///{store}"},
+        stdout=open(workdir / f"{store.stem}.log", "w"), stderr=subprocess.STDOUT,  # noqa: SIM115
+    )  # fmt: skip
+    return Server(
+        name, port, proc, "/predict", lambda rs: rs if len(rs) > 1 else rs[0],
+        columns_path="/predict/columns", logs=True,
+    )  # fmt: skip
 
 
-def latency(target: Target, bodies: list[bytes], n: int) -> list[float]:
-    """Sequential single-record requests on one keep-alive connection; seconds per request."""
-    conn = target.connect()
-    for body in bodies[:50]:  # warm-up
-        target.post(conn, body)
+def start_mlflow(model_uri: str, env: dict[str, str], workdir: Path) -> Server:
+    """`mlflow models serve` on the same model, in the local environment."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [str(BIN / "mlflow"), "models", "serve", "-m", model_uri, "--env-manager", "local",
+         "-p", str(port), "-h", HOST],
+        env=env, stdout=open(workdir / "mlflow-serve.log", "w"), stderr=subprocess.STDOUT,  # noqa: SIM115
+    )  # fmt: skip
+    return Server(MLFLOW, port, proc, "/invocations", lambda rs: {"dataframe_records": rs})
+
+
+# ---------------------------------------------------------------- measurements
+
+
+def latencies(call: Callable[[], object], n: int) -> list[float]:
+    """Seconds taken by each of n sequential calls."""
     times = []
-    for i in range(n):
-        body = bodies[i % len(bodies)]
+    for _ in range(n):
         t0 = time.perf_counter()
-        target.post(conn, body)
+        call()
         times.append(time.perf_counter() - t0)
+    return times
+
+
+def one_record(server: Server, bodies: list[bytes], n: int) -> list[float]:
+    """Sequential one-record requests on one keep-alive connection; seconds per request."""
+    conn = server.connect()
+    turn = iter(range(n))
+    times = latencies(
+        lambda: server.post(conn, server.records_path, bodies[next(turn) % len(bodies)]), n
+    )
     conn.close()
     return times
 
 
-def throughput(target: Target, bodies: list[bytes], clients: int, seconds: float) -> float:
+def throughput(server: Server, bodies: list[bytes], clients: int, seconds: float) -> float:
     """Requests per second with `clients` concurrent keep-alive connections for `seconds`."""
     counts = [0] * clients
-    deadline = time.perf_counter() + seconds
     errors: list[BaseException] = []
+    deadline = time.perf_counter() + seconds
 
-    def run(k: int) -> None:
-        conn = target.connect()
-        i = k
+    def client(k: int) -> None:
+        conn = server.connect()
         try:
             while time.perf_counter() < deadline:
-                target.post(conn, bodies[i % len(bodies)])
+                server.post(
+                    conn, server.records_path, bodies[(k + counts[k] * clients) % len(bodies)]
+                )
                 counts[k] += 1
-                i += clients
         except BaseException as exc:  # noqa: BLE001 - reported after the run
             errors.append(exc)
         finally:
             conn.close()
 
-    threads = [threading.Thread(target=run, args=(k,)) for k in range(clients)]
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(clients)]
     start = time.perf_counter()
     for t in threads:
         t.start()
     for t in threads:
-        t.join(seconds + 60)
-    elapsed = time.perf_counter() - start
+        t.join()
     if errors:
-        raise RuntimeError(f"{target.name}: {errors[0]}")
-    return sum(counts) / elapsed
+        raise RuntimeError(f"{server.name}: {errors[0]}")
+    return sum(counts) / (time.perf_counter() - start)
 
 
-def batch_rows_per_s(
-    runs: dict[str, Callable[[], object]], settle: dict[str, Callable[[], None]], rounds: int
-) -> dict[str, float]:
-    """Rows per second of one 10k-record batch for each way of scoring it (median of `rounds`).
-
-    The ways take turns within each round, so a slow spell of this shared machine hits them
-    alike. `settle` runs untimed before a way's turn: for the API it waits until the prediction
-    log has written the previous batch, so each turn measures one batch, not the last one's log.
-    """
-    for run in runs.values():
-        run()  # warm-up
-    times: dict[str, list[float]] = {name: [] for name in runs}
-    for _ in range(rounds):
-        for name, run in runs.items():
-            settle.get(name, _nothing)()
-            t0 = time.perf_counter()
-            run()
-            times[name].append(time.perf_counter() - t0)
-    return {name: 10_000 / statistics.median(spent) for name, spent in times.items()}
-
-
-def sustained_rows_per_s(
-    target: Target, body: bytes, rows: int, requests: int, settle: Callable[[], None]
-) -> float:
-    """Rows per second for `requests` batches sent back to back, until all of them are logged."""
-    conn = target.connect()
-    settle()
+def one_batch(server: Server, path: str, body: bytes) -> float:
+    """Rows/s of one 10k-record request, the server's log idle before it."""
+    server.settle()
+    conn = server.connect()
     t0 = time.perf_counter()
-    for _ in range(requests):
-        target.post(conn, body)
-    settle()
+    server.post(conn, path, body)
     elapsed = time.perf_counter() - t0
     conn.close()
-    return rows * requests / elapsed
+    return BATCH / elapsed
 
 
-def log_settled(port: int, timeout: float = 120.0) -> Callable[[], None]:
-    """A function that waits until the API on `port` has no prediction-log rows pending."""
-
-    def wait() -> None:
-        conn = http.client.HTTPConnection(HOST, port, timeout=10)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            conn.request("GET", "/health")
-            if json.loads(conn.getresponse().read())["prediction_log"]["pending"] == 0:
-                conn.close()
-                return
-            time.sleep(0.005)
-        raise RuntimeError(f"the prediction log still has rows pending after {timeout:.0f} s")
-
-    return wait
+def sustained(server: Server, body: bytes, batches: int) -> float:
+    """Rows/s of `batches` 10k-record requests back to back, timed until all of them are logged."""
+    server.settle()
+    conn = server.connect()
+    t0 = time.perf_counter()
+    for _ in range(batches):
+        server.post(conn, server.records_path, body)
+    server.settle()
+    elapsed = time.perf_counter() - t0
+    conn.close()
+    return BATCH * batches / elapsed
 
 
-def _nothing() -> None:
-    """Nothing to wait for (mlflow models serve keeps no log)."""
+# ---------------------------------------------------------------- the prediction log's writer
 
 
-def in_process(model: object, frame: object, n: int) -> list[float]:
-    """Single-record predict latencies of a model called in this process."""
-    for _ in range(50):
-        model.predict(frame)  # type: ignore[attr-defined]
-    times = []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        model.predict(frame)  # type: ignore[attr-defined]
-        times.append(time.perf_counter() - t0)
-    return times
+def writer_rows_per_s(rounds: int = 5, entries: int = 5) -> dict[str, tuple[float, float]]:
+    """The prediction log's writer alone, 10k-row entries, with and without fast_sqlite.
+
+    Gives (rows per second of wall time, rows per CPU-second) for each; the process does nothing
+    else meanwhile, so its CPU time is the writer's (the CPU figure is steadier on a busy machine).
+    """
+    from mlops_kit.store.predictions import LogEntry, PredictionLog
+
+    rng = np.random.default_rng(0)
+    classes = ["Adelie", "Chinstrap", "Gentoo"]
+
+    def entry() -> LogEntry:  # penguin-shaped: four numbers, two texts, some absent
+        proba = rng.dirichlet([1, 1, 1], BATCH)
+        confidence = proba.max(axis=1)
+        return LogEntry(
+            "bench", datetime.now(UTC), "penguins-classifier", "1",
+            {"island": rng.choice(["Biscoe", "Dream", "Torgersen"], BATCH).tolist(),
+             "bill_length_mm": rng.normal(44, 5, BATCH), "bill_depth_mm": rng.normal(17, 2, BATCH),
+             "flipper_length_mm": rng.normal(200, 14, BATCH),
+             "body_mass_g": np.where(rng.random(BATCH) < 0.05, np.nan, rng.normal(4200, 800, BATCH)),
+             "sex": rng.choice(np.array(["male", "female", None], object), BATCH).tolist()},
+            np.array(classes, object)[proba.argmax(axis=1)].tolist(), confidence.tolist(), proba,
+            classes, (confidence < 0.7).tolist(),
+        )  # fmt: skip
+
+    batch = [entry() for _ in range(entries)]
+    ways = {"sqlite driver (fast_sqlite=True)": True, "SQLAlchemy Core (fast_sqlite=False)": False}
+    wall: dict[str, list[float]] = {name: [] for name in ways}
+    cpu: dict[str, list[float]] = {name: [] for name in ways}
+    with tempfile.TemporaryDirectory(prefix="bench-writer-") as folder:
+        for r in range(rounds):
+            for name, fast in ways.items():  # in turns
+                log = PredictionLog(f"sqlite:///{folder}/{r}-{fast}.db", fast_sqlite=fast)
+                log.start()
+                t0, c0 = time.perf_counter(), time.process_time()
+                for e in batch:
+                    log.submit(e)
+                if not log.flush(600):
+                    raise RuntimeError("the writer did not finish")
+                wall[name].append(BATCH * entries / (time.perf_counter() - t0))
+                cpu[name].append(BATCH * entries / (time.process_time() - c0))
+                log.close()
+                if log.status()["failed"]:
+                    raise RuntimeError(f"the writer failed: {log.status()['error']}")
+    return {name: (statistics.median(wall[name]), statistics.median(cpu[name])) for name in ways}
 
 
-class _Handler:
-    """The API's request handler called directly: validate, score, render; HTTP adds the rest."""
+# ---------------------------------------------------------------- report
 
-    def __init__(self, settings: Any, records: list[dict], batch: list[dict]) -> None:
-        from mlops_kit.serving.loader import ChampionLoader
 
-        loader = ChampionLoader(settings.model_copy(update={"reload_interval": 0}))
-        loader.start()
-        self.champion = loader.current
-        self.bodies = {1: json.dumps(records[0]).encode(), 2: json.dumps(batch).encode()}
+def ms(times: list[float], q: float) -> float:
+    """The q-th percentile of `times`, in milliseconds."""
+    return float(np.percentile(np.asarray(times), q)) * 1e3
 
-    def predict(self, which: int) -> object:
-        from mlops_kit.serving.predict import handle
 
-        return handle(self.bodies[which], self.champion, "bench", 0.7)
+def report(
+    lat: dict[str, list[float]],
+    rps: dict[str, list[float]],
+    batch: dict[tuple[str, str], list[float]],
+    held: dict[str, list[float]],
+    clients: int,
+    batches: int,
+) -> None:
+    """The figures side by side, then each target with its figure."""
+    names = [PLAIN, ACCEL, MLFLOW, LOCAL]
+    floor = statistics.median(batch[LOCAL, "records"])
+
+    def row(label: str, cell: Callable[[str], float | None], fmt: str) -> None:
+        cells = [cell(n) for n in names]
+        print(
+            f"{label:40s}" + "".join(f"{'-' if c is None else format(c, fmt):>14s}" for c in cells)
+        )
+
+    def median(table: dict, key: Any) -> float | None:
+        return statistics.median(table[key]) if table.get(key) else None
+
+    def ratio(table: dict, key: Any) -> float | None:
+        value = median(table, key)
+        return None if value is None else value / floor
+
+    print()
+    print(f"{'':40s}" + "".join(f"{n:>14s}" for n in names))
+    row("one record, p50 ms", lambda n: ms(lat[n], 50) if lat.get(n) else None, ".2f")
+    row("one record, p99 ms", lambda n: ms(lat[n], 99) if lat.get(n) else None, ".2f")
+    row(f"throughput, {clients} clients, req/s", lambda n: median(rps, n), ".0f")
+    for form in ("records", "columns"):
+        row(f"10k batch as {form}, rows/s", lambda n, f=form: median(batch, (n, f)), ".0f")
+        row("  of in-process", lambda n, f=form: ratio(batch, (n, f)), ".2f")
+    row(f"sustained, {batches} x 10k until logged, rows/s", lambda n: median(held, n), ".0f")
+    row("  of in-process", lambda n: ratio(held, n), ".2f")
+
+    def check(label: str, value: float, target: str, met: bool) -> None:
+        print(f"  {label:52s}{value:8.2f}   target {target:8s} {'met' if met else 'MISSED'}")
+
+    mlflow_p50 = ms(lat[MLFLOW], 50)
+    print("\ntargets (2 cores):")
+    check("plain p50: times lower than mlflow serve", mlflow_p50 / ms(lat[PLAIN], 50), ">= 1.5",
+          mlflow_p50 / ms(lat[PLAIN], 50) >= 1.5)  # fmt: skip
+    check("accelerator p50: times lower than mlflow serve", mlflow_p50 / ms(lat[ACCEL], 50),
+          ">= 3", mlflow_p50 / ms(lat[ACCEL], 50) >= 3)  # fmt: skip
+    check("accelerator p99, ms", ms(lat[ACCEL], 99), "< 10", ms(lat[ACCEL], 99) < 10)
+    for name in (PLAIN, ACCEL):
+        for form in ("records", "columns"):
+            value = ratio(batch, (name, form)) or 0.0
+            check(f"{name}: 10k batch as {form}, of in-process", value, ">= 0.5", value >= 0.5)
+        value = ratio(held, name) or 0.0
+        check(f"{name}: sustained until logged, of in-process", value, ">= 0.3", value >= 0.3)
+
+
+# ---------------------------------------------------------------- main
 
 
 def main() -> None:
-    """Train, start both servers, measure, print."""
+    """Train, start the three servers, measure in turns, print."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--requests", type=int, default=1000, help="single-record requests per server"
-    )
-    parser.add_argument(
-        "--seconds", type=float, default=5.0, help="duration of each throughput run"
-    )
-    parser.add_argument(
-        "--clients", type=int, default=4, help="concurrent connections for throughput"
-    )
-    parser.add_argument(
-        "--batch-rounds", type=int, default=9, help="10k-record batches per server, in turns"
-    )
-    parser.add_argument(
-        "--sustained", type=int, default=15, help="10k-record batches sent back to back"
-    )
+    parser.add_argument("--quick", action="store_true", help="one short round: a smoke run")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of turns (default 3)")
+    parser.add_argument("--clients", type=int, default=4, help="concurrent clients for throughput")
     parser.add_argument("--keep", action="store_true", help="keep the workspace and server logs")
+    parser.add_argument("--writer", action="store_true", help="measure the log's writer alone")
     args = parser.parse_args()
+    if args.writer:
+        for name, (wall, cpu) in writer_rows_per_s(rounds=2 if args.quick else 5).items():
+            print(f"log writer, {name:36s} {wall:8.0f} rows/s {cpu:8.0f} rows/CPU-s")
+        return
+    rounds = 1 if args.quick else args.rounds
+    requests = 200 if args.quick else 500  # one-record requests per server per round
+    seconds = 1.0 if args.quick else 3.0  # each throughput run
+    repeats = 1 if args.quick else 3  # 10k batches per server and form per round
+    batches = 15  # back to back, for the sustained figure
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-api-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLOPS_KIT_", "MLFLOW_"))}
@@ -259,151 +380,80 @@ def main() -> None:
     import mlflow
     import pandas as pd
 
-    from mlops_kit.config import get_settings
-    from mlops_kit.model import predict_with_confidence
+    from mlops_kit.config import CHAMPION, get_settings
     from mlops_kit.training_pipeline import run_training_pipeline
 
     settings = get_settings()
     print(f"training the default pipeline into {workdir} ...", flush=True)
     result = run_training_pipeline(settings)
-    name, version = settings.model_name, result.decision.champion_version
-    model_uri = f"models:/{name}@champion"
+    model_uri = f"models:/{settings.model_name}@{CHAMPION}"
     records = result.prepared.X_eval.dropna().to_dict("records")
-    batch_records = [records[i % len(records)] for i in range(10_000)]
+    big = [records[i % len(records)] for i in range(BATCH)]
 
-    api_port, mlflow_port = free_port(), free_port()
-    server_env = {**env, "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}"}
-    api_log = open(workdir / "api.log", "w")  # noqa: SIM115 - closed at the end
-    api = subprocess.Popen(
-        [str(BIN / "python"), "-m", "mlops_kit", "serve", "--port", str(api_port)],
-        env=server_env, stdout=api_log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    mlflow_log = open(workdir / "mlflow-serve.log", "w")  # noqa: SIM115
-    mlflow_env = {**server_env, "MLFLOW_TRACKING_URI": settings.tracking_uri}
-    served = subprocess.Popen(
-        [str(BIN / "mlflow"), "models", "serve", "-m", model_uri, "--env-manager", "local",
-         "-p", str(mlflow_port), "-h", HOST],
-        env=mlflow_env, stdout=mlflow_log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+    server_env = {
+        **env,
+        "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}",
+        "MLFLOW_TRACKING_URI": settings.tracking_uri,
+    }
+    servers = [
+        start_api(PLAIN, False, server_env, workdir),
+        start_api(ACCEL, True, server_env, workdir),
+        start_mlflow(model_uri, server_env, workdir),
+    ]
+    lat: dict[str, list[float]] = {}
+    rps: dict[str, list[float]] = {}
+    batch: dict[tuple[str, str], list[float]] = {}
+    held: dict[str, list[float]] = {}
     try:
-        wait_ready(api_port, "/health", api)
-        wait_ready(mlflow_port, "/ping", served)
-        ours = Target(
-            "mlops-kit API", api_port, "/predict", lambda rs: rs if len(rs) > 1 else rs[0]
-        )
-        theirs = Target(
-            "mlflow models serve", mlflow_port, "/invocations", lambda rs: {"dataframe_records": rs}
-        )
-        columns = Target(
-            "mlops-kit API, column-wise batch",
-            api_port,
-            "/predict/columns",
-            lambda rs: {name: [r.get(name) for r in rs] for name in rs[0]},
-        )
-        targets = [ours, theirs]
-        batch_targets = [ours, columns, theirs]
-
-        print(
-            f"measuring {name} v{version} ({result.best.name}); {os.cpu_count()} CPU cores",
-            flush=True,
-        )
-        single = {t.name: [json.dumps(t.wrap([r])).encode() for r in records] for t in targets}
-        batch = {t.name: json.dumps(t.wrap(batch_records)).encode() for t in batch_targets}
-
-        lat: dict[str, list[float]] = {t.name: [] for t in targets}
-        rounds = 4  # interleave the servers so that background load hits both alike
-        for _ in range(rounds):
-            for t in targets:
-                lat[t.name] += latency(t, single[t.name], args.requests // rounds)
-        rps = {t.name: throughput(t, single[t.name], args.clients, args.seconds) for t in targets}
-        loaded = mlflow.pyfunc.load_model(model_uri)
-        pipeline = loaded.unwrap_python_model().pipeline
-
-        class _Raw:
-            def predict(self, df: pd.DataFrame) -> object:
-                return predict_with_confidence(pipeline, df)
-
-        frame = pd.DataFrame(records[:1])
-        big = pd.DataFrame(batch_records)
-        handler = _Handler(settings, records, batch_records)
-        floor_name, raw_name = "in-process pyfunc predict (floor)", "in-process sklearn pipeline"
-        handler_name = "in-process API handler (no HTTP, no log)"
-        floor_lat = in_process(loaded, frame, args.requests)
-        raw_lat = in_process(_Raw(), frame, args.requests)
-        handler_lat = in_process(handler, 1, args.requests)
-
-        settle = {ours.name: log_settled(api_port), columns.name: log_settled(api_port)}
-        connections = {t.name: t.connect() for t in batch_targets}
-        runs: dict[str, Callable[[], object]] = {
-            t.name: functools.partial(t.post, connections[t.name], batch[t.name])
-            for t in batch_targets
+        for s in servers:
+            wait_ready(s.port, "/ping" if s.name == MLFLOW else "/health", s.proc)
+        for s in servers[:2]:
+            print(f"{s.name}: /model says scoring = {get_json(s.port, '/model').get('scoring')!r}")
+        model = mlflow.pyfunc.load_model(model_uri)
+        frame, big_frame = pd.DataFrame(records[:1]), pd.DataFrame(big)
+        single = {s.name: [json.dumps(s.wrap([r])).encode() for r in records] for s in servers}
+        bodies = {
+            (s.name, "records"): (s.records_path, json.dumps(s.wrap(big)).encode()) for s in servers
         }
-        runs.update(
-            {
-                floor_name: functools.partial(loaded.predict, big),
-                raw_name: functools.partial(_Raw().predict, big),
-                handler_name: functools.partial(handler.predict, 2),
-            }
-        )
-        rows = batch_rows_per_s(runs, settle, args.batch_rounds)
-        for conn in connections.values():
-            conn.close()
-        sustained = {
-            t.name: sustained_rows_per_s(
-                t, batch[t.name], 10_000, args.sustained, settle.get(t.name, _nothing)
-            )
-            for t in batch_targets
-        }
-        conn = http.client.HTTPConnection(HOST, api_port, timeout=10)
-        conn.request("GET", "/model")
-        scoring = json.loads(conn.getresponse().read())["scoring"]
-        conn.request("GET", "/health")
-        log_status = json.loads(conn.getresponse().read())["prediction_log"]
-        conn.close()
+        for s in servers[:2]:
+            columns = {name: [r.get(name) for r in big] for name in records[0]}
+            bodies[s.name, "columns"] = (s.columns_path, json.dumps(columns).encode())
+        print(f"measuring {settings.model_name} ({result.best.name}), {os.cpu_count()} cores, "
+              f"{rounds} round(s) ...", flush=True)  # fmt: skip
+        for s in servers:  # warm-up
+            one_record(s, single[s.name], 20)
+            one_batch(s, s.records_path, bodies[s.name, "records"][1])
+        latencies(lambda: model.predict(frame), 20)
+
+        for r in range(rounds):
+            for s in servers:
+                lat.setdefault(s.name, []).extend(one_record(s, single[s.name], requests))
+            lat.setdefault(LOCAL, []).extend(latencies(lambda: model.predict(frame), requests))
+            for s in servers:
+                rps.setdefault(s.name, []).append(
+                    throughput(s, single[s.name], args.clients, seconds)
+                )
+            for _ in range(repeats):
+                for s in servers:
+                    for form in ("records", "columns"):
+                        if (s.name, form) in bodies:
+                            path, body = bodies[s.name, form]
+                            batch.setdefault((s.name, form), []).append(one_batch(s, path, body))
+                (spent,) = latencies(lambda: model.predict(big_frame), 1)
+                batch.setdefault((LOCAL, "records"), []).append(BATCH / spent)
+            for s in servers:
+                held.setdefault(s.name, []).append(
+                    sustained(s, bodies[s.name, "records"][1], batches)
+                )
+            print(f"  round {r + 1}/{rounds} done", flush=True)
+        logs = {s.name: get_json(s.port, "/health")["prediction_log"] for s in servers[:2]}
     finally:
-        stop(api)
-        stop(served)
-        api_log.close()
-        mlflow_log.close()
+        for s in servers:
+            stop(s.proc)
 
-    def line(
-        label: str, times: list[float] | None, rps: float | None, rows: float, held: float | None
-    ) -> None:
-        p50 = f"{percentile(times, 50) * 1e3:9.2f}" if times else " " * 9
-        p99 = f"{percentile(times, 99) * 1e3:9.2f}" if times else " " * 9
-        per_s = f"{rps:10.0f}" if rps else " " * 10
-        kept = f"{held:14.0f}" if held else ""
-        print(f"{label:42s}{p50}{p99}{per_s}{rows:13.0f}{kept}")
-
-    print()
-    print(
-        f"{'':42s}{'p50 ms':>9s}{'p99 ms':>9s}{'req/s':>10s}{'10k rows/s':>13s}{'sustained':>14s}"
-    )
-    for t in batch_targets:
-        line(t.name, lat.get(t.name), rps.get(t.name), rows[t.name], sustained[t.name])
-    for label, times in ((floor_name, floor_lat), (raw_name, raw_lat), (handler_name, handler_lat)):
-        line(label, times, None, rows[label], None)
-    print()
-    p50_ratio = percentile(lat[theirs.name], 50) / percentile(lat[ours.name], 50)
-    rps_ratio = rps[ours.name] / rps[theirs.name]
-    p99 = percentile(lat[ours.name], 99) * 1e3
-    floor_rows = rows[floor_name]
-    batch_ratio = rows[ours.name] / floor_rows
-    print(f"API scoring path: {scoring}; throughput with {args.clients} concurrent clients")
-    print(f"p50 latency, mlflow serve / API      {p50_ratio:5.2f}x  (target >= 2)")
-    print(f"throughput, API / mlflow serve       {rps_ratio:5.2f}x  (target >= 2)")
-    print(f"API p99, one record                  {p99:5.2f} ms (target < 10)")
-    columns_ratio = rows[columns.name] / floor_rows
-    print(f"10k batch rows/s, API / in-process   {batch_ratio:5.2f}   (target >= 0.5)")
-    print(f"  the same, column-wise batch        {columns_ratio:5.2f}")
-    print(
-        f"sustained: {args.sustained} batches back to back, timed until all "
-        f"{args.sustained * 10_000} rows are in the prediction log:"
-    )
-    for t in (ours, columns):
-        held = sustained[t.name]
-        print(f"  {t.name:34s} {held:8.0f} rows/s, {held / floor_rows:.2f} of in-process")
-    print(f"prediction log at the end: {log_status}")
+    report(lat, rps, batch, held, args.clients, batches)
+    for name, status in logs.items():
+        print(f"{name} prediction log at the end: {status}")
     if args.keep:
         print(f"workspace and server logs kept in {workdir}")
     else:
