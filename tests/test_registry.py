@@ -1,12 +1,16 @@
-"""Model registry after one pipeline run: versions, aliases, gate tags and champion scoring."""
+"""Model registry after one pipeline run: versions, aliases, gate tags; the gate's argument checks."""
 
 from __future__ import annotations
+
+import re
 
 import pytest
 
 from mlops_kit import tracking
-from mlops_kit.data import prepare
-from mlops_kit.registry import CHAMPION, champion_version, registry_table, score_model
+from mlops_kit.cli import EXIT_BAD_INPUT
+from mlops_kit.config import get_settings
+from mlops_kit.registry import CHAMPION, champion_version, gate_rule, registry_table
+from tests.helpers import run_cli
 
 
 def test_first_run_registers_and_promotes_v1(trained):
@@ -47,15 +51,38 @@ def test_empty_registry(settings):
     assert registry_table(settings).empty
 
 
-def test_champion_scores_the_same_on_the_same_data(use_trained):
-    scores = score_model(
-        f"models:/{use_trained.settings.model_name}@{CHAMPION}", use_trained.result.prepared
-    )
-    assert scores["f1_macro"] == pytest.approx(use_trained.result.best.metrics["f1_macro"])
-    assert scores["accuracy"] == pytest.approx(use_trained.result.best.metrics["accuracy"])
+@pytest.mark.parametrize(
+    ("threshold", "metric", "message"),
+    [
+        (1.01, None, "quality gate must be between 0 and 1, not 1.01"),
+        (-0.1, None, "quality gate must be between 0 and 1"),
+        (float("nan"), None, "quality gate must be between 0 and 1"),
+        (None, "precision", "gate metric must be one of accuracy, f1_macro, not 'precision'"),
+        (None, "mean_confidence", "gate metric must be one of"),
+    ],
+)
+def test_gate_rule_refuses_what_makes_no_sense(settings, threshold, metric, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        gate_rule(settings, threshold, metric)
 
 
-def test_champion_cannot_be_scored_on_a_table_without_its_inputs(use_trained, settings):
-    fewer = prepare(settings, features=["body_mass_g"], write=False)
-    with pytest.raises(ValueError, match="bill_length_mm"):
-        score_model(f"models:/{use_trained.settings.model_name}@{CHAMPION}", fewer)
+def test_gate_rule_takes_the_settings_unless_given(settings, monkeypatch):
+    assert gate_rule(settings) == (0.9, "f1_macro")
+    assert gate_rule(settings, 0.0, "accuracy") == (0.0, "accuracy")
+    monkeypatch.setenv("MLOPS_KIT_GATE_METRIC", "recall")
+    with pytest.raises(ValueError, match="not 'recall'"):
+        gate_rule(get_settings())
+
+
+@pytest.mark.parametrize(
+    ("command", "message"),
+    [
+        (["train", "--gate", "1.5"], "quality gate must be between 0 and 1"),
+        (["retrain", "--metric", "precision"], "gate metric must be one of"),
+    ],
+)
+def test_cli_refuses_a_bad_gate_before_any_work(settings, command, message):
+    done = run_cli(*command)
+    assert done.returncode == EXIT_BAD_INPUT, done.stderr
+    assert message in done.stderr
+    assert not settings.mlflow_db.exists()

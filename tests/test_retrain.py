@@ -153,6 +153,12 @@ def test_retrain_promotes_a_better_challenger_and_records_lineage(settings):
     assert {"training", "capture", "labelling", "retraining"} <= steps
     table = result.comparison()
     assert table["model"].tolist() == ["champion v1", "challenger v2 (logistic_regression)"]
+    share = result.champion_scores["production_low_confidence_share"]
+    assert 0.0 < share <= 1.0  # the cases were captured for their low confidence
+    lineage = mlflow.artifacts.load_dict(f"{run.info.artifact_uri}/data/lineage.json")
+    assert lineage == result.new_data.lineage()
+    card = mlflow.artifacts.load_dict(f"{run.info.artifact_uri}/data/data_card.json")
+    assert card["data_version"] == result.new_data.prepared.card.data_version
 
     # nothing new labelled since: the same cases are not added again
     with pytest.raises(ValueError, match="is new"):
@@ -172,6 +178,8 @@ def test_retrain_promotes_a_better_challenger_and_records_lineage(settings):
 
 
 def test_retrain_needs_a_champion_and_labelled_cases(settings):
+    with pytest.raises(ValueError, match="quality gate must be between 0 and 1"):
+        retrain.retrain(settings, quality_gate=1.5)  # checked before anything else
     with pytest.raises(ValueError, match="no champion"):
         retrain.retrain(settings)
     run_training_pipeline(settings, candidates=FAST)

@@ -20,6 +20,7 @@ from mlops_kit.train import (
 )
 
 PROBA = ["proba_Adelie", "proba_Chinstrap", "proba_Gentoo"]
+LOW = 0.7  # the review threshold the candidates' low-confidence share counts against
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +31,7 @@ def prepared(tmp_path_factory: pytest.TempPathFactory) -> PreparedData:
 
 @pytest.fixture(scope="module")
 def fitted(prepared: PreparedData) -> list[CandidateResult]:
-    return train_candidates(prepared)
+    return train_candidates(prepared, low_confidence=LOW)
 
 
 def test_every_candidate_fits_and_scores_well(fitted):
@@ -80,10 +81,14 @@ def test_unseen_category_is_not_an_error(fitted, prepared):
 def test_unknown_candidate_names_the_choices(prepared):
     with pytest.raises(ValueError, match="logistic_regression"):
         build_pipeline("svm", prepared.spec)
+    with pytest.raises(
+        ValueError, match="unknown candidate.*svm.*choose from: logistic_regression"
+    ):
+        train_candidates(prepared, ["knn", "svm"], low_confidence=LOW)
 
 
 def test_training_is_reproducible(prepared, fitted):
-    again = train_candidates(prepared, ["random_forest"])
+    again = train_candidates(prepared, ["random_forest"], low_confidence=LOW)
     assert again[0].metrics == next(r.metrics for r in fitted if r.name == "random_forest")
 
 
@@ -119,7 +124,7 @@ def test_a_tiny_table_still_trains_every_candidate(tmp_path, write_csv) -> None:
         write=False,
     )
     assert len(tiny.X_train) < 7
-    results = {r.name: r for r in train_candidates(tiny)}
+    results = {r.name: r for r in train_candidates(tiny, low_confidence=LOW)}
     assert set(results) == set(CANDIDATES)
     assert results["knn"].params["n_neighbors"] == len(tiny.X_train)
     assert all(0 <= r.metrics["accuracy"] <= 1 for r in results.values())

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import mlflow
 import pandas as pd
 import pytest
@@ -54,7 +57,7 @@ def test_running_the_pipeline_twice_keeps_the_first_champion(settings):
     assert parent.data.tags["registered_version"] == "2"
 
 
-def test_pipeline_run_keeps_its_evidence_in_mlflow(settings):
+def test_pipeline_run_keeps_its_evidence_in_mlflow(settings, tmp_path):
     result = run_training_pipeline(settings, candidates=FAST)
     client = tracking.client(settings)
     run = client.get_run(result.run_id)
@@ -64,6 +67,18 @@ def test_pipeline_run_keeps_its_evidence_in_mlflow(settings):
     assert run.data.metrics["best_eval_f1_macro"] == pytest.approx(result.best.metrics["f1_macro"])
     artifacts = {a.path for a in client.list_artifacts(result.run_id)}
     assert {"gate_decision.json", "data", "plots", "candidates.json"} <= artifacts
+    card = json.loads(
+        Path(
+            client.download_artifacts(result.run_id, "data/data_card.json", str(tmp_path))
+        ).read_text()
+    )
+    assert card == json.loads(json.dumps(result.prepared.card.to_dict()))
+    gate = json.loads(
+        Path(
+            client.download_artifacts(result.run_id, "gate_decision.json", str(tmp_path))
+        ).read_text()
+    )
+    assert gate["promoted"] is True and gate["reason"] == result.decision.reason
     child = client.get_run(result.best.run_id)
     assert child.data.tags["mlflow.parentRunId"] == result.run_id
     assert child.data.metrics["eval_f1_macro"] == pytest.approx(result.best.metrics["f1_macro"])
@@ -170,5 +185,5 @@ def test_champion_of_another_table_is_not_replaced(settings, iris_csv, iris_feat
         candidates=FAST,
     )
     assert not other.decision.promoted
-    assert "cannot be evaluated on this data" in other.decision.reason
+    assert "cannot be evaluated on this data (it needs bill_length_mm" in other.decision.reason
     assert champion_version(settings) == "1"

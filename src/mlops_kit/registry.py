@@ -14,7 +14,7 @@ from mlflow.tracking import MlflowClient
 
 from mlops_kit.config import CHAMPION, Settings
 from mlops_kit.data import PreparedData
-from mlops_kit.model import CONFIDENCE, PREDICTED
+from mlops_kit.evaluation import GATE_METRICS, MissingInputsError, evaluate_logged
 from mlops_kit.tracking import client as make_client
 
 CHALLENGER = "challenger"
@@ -70,24 +70,17 @@ def champion_version(settings: Settings, client: MlflowClient | None = None) -> 
         return None
 
 
-def score_model(model_uri: str, prepared: PreparedData) -> dict[str, float]:
-    """Load a logged model and compute accuracy and macro F1 on the prepared evaluation split."""
-    from sklearn.metrics import accuracy_score, f1_score
-
-    model = mlflow.pyfunc.load_model(model_uri)
-    schema = model.metadata.get_input_schema()
-    needed = schema.input_names() if schema else list(prepared.X_eval.columns)
-    # The model imputes a missing column, but a table without its inputs is another problem:
-    # scoring it there would compare it on noise, so it cannot be compared at all.
-    missing = [c for c in needed if c not in prepared.X_eval.columns]
-    if missing:
-        raise ValueError(f"the evaluation data lacks the model's input(s): {', '.join(missing)}")
-    out = model.predict(prepared.X_eval[needed])
-    return {
-        "accuracy": float(accuracy_score(prepared.y_eval, out[PREDICTED])),
-        "f1_macro": float(f1_score(prepared.y_eval, out[PREDICTED], average="macro")),
-        "mean_confidence": float(out[CONFIDENCE].mean()),
-    }
+def gate_rule(
+    settings: Settings, threshold: float | None = None, metric: str | None = None
+) -> tuple[float, str]:
+    """The gate's threshold and metric (the settings' unless given), refused when they make no sense."""
+    threshold = settings.quality_gate if threshold is None else threshold
+    metric = metric or settings.gate_metric
+    if metric not in GATE_METRICS:
+        raise ValueError(f"gate metric must be one of {', '.join(GATE_METRICS)}, not '{metric}'")
+    if not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"quality gate must be between 0 and 1, not {threshold}")
+    return threshold, metric
 
 
 def register(settings: Settings, model_uri: str, tags: dict[str, str] | None = None) -> str:
@@ -107,6 +100,7 @@ def register_and_gate(
     tags: dict[str, str] | None = None,
 ) -> GateDecision:
     """Register the model as a new version; give it `champion` only if it passes the gate and beats the champion."""
+    threshold, metric = gate_rule(settings, threshold, metric)
     client = make_client(settings)
     version = register(settings, model_uri, tags)
     previous = champion_version(settings, client)
@@ -120,14 +114,20 @@ def register_and_gate(
             f"{metric}={score:.4f} passes the gate ({threshold:.4f}) and there is no champion yet"
         )
     else:
+        champion_uri = f"models:/{settings.model_name}@{CHAMPION}"
         try:
-            champion_score = score_model(f"models:/{settings.model_name}@{CHAMPION}", prepared)[
+            champion_score = evaluate_logged(champion_uri, prepared, settings.low_confidence)[
                 metric
             ]
         except Exception as exc:  # noqa: BLE001 - any failure means the two cannot be compared
             promoted = False
+            why = (
+                f"it needs {', '.join(exc.columns)}"
+                if isinstance(exc, MissingInputsError)
+                else type(exc).__name__
+            )
             reason = (
-                f"champion v{previous} cannot be evaluated on this data ({type(exc).__name__}); "
+                f"champion v{previous} cannot be evaluated on this data ({why}); "
                 "use another model name for a different table"
             )
         else:

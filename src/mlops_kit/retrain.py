@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,12 +19,10 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pandas as pd
-from sklearn.metrics import accuracy_score, f1_score
 from sklearn.model_selection import train_test_split
 
-from mlops_kit import capture, data, registry, tracking, train
+from mlops_kit import capture, data, evaluation, registry, tracking, train
 from mlops_kit.config import Settings
-from mlops_kit.model import CONFIDENCE, PREDICTED
 
 ORIGIN = "origin"  # where a row comes from: the original table, or a labelled production case
 SEASON, PRODUCTION = "season", "production"
@@ -206,30 +203,20 @@ def write_training_data(new: NewData, settings: Settings) -> Path:
     return card_path
 
 
-def _scores(y: pd.Series, out: pd.DataFrame) -> dict[str, float]:
-    if len(y) == 0:
-        return {"accuracy": float("nan"), "f1_macro": float("nan"), "mean_confidence": float("nan")}
-    return {
-        "accuracy": float(accuracy_score(y, out[PREDICTED])),
-        "f1_macro": float(f1_score(y, out[PREDICTED], average="macro")),
-        "mean_confidence": float(out[CONFIDENCE].mean()),
-    }
-
-
-def evaluate_model(model_uri: str, prepared: data.PreparedData) -> dict[str, float]:
+def evaluate_model(
+    model_uri: str, prepared: data.PreparedData, low_confidence: float
+) -> dict[str, float]:
     """Scores of a logged model on the whole evaluation data, its season part and its production part."""
     model = mlflow.pyfunc.load_model(model_uri)
-    schema = model.metadata.get_input_schema()
-    needed = schema.input_names() if schema else prepared.spec.features
-    out = model.predict(prepared.X_eval.reindex(columns=needed))
-    origin = _origin(prepared.eval)[ORIGIN].to_numpy()
-    y = prepared.y_eval.reset_index(drop=True)
-    scores = {f"eval_{k}": v for k, v in _scores(y, out).items()}
-    for part in (SEASON, PRODUCTION):
-        mask = origin == part
-        part_scores = _scores(y[mask], out[mask].reset_index(drop=True))
+    origin = _origin(prepared.eval)[ORIGIN]
+    parts = {"eval": origin.notna(), SEASON: origin == SEASON, PRODUCTION: origin == PRODUCTION}
+    scores = {}
+    for part, rows in parts.items():  # an empty part (no production cases) scores NaN
+        part_scores = evaluation.evaluate(
+            model, prepared.X_eval[rows], prepared.y_eval[rows], low_confidence
+        )
         scores.update({f"{part}_{k}": v for k, v in part_scores.items()})
-    scores["production_cases"] = float((origin == PRODUCTION).sum())
+    scores["production_cases"] = float(parts[PRODUCTION].sum())
     return scores
 
 
@@ -291,16 +278,9 @@ def retrain(
     gate_metric: str | None = None,
 ) -> RetrainResult:
     """Train a challenger on the champion's data + labelled cases; promote it only if it is better."""
-    threshold = settings.quality_gate if quality_gate is None else quality_gate
-    metric = gate_metric or settings.gate_metric
+    threshold, metric = registry.gate_rule(settings, quality_gate, gate_metric)
+    train.check_candidates(candidates)
     share = settings.retrain_holdout if holdout is None else holdout
-    unknown = [c for c in candidates or [] if c not in train.CANDIDATES]
-    if unknown:
-        raise ValueError(
-            f"unknown candidate(s): {', '.join(unknown)}; choose from: {', '.join(train.CANDIDATES)}"
-        )
-    if metric not in ("accuracy", "f1_macro"):
-        raise ValueError(f"gate metric must be 'accuracy' or 'f1_macro', not '{metric}'")
     champion, base = champion_data(settings)
     cases = capture.labelled_cases(settings, review_sets)
     if cases.empty:
@@ -319,6 +299,9 @@ def retrain(
         "previous_champion": champion,
     }
     tracking.configure(settings)
+    # The champion first: if it cannot be scored on its own data + the new cases, nothing is trained.
+    low = settings.low_confidence
+    champion_scores = evaluate_model(f"models:/{settings.model_name}/{champion}", prepared, low)
     with mlflow.start_run(run_name="retraining") as run:
         mlflow.set_tags({"pipeline": "retraining", **lineage_tags, **tracking.invocation_tags()})
         mlflow.log_params(
@@ -330,20 +313,13 @@ def retrain(
                 "labelled_cases": len(cases),
             }
         )
-        with tempfile.TemporaryDirectory() as tmp:
-            for name, content in (
-                ("data_card.json", prepared.card.to_dict()),
-                ("lineage.json", new.lineage()),
-            ):
-                path = Path(tmp) / name
-                path.write_text(json.dumps(content, indent=2, ensure_ascii=False))
-                mlflow.log_artifact(str(path), "data")
-        results = train.train_candidates(prepared, candidates, settings.seed)
+        mlflow.log_dict(prepared.card.to_dict(), "data/data_card.json")
+        mlflow.log_dict(new.lineage(), "data/lineage.json")
+        results = train.train_candidates(prepared, candidates, settings.seed, low_confidence=low)
         for result in results:
             train.log_candidate(result, prepared, tags=lineage_tags)
         best = train.best_of(results, metric)
-        champion_scores = evaluate_model(f"models:/{settings.model_name}/{champion}", prepared)
-        challenger_scores = evaluate_model(best.model_uri or "", prepared)
+        challenger_scores = evaluate_model(best.model_uri or "", prepared, low)
         mlflow.log_metrics(
             {
                 **{f"champion_{k}": v for k, v in champion_scores.items() if np.isfinite(v)},

@@ -1,4 +1,4 @@
-"""Training stage: candidate scikit-learn Pipelines, evaluation on the held-out season, MLflow logging."""
+"""Training stage: candidate scikit-learn Pipelines, evaluated on the held-out season, logged to MLflow."""
 
 from __future__ import annotations
 
@@ -17,14 +17,12 @@ from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import accuracy_score, f1_score
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+from mlops_kit import evaluation, plots
 from mlops_kit import model as model_module
-from mlops_kit import plots
-from mlops_kit.config import LOW_CONFIDENCE
 from mlops_kit.data import DatasetSpec, PreparedData
 from mlops_kit.model import CONFIDENCE, PREDICTED, PROBA_PREFIX, ClassifierWithConfidence
 from mlops_kit.model import predict_with_confidence as predict_with_confidence
@@ -62,17 +60,6 @@ def build_pipeline(name: str, spec: DatasetSpec, seed: int = 42) -> Pipeline:
     return Pipeline([("preprocess", preprocess), ("classifier", classifiers[name]())])
 
 
-def evaluate(pipeline: object, X: pd.DataFrame, y: pd.Series) -> dict[str, float]:  # noqa: N803
-    """Metrics a reviewer reads: accuracy, macro F1, mean confidence, share of low confidence."""
-    out = predict_with_confidence(pipeline, X)
-    return {
-        "accuracy": float(accuracy_score(y, out[PREDICTED])),
-        "f1_macro": float(f1_score(y, out[PREDICTED], average="macro")),
-        "mean_confidence": float(out[CONFIDENCE].mean()),
-        "low_confidence_share": float((out[CONFIDENCE] < LOW_CONFIDENCE).mean()),
-    }
-
-
 @dataclass
 class CandidateResult:
     """One trained candidate: its pipeline, metrics on the held-out data, and where MLflow has it."""
@@ -85,10 +72,24 @@ class CandidateResult:
     params: dict[str, object] = field(default_factory=dict)
 
 
+def check_candidates(names: list[str] | None) -> None:
+    """Refuse unknown candidate names up front, naming the choices."""
+    unknown = [c for c in names or [] if c not in CANDIDATES]
+    if unknown:
+        raise ValueError(
+            f"unknown candidate(s): {', '.join(unknown)}; choose from: {', '.join(CANDIDATES)}"
+        )
+
+
 def train_candidates(
-    prepared: PreparedData, candidates: list[str] | None = None, seed: int = 42
+    prepared: PreparedData,
+    candidates: list[str] | None = None,
+    seed: int = 42,
+    *,
+    low_confidence: float,
 ) -> list[CandidateResult]:
     """Fit each candidate on the training split and evaluate it on the held-out split."""
+    check_candidates(candidates)
     results = []
     for name in candidates or list(CANDIDATES):
         pipeline = build_pipeline(name, prepared.spec, seed)
@@ -96,7 +97,7 @@ def train_candidates(
         if neighbours and neighbours > len(prepared.X_train):  # a tiny table: ask fewer neighbours
             pipeline.set_params(classifier__n_neighbors=len(prepared.X_train))
         pipeline.fit(prepared.X_train, prepared.y_train)
-        metrics = evaluate(pipeline, prepared.X_eval, prepared.y_eval)
+        metrics = evaluation.evaluate(pipeline, prepared.X_eval, prepared.y_eval, low_confidence)
         results.append(CandidateResult(name, pipeline, metrics, params=classifier_params(pipeline)))
     return results
 

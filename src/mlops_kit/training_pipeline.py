@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,17 +60,9 @@ def run_training_pipeline(
 ) -> PipelineResult:
     """Prepare data, train and log every candidate, register the best, gate it; all in one MLflow run."""
     started = time.perf_counter()
-    threshold = settings.quality_gate if quality_gate is None else quality_gate
-    metric = gate_metric or settings.gate_metric
-    if metric not in ("accuracy", "f1_macro"):
-        raise ValueError(f"gate metric must be 'accuracy' or 'f1_macro', not '{metric}'")
-    if not 0.0 <= threshold <= 1.0:
-        raise ValueError(f"quality gate must be between 0 and 1, not {threshold}")
-    unknown = [c for c in candidates or [] if c not in train.CANDIDATES]
-    if unknown:  # checked up front, so a typo leaves no failed run behind in MLflow
-        raise ValueError(
-            f"unknown candidate(s): {', '.join(unknown)}; choose from: {', '.join(train.CANDIDATES)}"
-        )
+    # Arguments checked up front, so a typo leaves no failed run behind in MLflow.
+    threshold, metric = registry.gate_rule(settings, quality_gate, gate_metric)
+    train.check_candidates(candidates)
     # Validate the data before anything is tracked: bad input trains and registers nothing.
     prepared = data.prepare(
         settings, data_path=data_path, target=target, features=features, split_column=split_column
@@ -97,11 +87,10 @@ def run_training_pipeline(
                 "seed": settings.seed,
             }
         )
-        with tempfile.TemporaryDirectory() as tmp:
-            card_path = Path(tmp) / "data_card.json"
-            card_path.write_text(json.dumps(prepared.card.to_dict(), indent=2, ensure_ascii=False))
-            mlflow.log_artifact(str(card_path), "data")
-        results = train.train_candidates(prepared, candidates, settings.seed)
+        mlflow.log_dict(prepared.card.to_dict(), "data/data_card.json")
+        results = train.train_candidates(
+            prepared, candidates, settings.seed, low_confidence=settings.low_confidence
+        )
         for result in results:
             train.log_candidate(result, prepared)
         best = train.best_of(results, metric)

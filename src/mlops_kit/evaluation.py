@@ -1,0 +1,70 @@
+"""Evaluation: one way to score a model on labelled records, for training, the gate and retraining."""
+
+from __future__ import annotations
+
+import mlflow
+import pandas as pd
+from sklearn.metrics import accuracy_score, f1_score
+
+from mlops_kit.data import PreparedData
+from mlops_kit.model import CONFIDENCE, PREDICTED, predict_with_confidence
+
+METRICS = ("accuracy", "f1_macro", "mean_confidence", "low_confidence_share")
+GATE_METRICS = ("accuracy", "f1_macro")  # the ones where higher is better
+
+
+class MissingInputsError(ValueError):
+    """The evaluation data lacks columns the model takes as input."""
+
+    def __init__(self, columns: list[str]) -> None:
+        self.columns = columns
+        super().__init__(
+            f"the evaluation data lacks the model's input column(s): {', '.join(columns)}; "
+            "evaluate it on a table that has them, or train a model of its own for this table "
+            "(another model name: MLOPS_KIT_MODEL_NAME)"
+        )
+
+
+def model_inputs(model: object, X: pd.DataFrame) -> pd.DataFrame:  # noqa: N803
+    """The columns the model takes, from X; refused when X lacks any of them."""
+    if hasattr(model, "metadata"):  # a loaded MLflow pyfunc: its signature names the inputs
+        schema = model.metadata.get_input_schema()
+        names = schema.input_names() if schema else list(X.columns)
+    else:  # a fitted scikit-learn pipeline remembers the columns it was fitted on
+        names = list(getattr(model, "feature_names_in_", X.columns))
+    missing = [c for c in names if c not in X.columns]
+    # The model would impute an absent column, but scoring it on a table without its inputs
+    # measures it on noise: such a score could not be compared with anything.
+    if missing:
+        raise MissingInputsError(missing)
+    return X[names]
+
+
+def evaluate(
+    model: object,
+    X: pd.DataFrame,  # noqa: N803
+    y: pd.Series,
+    low_confidence: float,
+) -> dict[str, float]:
+    """Accuracy, macro F1, mean confidence and the share below `low_confidence`; NaN when empty."""
+    inputs = model_inputs(model, X)
+    if len(y) == 0:
+        return dict.fromkeys(METRICS, float("nan"))
+    if hasattr(model, "predict_proba"):  # a scikit-learn pipeline
+        out = predict_with_confidence(model, inputs)
+    else:  # the kit's pyfunc already answers with class, confidence and probabilities
+        out = model.predict(inputs)
+    return {
+        "accuracy": float(accuracy_score(y, out[PREDICTED])),
+        "f1_macro": float(f1_score(y, out[PREDICTED], average="macro")),
+        "mean_confidence": float(out[CONFIDENCE].mean()),
+        "low_confidence_share": float((out[CONFIDENCE] < low_confidence).mean()),
+    }
+
+
+def evaluate_logged(
+    model_uri: str, prepared: PreparedData, low_confidence: float
+) -> dict[str, float]:
+    """Load a logged model (run or registry URI) and evaluate it on the prepared evaluation data."""
+    model = mlflow.pyfunc.load_model(model_uri)
+    return evaluate(model, prepared.X_eval, prepared.y_eval, low_confidence)
