@@ -66,16 +66,19 @@ def test_capture_never_loses_or_duplicates_a_case(settings, season):
     ]
 
 
-def test_a_review_set_is_versioned_by_its_content(settings, season):
+def test_a_review_set_is_versioned_by_its_content_and_read_back_as_captured(settings, season):
     serve_batches(settings, season, batches=2, seed=3)
     review = capture.capture(settings, track=False)
-    text = (review.folder / "cases.csv").read_bytes()
+    text = review.cases.to_csv(index=False).encode()
     assert review.version == hashlib.sha256(text).hexdigest()[:12]
     assert review.folder == settings.workspace / "review" / review.version
+
     again = capture.load_review_set(settings)
     assert again.version == review.version
-    pd.testing.assert_frame_equal(again.table(), review.table())
+    pd.testing.assert_frame_equal(again.cases, review.cases)
+    assert again.manifest == review.manifest
     assert review.manifest["model_versions"] == ["1"]
+    assert capture.load_review_set(settings, review.version[:6]).version == review.version
 
 
 def test_concurrent_captures_take_each_case_once(settings, season):

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
-from mlops_kit.cli import EXIT_BAD_INPUT, EXIT_GATE_REFUSED, app
+from mlops_kit.cli import EXIT_BAD_INPUT, EXIT_BUSY, EXIT_GATE_REFUSED, app
 from mlops_kit.data import prepare
+from mlops_kit.store.lock import workspace_lock
 from tests.helpers import run_cli
 
 
@@ -36,6 +37,19 @@ def test_train_refused_by_the_gate_exits_3(settings, tmp_path):
     status = run_cli("status", cwd=tmp_path)
     assert status.returncode == 0, status.stderr
     assert "(no champion yet)" in status.stdout
+
+
+@pytest.mark.parametrize("command", ["train", "retrain", "capture", "prepare"])
+def test_a_command_that_finds_the_workspace_busy_exits_75_naming_the_holder(
+    settings, tmp_path, command
+):
+    with workspace_lock(settings, "a test holding the lock"):
+        # another command, not a child of this process (a child would share the hold)
+        done = run_cli(command, cwd=tmp_path, MLOPS_KIT_LOCK_TIMEOUT="0.5", MLOPS_KIT_LOCK_HELD="")
+    assert done.returncode == EXIT_BUSY == 75, done.stderr
+    assert "the workspace is busy: a test holding the lock (pid " in done.stderr
+    assert "wait for it to finish and run this again" in done.stderr
+    assert not settings.mlflow_db.exists() and not settings.data_dir.exists()
 
 
 def test_status_prints_the_champion_version(trained, tmp_path):

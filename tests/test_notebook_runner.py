@@ -13,12 +13,12 @@ from mlflow.tracking import MlflowClient
 from mlops_kit.config import get_settings
 from mlops_kit.notebook_runner import (
     NOTEBOOKS_DIR,
-    exclusive_run,
     resolve_notebooks,
     run_notebooks,
     summary_lines,
 )
 from mlops_kit.registry import registry_table
+from mlops_kit.store.lock import workspace_lock
 from mlops_kit.training_pipeline import run_training_pipeline
 from tests.helpers import run_cli
 
@@ -45,6 +45,7 @@ def test_resolve_notebooks_by_number_and_name() -> None:
 
 
 def test_training_notebook_runs_with_parameters_and_is_attached_as_report(isolated) -> None:
+    # the pipeline holds the workspace lock; the notebook's kernel trains under the same hold
     runs = run_notebooks(resolve_notebooks([TRAINING_NOTEBOOK]), {"QUALITY_GATE": 0.5}, isolated)
 
     assert len(runs) == 1 and runs[0].ok, runs[0].error
@@ -123,14 +124,15 @@ def test_papermill_cli_runs_the_training_notebook_headless(isolated, tmp_path: P
     assert registry_table(isolated).empty
 
 
-def test_a_second_run_while_one_holds_the_lock_is_refused(isolated, tmp_path: Path) -> None:
-    with exclusive_run(isolated):
-        result = run_cli("pipeline", "00")
+def test_a_pipeline_that_finds_the_workspace_busy_exits_75(isolated, tmp_path: Path) -> None:
+    with workspace_lock(isolated, "training"):
+        # another command, not a child of this one (a child would share the hold)
+        result = run_cli("pipeline", "00", MLOPS_KIT_LOCK_TIMEOUT="0.5", MLOPS_KIT_LOCK_HELD="")
 
     assert result.returncode == 75
-    assert "another pipeline run is in progress (pid " in result.stderr
+    assert "the workspace is busy: training (pid " in result.stderr
     assert not (tmp_path / "runs").exists()
-    with exclusive_run(isolated):  # released: can be taken again
+    with workspace_lock(isolated, "pipeline", timeout=0):  # released: can be taken again
         pass
 
 

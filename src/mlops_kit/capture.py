@@ -2,25 +2,24 @@
 
 *"Dados com baixos índices de segurança no resultado são captados e destinados então para compor
 uma nova base de dados."* A capture takes every low-confidence prediction of the log that no earlier
-review set holds, so a case is never lost and never captured twice. A review set lives in the
-workspace under ``review/<version>/`` (the version is the content hash of its cases), with a CSV
-for a human to fill in (an empty ``label`` column) and, once labelled, ``labels.csv``.
+review set holds, so a case is never lost and never captured twice. Review sets, their cases and
+their labels are kept in the store's database (``store/reviews.py``); the version of a review set
+is the content hash of its cases. Files are for people: ``export_for_labelling`` writes a CSV with
+an empty ``label`` column under ``review/<version>/`` for a human to fill in.
 
 Two ways to label: ``import_labels`` reads the CSV a human filled in (unknown labels are refused
-with the line and the known labels), and ``label_with_simulator_truth`` — the stand-in for the
-unattended demo — copies the true class the traffic simulator kept aside.
+with the line and the known labels, and then nothing is saved), and ``label_with_simulator_truth``
+— the stand-in for the unattended demo — copies the true class the traffic simulator kept aside.
+Capturing and labelling hold the workspace lock.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
-import json
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import mlflow
 import pandas as pd
@@ -28,12 +27,16 @@ import pandas as pd
 from mlops_kit import tracking
 from mlops_kit.config import Settings
 from mlops_kit.model import PROBA_PREFIX
+from mlops_kit.store import reviews
+from mlops_kit.store.files import atomic_write
+from mlops_kit.store.lock import holds_workspace_lock
 from mlops_kit.store.predictions import BASE_COLUMNS
 
 SIMULATED_REVIEWER = "simulated-reviewer (simulator truth)"
 LABEL = "label"
 ID_COLUMNS = ["case_id", "prediction_id", "request_id", "record_index", "created_at"]
 ANSWER_COLUMNS = ["model_version", "predicted", "confidence"]
+LABEL_COLUMNS = ["case_id", LABEL, "labelled_by", "labelled_at"]
 
 
 class LabelError(ValueError):
@@ -41,20 +44,8 @@ class LabelError(ValueError):
 
 
 def review_dir(settings: Settings) -> Path:
-    """Where review sets are kept (git-ignored workspace)."""
+    """Where the files for reviewers are written (git-ignored workspace)."""
     return settings.workspace / "review"
-
-
-@contextlib.contextmanager
-def _locked(settings: Settings) -> Iterator[None]:
-    folder = review_dir(settings)
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / ".lock", "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)  # two captures at once would take the same cases twice
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def case_ids(predictions: pd.DataFrame) -> pd.Series:
@@ -72,8 +63,9 @@ class ReviewSet:
     features: list[str]
     classes: list[str]
     threshold: float | None
-    folder: Path | None = None
+    folder: Path | None = None  # where its files for reviewers go; None for an empty set
     manifest: dict[str, object] = field(default_factory=dict)
+    store: str | None = None  # the store's URL
 
     def __len__(self) -> int:
         return len(self.cases)
@@ -85,11 +77,11 @@ class ReviewSet:
         return out.reset_index(drop=True)
 
     def labels(self) -> pd.DataFrame:
-        """The labels given so far (case_id, label, labelled_by)."""
-        path = self.folder / "labels.csv" if self.folder else None
-        if path is None or not path.exists():
-            return pd.DataFrame(columns=["case_id", LABEL, "labelled_by"])
-        return pd.read_csv(path, dtype=str, keep_default_na=False)
+        """The labels given so far (case_id, label, labelled_by, labelled_at), in case order."""
+        rows = reviews.labelled_rows(self.store, [self.version]) if self.version else []
+        return pd.DataFrame(
+            [{c: row[c] for c in LABEL_COLUMNS} for row in rows], columns=LABEL_COLUMNS
+        ).assign(labelled_at=lambda f: f["labelled_at"].map(_iso))
 
 
 def _features_of(predictions: pd.DataFrame) -> list[str]:
@@ -100,20 +92,65 @@ def _features_of(predictions: pd.DataFrame) -> list[str]:
 
 def captured_case_ids(settings: Settings) -> set[str]:
     """Every case id already held by a review set."""
-    ids: set[str] = set()
-    for entry in review_sets(settings):
-        path = review_dir(settings) / entry["version"] / "cases.csv"
-        if path.exists():
-            ids.update(pd.read_csv(path, usecols=["case_id"], dtype=str)["case_id"])
-    return ids
+    return reviews.captured_case_ids(settings.store)
 
 
 def review_sets(settings: Settings) -> list[dict[str, object]]:
-    """The catalogue of review sets, oldest first."""
-    path = review_dir(settings) / "catalog.json"
-    return json.loads(path.read_text()) if path.exists() else []
+    """The catalogue of review sets, oldest first (version, created_at, cases, folder)."""
+    return [
+        {
+            "version": row["version"],
+            "created_at": _iso(row["created_at"]),
+            "cases": int(row["cases"]),
+            "folder": row["version"],
+        }
+        for row in reviews.list_review_sets(settings.store)
+    ]
 
 
+def _iso(value: datetime) -> str:
+    return reviews.utc(value).isoformat()
+
+
+def _manifest(review: ReviewSet, rule: str) -> dict[str, object]:
+    cases = review.cases
+    return {
+        "version": review.version,
+        "created_at": review.created_at,
+        "cases": len(cases),
+        "threshold": review.threshold,
+        "rule": rule,
+        "features": review.features,
+        "classes": review.classes,
+        "model_versions": sorted(set(cases["model_version"].astype(str))),
+        "prediction_ids": [int(cases["prediction_id"].min()), int(cases["prediction_id"].max())],
+        "predicted": {str(k): int(v) for k, v in cases["predicted"].value_counts().items()},
+    }
+
+
+def _case_rows(cases: pd.DataFrame, features: list[str]) -> list[dict[str, Any]]:
+    """The cases as rows of the store's review_cases table."""
+    inputs = cases[features].astype(object).where(cases[features].notna(), None)
+    return [
+        {
+            "case_id": str(case["case_id"]),
+            "position": position,
+            "prediction_id": int(case["prediction_id"]),
+            "request_id": str(case["request_id"]),
+            "record_index": int(case["record_index"]),
+            "created_at": datetime.fromisoformat(case["created_at"]),
+            "model_version": str(case["model_version"]),
+            "predicted": str(case["predicted"]),
+            "confidence": float(case["confidence"]),
+            "inputs": record,
+        }
+        for position, (case, record) in enumerate(
+            zip(cases.to_dict("records"), inputs.to_dict("records"), strict=True)
+        )
+    ]
+
+
+@holds_workspace_lock("capture")
 def capture(
     settings: Settings,
     predictions: pd.DataFrame | None = None,
@@ -126,96 +163,111 @@ def capture(
     """Put every low-confidence prediction that no review set holds yet into a new review set."""
     from mlops_kit.store.predictions import read_predictions
 
-    with _locked(settings):
-        log = read_predictions(settings, since, last) if predictions is None else predictions
-        features = _features_of(log)
-        classes = [c[len(PROBA_PREFIX) :] for c in log.columns if c.startswith(PROBA_PREFIX)]
-        if log.empty:
-            low = log
-        elif threshold is None:  # the API's own flag, set with its threshold when it answered
-            low = log[log["low_confidence"].astype(bool)]
-        else:
-            low = log[log["confidence"] < threshold]
-        low = low.assign(case_id=case_ids(low)) if len(low) else low.assign(case_id=[])
-        low = low[~low["case_id"].isin(captured_case_ids(settings))]
-        low = low.drop_duplicates("case_id").sort_values("id", kind="stable")
-        cases = low.rename(columns={"id": "prediction_id"})
-        cases = cases[[*ID_COLUMNS, *ANSWER_COLUMNS, *features]].reset_index(drop=True)
-        if not len(cases):
-            return ReviewSet(None, "", cases, features, classes, threshold)
-        cases["created_at"] = pd.to_datetime(cases["created_at"], utc=True).map(
-            lambda t: t.isoformat()
-        )
-        text = cases.to_csv(index=False)
-        version = hashlib.sha256(text.encode()).hexdigest()[:12]
-        folder = review_dir(settings) / version
-        folder.mkdir(parents=True, exist_ok=True)
-        created_at = datetime.now(UTC).isoformat(timespec="seconds")
-        manifest = {
-            "version": version,
-            "created_at": created_at,
-            "cases": len(cases),
-            "threshold": threshold,
-            "rule": "API low-confidence flag" if threshold is None else f"confidence < {threshold}",
-            "features": features,
-            "classes": classes,
-            "model_versions": sorted(set(cases["model_version"].astype(str))),
-            "prediction_ids": [
-                int(cases["prediction_id"].min()),
-                int(cases["prediction_id"].max()),
-            ],
-            "predicted": {str(k): int(v) for k, v in cases["predicted"].value_counts().items()},
-        }
-        _write(folder / "cases.csv", text)
-        _write(folder / "manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False))
-        catalogue = review_sets(settings)
-        catalogue.append(
-            {"version": version, "created_at": created_at, "cases": len(cases), "folder": version}
-        )
-        _write(review_dir(settings) / "catalog.json", json.dumps(catalogue, indent=2))
-    review = ReviewSet(version, created_at, cases, features, classes, threshold, folder, manifest)
-    if track:
+    log = read_predictions(settings, since, last) if predictions is None else predictions
+    try:
+        review = _capture(settings, log, threshold)
+    except reviews.CaseAlreadyCaptured:  # another machine's capture took some: take the rest
+        review = _capture(settings, log, threshold)
+    if track and review.version is not None:
         _track(
             settings,
             "capture",
-            {"review_set": version, "model_versions": ",".join(manifest["model_versions"])},
-            {"cases": float(len(cases))},
-            [folder / "cases.csv", folder / "manifest.json"],
+            {
+                "review_set": review.version,
+                "model_versions": ",".join(review.manifest["model_versions"]),
+            },
+            {"cases": float(len(review))},
+            {
+                "cases.csv": review.cases.to_csv(index=False),
+                "manifest.json": review.manifest,
+            },
         )
     return review
 
 
-def _write(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+def _capture(settings: Settings, log: pd.DataFrame, threshold: float | None) -> ReviewSet:
+    features = _features_of(log)
+    classes = [c[len(PROBA_PREFIX) :] for c in log.columns if c.startswith(PROBA_PREFIX)]
+    if log.empty:
+        low = log
+    elif threshold is None:  # the API's own flag, set with its threshold when it answered
+        low = log[log["low_confidence"].astype(bool)]
+    else:
+        low = log[log["confidence"] < threshold]
+    low = low.assign(case_id=case_ids(low)) if len(low) else low.assign(case_id=[])
+    low = low[~low["case_id"].isin(captured_case_ids(settings))]
+    low = low.drop_duplicates("case_id").sort_values("id", kind="stable")
+    cases = low.rename(columns={"id": "prediction_id"})
+    cases = cases[[*ID_COLUMNS, *ANSWER_COLUMNS, *features]].reset_index(drop=True)
+    if not len(cases):
+        return ReviewSet(None, "", cases, features, classes, threshold)
+    cases["created_at"] = pd.to_datetime(cases["created_at"], utc=True).map(lambda t: t.isoformat())
+    version = hashlib.sha256(cases.to_csv(index=False).encode()).hexdigest()[:12]
+    created_at = datetime.now(UTC).replace(microsecond=0)
+    rule = "API low-confidence flag" if threshold is None else f"confidence < {threshold}"
+    review = ReviewSet(
+        version,
+        created_at.isoformat(),
+        cases,
+        features,
+        classes,
+        threshold,
+        review_dir(settings) / version,
+        store=settings.store,
+    )
+    review.manifest = _manifest(review, rule)
+    reviews.add_review_set(
+        settings.store,
+        {
+            "version": version,
+            "created_at": created_at,
+            "rule": rule,
+            "threshold": threshold,
+            "features": features,
+            "classes": classes,
+            "model_versions": review.manifest["model_versions"],
+        },
+        _case_rows(cases, features),
+    )
+    return review
 
 
 def load_review_set(settings: Settings, version: str | None = None) -> ReviewSet:
-    """A review set by version (default: the newest)."""
-    catalogue = review_sets(settings)
+    """A review set by version or a prefix of it (default: the newest)."""
+    catalogue = reviews.list_review_sets(settings.store)
     if not catalogue:
         raise ValueError(
             "no review set yet: capture low-confidence cases first (mlops-kit capture)"
         )
     versions = [str(e["version"]) for e in catalogue]
     chosen = versions[-1] if version is None else version
-    matches = [v for v in versions if v.startswith(chosen)] if chosen else []
+    matches = [e for e in catalogue if chosen and str(e["version"]).startswith(chosen)]
     if len(matches) != 1:
         raise ValueError(f"review set '{version}' not found; known: {', '.join(versions)}")
-    folder = review_dir(settings) / matches[0]
-    manifest = json.loads((folder / "manifest.json").read_text())
-    cases = pd.read_csv(folder / "cases.csv", dtype={"case_id": str, "request_id": str})
-    return ReviewSet(
-        manifest["version"],
-        manifest["created_at"],
+    entry = matches[0]
+    features = list(entry["features"])
+    cases = _cases_frame(reviews.cases_of(settings.store, entry["version"]), features)
+    review = ReviewSet(
+        entry["version"],
+        _iso(entry["created_at"]),
         cases,
-        list(manifest["features"]),
-        list(manifest["classes"]),
-        manifest["threshold"],
-        folder,
-        manifest,
+        features,
+        list(entry["classes"]),
+        entry["threshold"],
+        review_dir(settings) / entry["version"],
+        store=settings.store,
     )
+    review.manifest = _manifest(review, entry["rule"])
+    return review
+
+
+def _cases_frame(rows: list[dict[str, Any]], features: list[str]) -> pd.DataFrame:
+    """Stored case rows as the table capture made: ids, the model's answer, then the inputs."""
+    columns = [*ID_COLUMNS, *ANSWER_COLUMNS]
+    base = pd.DataFrame([{c: row[c] for c in columns} for row in rows], columns=columns)
+    base["created_at"] = base["created_at"].map(_iso)
+    inputs = pd.DataFrame([row["inputs"] for row in rows], index=base.index)
+    return pd.concat([base, inputs.reindex(columns=features)], axis=1)
 
 
 def export_for_labelling(review: ReviewSet, path: Path | str | None = None) -> Path:
@@ -226,9 +278,7 @@ def export_for_labelling(review: ReviewSet, path: Path | str | None = None) -> P
     table = review.cases[["case_id", *review.features, "predicted", "confidence"]].copy()
     table["confidence"] = table["confidence"].round(3)
     table[LABEL] = ""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(target, index=False)
-    return target
+    return atomic_write(target, table.to_csv(index=False))
 
 
 @dataclass
@@ -305,21 +355,17 @@ def validate_labels(frame: pd.DataFrame, review: ReviewSet) -> pd.DataFrame:
 def _save_labels(
     settings: Settings, review: ReviewSet, labelled: pd.DataFrame, labelled_by: str, track: bool
 ) -> LabelResult:
-    if review.folder is None:
+    if review.version is None:
         raise LabelError("this review set is empty: there is nothing to label")
-    with _locked(settings):
-        existing = review.labels()
-        new = labelled.assign(labelled_by=labelled_by)
-        merged = pd.concat([existing[~existing["case_id"].isin(new["case_id"])], new])
-        order = {c: i for i, c in enumerate(review.cases["case_id"].astype(str))}
-        merged = merged.sort_values("case_id", key=lambda s: s.map(order)).reset_index(drop=True)
-        _write(review.folder / "labels.csv", merged.to_csv(index=False))
+    given = dict(zip(labelled["case_id"].astype(str), labelled[LABEL].astype(str), strict=True))
+    reviews.save_labels(settings.store, given, labelled_by)
+    labels = review.labels()
     result = LabelResult(
         str(review.version),
         labelled_by,
-        len(merged),
-        len(review) - len(merged),
-        {str(k): int(v) for k, v in merged[LABEL].value_counts().items()},
+        len(labels),
+        len(review) - len(labels),
+        {str(k): int(v) for k, v in labels[LABEL].value_counts().items()},
     )
     if track:
         _track(
@@ -327,11 +373,12 @@ def _save_labels(
             "labelling",
             {"review_set": str(review.version), "labelled_by": labelled_by},
             {"labelled": float(result.labelled), "unlabelled": float(result.unlabelled)},
-            [review.folder / "labels.csv"],
+            {"labels.csv": labels.to_csv(index=False)},
         )
     return result
 
 
+@holds_workspace_lock("labelling")
 def import_labels(
     settings: Settings,
     review: ReviewSet,
@@ -341,19 +388,20 @@ def import_labels(
     track: bool = True,
 ) -> LabelResult:
     """Read the CSV a human filled in; refuse unknown labels or cases with a clear message."""
-    if review.folder is None:
+    if review.version is None:
         raise LabelError("this review set is empty: there is nothing to label")
     labelled = validate_labels(_read_labels(Path(path)), review)
     return _save_labels(settings, review, labelled, f"{labelled_by}: {Path(path).name}", track)
 
 
+@holds_workspace_lock("labelling")
 def label_with_simulator_truth(
     settings: Settings, review: ReviewSet, *, track: bool = True
 ) -> LabelResult:
     """The demo's stand-in for a human reviewer: the true class the traffic simulator kept aside."""
     from mlops_kit.traffic import TRUTH, read_truth
 
-    if review.folder is None:
+    if review.version is None:
         raise LabelError("this review set is empty: there is nothing to label")
     truth = read_truth(settings)
     truth = truth.assign(case_id=case_ids(truth)) if len(truth) else truth.assign(case_id=[])
@@ -366,20 +414,21 @@ def label_with_simulator_truth(
 
 def labelled_cases(settings: Settings, versions: list[str] | None = None) -> pd.DataFrame:
     """Every labelled case of the chosen review sets (default: all), oldest first."""
-    frames = []
-    for entry in review_sets(settings):
-        version = str(entry["version"])
-        if versions is not None and version not in versions:
-            continue
-        review = load_review_set(settings, version)
-        labels = review.labels()
-        if labels.empty:
-            continue
-        cases = review.cases.assign(case_id=review.cases["case_id"].astype(str))
-        frames.append(cases.merge(labels, on="case_id").assign(review_set=version))
-    if not frames:
+    rows = reviews.labelled_rows(settings.store, versions)
+    if not rows:
         return pd.DataFrame(columns=["case_id", LABEL, "labelled_by", "review_set"])
-    return pd.concat(frames, ignore_index=True)
+    sets = {e["version"]: list(e["features"]) for e in reviews.list_review_sets(settings.store)}
+    features = list(dict.fromkeys(f for row in rows for f in sets[row["review_set"]]))
+    labels = pd.DataFrame([{c: row[c] for c in LABEL_COLUMNS[1:]} for row in rows])
+    labels["labelled_at"] = labels["labelled_at"].map(_iso)
+    return pd.concat(
+        [
+            _cases_frame(rows, features),
+            labels,
+            pd.DataFrame({"review_set": [row["review_set"] for row in rows]}),
+        ],
+        axis=1,
+    )
 
 
 def _track(
@@ -387,12 +436,16 @@ def _track(
     name: str,
     tags: dict[str, str],
     metrics: dict[str, float],
-    artifacts: list[Path],
+    files: dict[str, str | dict[str, object]],
 ) -> str:
+    """An MLflow run for a capture or labelling pass; `files` are logged under review/."""
     tracking.configure(settings)
     with mlflow.start_run(run_name=name) as run:
         mlflow.set_tags({"pipeline": name, **tags, **tracking.invocation_tags()})
         mlflow.log_metrics(metrics)
-        for path in artifacts:
-            mlflow.log_artifact(str(path), "review")
+        for file_name, content in files.items():
+            if isinstance(content, dict):
+                mlflow.log_dict(content, f"review/{file_name}")
+            else:
+                mlflow.log_text(content, f"review/{file_name}")
     return run.info.run_id

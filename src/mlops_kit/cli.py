@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from pathlib import Path
+from typing import ParamSpec
 
 import typer
 import yaml
 
 from mlops_kit.config import Settings, display_path, get_settings
+from mlops_kit.store.lock import WorkspaceBusy
 
 app = typer.Typer(
     help="mlops-kit: the runnable kit of the talk 'MLOps' (TDC Innovation 2022).",
@@ -18,7 +22,8 @@ app = typer.Typer(
 
 EXIT_BAD_INPUT = 2
 EXIT_GATE_REFUSED = 3
-EXIT_BUSY = 75  # EX_TEMPFAIL: another run holds the lock; a scheduler may retry later
+EXIT_BUSY = 75  # EX_TEMPFAIL: another command holds the workspace lock; retry later
+P = ParamSpec("P")
 
 DataOpt = typer.Option(
     None, "--data", help="CSV file (default: the shipped Palmer penguins raw table)."
@@ -47,7 +52,21 @@ def _fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
     raise typer.Exit(code)
 
 
+def _exit_when_busy(command: Callable[P, None]) -> Callable[P, None]:
+    """A command that waited in vain for the workspace lock exits 75, saying who holds it."""
+
+    @functools.wraps(command)
+    def run(*args: P.args, **kwargs: P.kwargs) -> None:
+        try:
+            command(*args, **kwargs)
+        except WorkspaceBusy as exc:
+            _fail(str(exc), EXIT_BUSY)
+
+    return run
+
+
 @app.command()
+@_exit_when_busy
 def prepare(
     data: Path = DataOpt,
     target: str = TargetOpt,
@@ -76,6 +95,7 @@ def prepare(
 
 
 @app.command()
+@_exit_when_busy
 def train(
     data: Path = DataOpt,
     target: str = TargetOpt,
@@ -120,6 +140,7 @@ def train(
 
 
 @app.command()
+@_exit_when_busy
 def pipeline(
     notebooks: list[str] = typer.Argument(
         None, help="Notebooks to run, by name or number (default: all)."
@@ -132,12 +153,7 @@ def pipeline(
     ),
 ) -> None:
     """Run the notebooks headless with papermill; each executed notebook is kept as the run's report."""
-    from mlops_kit.notebook_runner import (
-        PipelineBusyError,
-        resolve_notebooks,
-        run_notebooks,
-        summary_lines,
-    )
+    from mlops_kit.notebook_runner import resolve_notebooks, run_notebooks, summary_lines
 
     parameters = {}
     for item in param:
@@ -151,8 +167,6 @@ def pipeline(
         results = run_notebooks(chosen, parameters, settings, out_dir)
     except ValueError as exc:
         _fail(str(exc))
-    except PipelineBusyError as exc:
-        _fail(str(exc), EXIT_BUSY)
     for line in summary_lines(results):
         typer.echo(line)
     if not all(r.ok for r in results) or len(results) < len(chosen):
@@ -404,6 +418,7 @@ def monitor(
 
 
 @app.command()
+@_exit_when_busy
 def capture(
     since: str = SinceOpt,
     last: int = LastOpt,
@@ -427,6 +442,7 @@ def capture(
 
 
 @app.command()
+@_exit_when_busy
 def label(
     review_set: str = typer.Option(
         None, "--review-set", help="Review set version (default: the newest)."
@@ -472,6 +488,7 @@ def label(
 
 
 @app.command()
+@_exit_when_busy
 def retrain(
     holdout: float = typer.Option(
         None, "--holdout", help="Share of new labelled cases kept out of training (default 0.3)."

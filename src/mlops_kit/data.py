@@ -343,39 +343,6 @@ def describe_columns(df: pd.DataFrame, spec: DatasetSpec) -> dict[str, dict[str,
     return facts
 
 
-def write_catalogue(prepared: PreparedData, settings: Settings) -> Path:
-    """Write the data version's files and card, and add it to the catalogue; return the card path."""
-    version_dir = settings.data_dir / prepared.card.data_version
-    version_dir.mkdir(parents=True, exist_ok=True)
-    files = {"clean": prepared.clean, "train": prepared.train, "eval": prepared.eval}
-    for name, frame in files.items():
-        target = version_dir / f"{name}.csv"
-        _atomic_write(target, frame.to_csv(index=False))
-        prepared.card.files[name] = display_path(target)
-    card_path = version_dir / "card.json"
-    _atomic_write(card_path, json.dumps(prepared.card.to_dict(), indent=2, ensure_ascii=False))
-    catalogue_path = settings.data_dir / "catalog.json"
-    catalogue = json.loads(catalogue_path.read_text()) if catalogue_path.exists() else []
-    if not any(e["data_version"] == prepared.card.data_version for e in catalogue):
-        catalogue.append(
-            {
-                "data_version": prepared.card.data_version,
-                "created_at": prepared.card.created_at,
-                "source": prepared.card.source,
-                "rows": prepared.card.rows_clean,
-                "card": display_path(card_path),
-            }
-        )
-        _atomic_write(catalogue_path, json.dumps(catalogue, indent=2, ensure_ascii=False))
-    return card_path
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-
-
 def prepare(
     settings: Settings,
     data_path: Path | str | None = None,
@@ -384,7 +351,7 @@ def prepare(
     split_column: str | None = "",
     write: bool = True,
 ) -> PreparedData:
-    """Run the whole data stage: load, validate, clean, split, catalogue."""
+    """Run the whole data stage: load, validate, clean, split, catalogue (through the store)."""
     path = resolve_path(data_path) if data_path else settings.data_path
     raw = load_raw(path)
     split_col = settings.split_column if split_column == "" else split_column
@@ -417,5 +384,7 @@ def prepare(
     )
     prepared = PreparedData(clean_df, train, evaluation, spec, card)
     if write:
-        write_catalogue(prepared, settings)
+        from mlops_kit.store.datasets import write_version  # the store builds on these classes
+
+        write_version(prepared, settings)
     return prepared

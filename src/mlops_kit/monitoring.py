@@ -25,6 +25,7 @@ from mlops_kit import tracking
 from mlops_kit.config import Settings
 from mlops_kit.data import prepare
 from mlops_kit.model import PROBA_PREFIX
+from mlops_kit.store import datasets
 
 MISSING = "<missing>"  # a category of its own: a field production stops sending is drift too
 PSI_BINS = 10
@@ -155,18 +156,10 @@ def reference_for(settings: Settings, model_version: str | None = None) -> Refer
             data_version = mv.tags.get("data_version")
         except Exception:  # noqa: BLE001 - no registry (yet): fall back to the default data
             data_version = None
-    folder = settings.data_dir / data_version if data_version else None
-    if folder is not None and (folder / "train.csv").exists() and (folder / "card.json").exists():
-        card = json.loads((folder / "card.json").read_text())
-        frame = pd.read_csv(folder / "train.csv")
-        return Reference(
-            data_version,
-            frame,
-            list(card["numeric_features"]),
-            list(card["categorical_features"]),
-            card["target"],
-        )
-    prepared = prepare(settings, write=False)
+    if data_version and datasets.has_version(settings, data_version):
+        prepared = datasets.load_version(settings, data_version)
+    else:
+        prepared = prepare(settings, write=False)
     return Reference(
         prepared.card.data_version,
         prepared.train,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fcntl
 import os
 import shutil
 import sys
@@ -15,6 +14,7 @@ from datetime import datetime
 from pathlib import Path
 
 from mlops_kit.config import PROJ_ROOT, Settings, display_path, settings_env
+from mlops_kit.store.lock import child_env, workspace_lock
 from mlops_kit.tracking import INVOCATION_ENV
 
 KERNEL_NAME = "mlops-kit"
@@ -101,7 +101,7 @@ def run_notebooks(
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     out_dir = out_dir or settings.runs_dir / stamp
     per_notebook = declared_parameters(notebooks, parameters or {})
-    with exclusive_run(settings):
+    with workspace_lock(settings, "pipeline"):  # the notebooks' kernels share this hold
         out_dir.mkdir(parents=True, exist_ok=True)
         results = _execute(notebooks, per_notebook, settings, out_dir, stop_on_failure)
         (out_dir / "summary.txt").write_text("\n".join(summary_lines(results)) + "\n")
@@ -124,7 +124,11 @@ def _execute(
         start = time.perf_counter()
         error = None
         # the kernel inherits the environment: these settings, and the id that tags its runs
-        environment = {**settings_env(settings), INVOCATION_ENV: invocation}
+        environment = {
+            **settings_env(settings),
+            **child_env(settings),
+            INVOCATION_ENV: invocation,
+        }
         try:
             with _environment(environment):
                 pm.execute_notebook(
@@ -159,37 +163,6 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
     finally:
         os.environ.clear()
         os.environ.update(saved)
-
-
-class PipelineBusyError(RuntimeError):
-    """Another pipeline run holds the workspace's lock."""
-
-
-@contextmanager
-def exclusive_run(settings: Settings) -> Iterator[None]:
-    """Hold the workspace's pipeline lock, or fail at once naming who holds it."""
-    settings.workspace.mkdir(parents=True, exist_ok=True)
-    path = settings.workspace / "pipeline.lock"
-    handle = open(path, "a+")  # noqa: SIM115 - held for the whole run
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.seek(0)
-        holder = handle.read().strip() or "unknown process"
-        handle.close()
-        raise PipelineBusyError(
-            f"another pipeline run is in progress ({holder}); not starting a second one"
-        ) from None
-    try:
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"pid {os.getpid()} since {datetime.now().isoformat(timespec='seconds')}")
-        handle.flush()
-        yield
-    finally:
-        handle.truncate(0)
-        fcntl.flock(handle, fcntl.LOCK_UN)
-        handle.close()
 
 
 def declared_parameters(notebooks: list[Path], parameters: dict[str, object]) -> dict[Path, dict]:

@@ -11,7 +11,6 @@ and the API, which follows the alias, serves it without a restart.
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,33 +22,16 @@ from sklearn.model_selection import train_test_split
 
 from mlops_kit import capture, data, evaluation, registry, tracking, train
 from mlops_kit.config import Settings
+from mlops_kit.store import datasets
+from mlops_kit.store.lock import holds_workspace_lock
 
 ORIGIN = "origin"  # where a row comes from: the original table, or a labelled production case
 SEASON, PRODUCTION = "season", "production"
 
 
 def load_data_version(settings: Settings, data_version: str) -> data.PreparedData:
-    """A catalogued data version read back from the workspace (clean, train, eval and its card)."""
-    folder = settings.data_dir / data_version
-    if not (folder / "card.json").exists():
-        raise ValueError(
-            f"data version {data_version} is not in the catalogue at {settings.data_dir}"
-        )
-    card = data.DataCard(**json.loads((folder / "card.json").read_text()))
-    spec = data.DatasetSpec(
-        card.target,
-        list(card.numeric_features),
-        list(card.categorical_features),
-        card.split.get("by") if card.split.get("by") not in (None, "random") else None,
-    )
-    frames = {}
-    for name in ("clean", "train", "eval"):
-        frame = pd.read_csv(folder / f"{name}.csv")
-        for col in spec.categorical:
-            frame[col] = frame[col].astype(object).where(frame[col].notna(), np.nan)
-        frame[spec.target] = frame[spec.target].astype(str)
-        frames[name] = frame
-    return data.PreparedData(frames["clean"], frames["train"], frames["eval"], spec, card)
+    """A catalogued data version read back from the store (clean, train, eval and its card)."""
+    return datasets.load_version(settings, data_version)
 
 
 def champion_data(settings: Settings) -> tuple[str, data.PreparedData]:
@@ -60,8 +42,8 @@ def champion_data(settings: Settings) -> tuple[str, data.PreparedData]:
         raise ValueError("there is no champion to retrain: train one first (mlops-kit train)")
     tags = client.get_model_version(settings.model_name, version).tags
     data_version = tags.get("data_version", "")
-    if data_version and (settings.data_dir / data_version / "card.json").exists():
-        return version, load_data_version(settings, data_version)
+    if datasets.has_version(settings, data_version):
+        return version, datasets.load_version(settings, data_version)
     # the catalogue was removed (make reset keeps MLflow elsewhere): rebuild it from the raw data
     return version, data.prepare(settings)
 
@@ -197,10 +179,7 @@ def build_training_data(
 
 def write_training_data(new: NewData, settings: Settings) -> Path:
     """Catalogue the new data version (files, card, catalogue entry) and its lineage; return the card."""
-    card_path = data.write_catalogue(new.prepared, settings)
-    lineage = card_path.parent / "lineage.json"
-    lineage.write_text(json.dumps(new.lineage(), indent=2, ensure_ascii=False))
-    return card_path
+    return datasets.write_version(new.prepared, settings, lineage=new.lineage())
 
 
 def evaluate_model(
@@ -268,6 +247,7 @@ class RetrainResult:
         return pd.DataFrame(rows, columns=["item", "value"])
 
 
+@holds_workspace_lock("retrain")
 def retrain(
     settings: Settings,
     *,

@@ -11,6 +11,7 @@ import pandas as pd
 
 from mlops_kit import data, plots, registry, tracking, train
 from mlops_kit.config import Settings
+from mlops_kit.store.lock import holds_workspace_lock
 
 
 @dataclass
@@ -47,6 +48,7 @@ class PipelineResult:
         return pd.DataFrame(rows, columns=["item", "value"])
 
 
+@holds_workspace_lock("training")
 def run_training_pipeline(
     settings: Settings,
     *,
