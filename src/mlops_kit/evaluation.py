@@ -50,10 +50,10 @@ def evaluate(
     inputs = model_inputs(model, X)
     if len(y) == 0:
         return dict.fromkeys(METRICS, float("nan"))
-    if hasattr(model, "predict_proba"):  # a scikit-learn pipeline
-        out = predict_with_confidence(model, inputs)
-    else:  # the kit's pyfunc already answers with class, confidence and probabilities
+    if hasattr(model, "metadata"):  # the kit's pyfunc answers with class, confidence, probabilities
         out = model.predict(inputs)
+    else:  # a fitted scikit-learn pipeline: the same answer through the same function
+        out = predict_with_confidence(model, inputs)
     return {
         "accuracy": float(accuracy_score(y, out[PREDICTED])),
         "f1_macro": float(f1_score(y, out[PREDICTED], average="macro")),
