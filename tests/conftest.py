@@ -14,6 +14,16 @@ from mlops_kit.config import Settings, get_settings
 from mlops_kit.training_pipeline import PipelineResult, run_training_pipeline
 from tests.helpers import PENGUINS_CSV, clear_env, iris_like, reset_mlflow
 
+# Fixtures that train a model or start a server: a test using one is slow (`make test-fast` skips it).
+SLOW_FIXTURES = {"trained", "registry"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that needs a trained registry or a server process as slow."""
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
 
 @pytest.fixture(autouse=True)
 def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
