@@ -109,6 +109,13 @@ def _not_json(errors: list[dict[str, Any]]) -> BadRequest | None:
     return None
 
 
+def too_many(records: int, limit: int) -> BadRequest:
+    """A 422 for a batch over the batch limit."""
+    return BadRequest(
+        422, f"batch of {records} records is over the limit of {limit} (MLOPS_KIT_MAX_BATCH)"
+    )
+
+
 def records_refused(exc: ValidationError, models: RequestModels, batch: bool) -> BadRequest:
     """A 4xx naming each record, field and problem of a body of records."""
     errors = exc.errors(include_url=False)
@@ -118,10 +125,7 @@ def records_refused(exc: ValidationError, models: RequestModels, batch: bool) ->
     if batch and top["type"] == "too_short" and not top["loc"]:
         return BadRequest(422, "empty batch: send at least one record")
     if batch and top["type"] == "too_long" and not top["loc"]:
-        n, limit = top["ctx"]["actual_length"], models.max_batch
-        return BadRequest(
-            422, f"batch of {n} records is over the limit of {limit} (MLOPS_KIT_MAX_BATCH)"
-        )
+        return too_many(top["ctx"]["actual_length"], models.max_batch)
     # an unknown field first: it is usually a typo of the missing one reported next to it
     errors.sort(
         key=lambda e: (e["loc"][0] if batch and e["loc"] else 0, e["type"] != "extra_forbidden")

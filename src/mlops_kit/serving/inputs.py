@@ -31,7 +31,13 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 from typing_extensions import TypedDict  # pydantic needs this one on Python < 3.12
 
-from mlops_kit.serving.errors import BadRequest, columns_refused, records_refused
+from mlops_kit.serving.errors import (
+    BadRequest,
+    columns_refused,
+    records_refused,
+    too_many,
+    type_name,
+)
 
 NUMERIC_TYPES = {"double", "float", "long", "integer"}
 # The largest body a request may have is derived from the fields (``RequestModels.body_limit``):
@@ -39,8 +45,7 @@ NUMBER_CHARS = 24  # the longest JSON text of a float64, e.g. -2.225073858507201
 TEXT_CHARS = 1000  # room made for one free-text value
 SLACK = 1.5  # room for whitespace: pretty-printed JSON (indent 2) stays within it
 ALLOWANCE = 64 * 1024  # any request may be this large, whatever its batch limit
-_LEADING_SPACE = re.compile(rb"\s*")
-_KINDS = {"t": "a boolean", "f": "a boolean", "n": "null", '"': "a string"}
+_BLANK = re.compile(rb"\s*")
 
 
 @dataclass(frozen=True)
@@ -182,27 +187,24 @@ class RequestModels:
         return next((f for f in self.fields if f.name == name), None)
 
     def parse_records(self, body: bytes) -> Parsed:
-        """Validate a body holding one record (a JSON object) or a batch (an array of them)."""
-        start = body[_LEADING_SPACE.match(body).end() :][:1]  # type: ignore[union-attr]
-        if not start:
-            raise BadRequest(
-                400,
-                "the body is empty: send one record as a JSON object, or a batch as an array of "
-                "them",
-            )
-        if start not in (b"{", b"["):
-            try:
-                pydantic_core.from_json(body)
-            except ValueError as exc:
-                raise BadRequest(400, f"the body is not valid JSON: {exc}") from None
-            kind = _KINDS.get(start.decode(errors="replace"), "a number")
+        """Validate a body holding one record (a JSON object) or a batch (an array of them).
+
+        The JSON text is parsed first and the batch size checked on the parsed list, before any
+        record is validated: parsing into Python objects takes half the memory of validating the
+        JSON text at once (a 3 MB body of ``[{},{},...]``: +78 MB against +155 MB).
+        """
+        value = _parse_json(body, "one record as a JSON object, or a batch as an array of them")
+        if isinstance(value, list) and len(value) > self.max_batch:
+            raise too_many(len(value), self.max_batch)
+        if not isinstance(value, (dict, list)):
             raise BadRequest(
                 422,
-                f"the body must be a JSON object (one record) or an array of records, got {kind}",
+                "the body must be a JSON object (one record) or an array of records, "
+                f"got {type_name(value)}",
             )
-        batch = start == b"["
+        batch = isinstance(value, list)
         try:
-            value = (self.batch if batch else self.record).validate_json(body)
+            value = (self.batch if batch else self.record).validate_python(value)
         except ValidationError as exc:
             raise records_refused(exc, self, batch) from None
         records = value if batch else [value]
@@ -217,12 +219,9 @@ class RequestModels:
 
     def parse_columns(self, body: bytes) -> Parsed:
         """Validate a batch sent column-wise: a JSON object of one array of values per field."""
-        if not body.strip():
-            raise BadRequest(
-                400, "the body is empty: send a JSON object of columns, {field: [values]}"
-            )
+        value = _parse_json(body, "a JSON object of columns, {field: [values]}")
         try:
-            table = self.columns.validate_json(body)
+            table = self.columns.validate_python(value)
         except ValidationError as exc:
             raise columns_refused(exc, self) from None
         lengths = {name: len(values) for name, values in table.items()}
@@ -235,6 +234,16 @@ class RequestModels:
             values = table.get(f.name, [None] * rows)
             columns[f.name] = np.array(values, dtype=np.float64) if f.kind == "number" else values
         return Parsed(columns, rows, batch=True)
+
+
+def _parse_json(body: bytes, what: str) -> Any:
+    """The body's JSON value (pydantic_core's parser); a 400 if it is empty or not JSON."""
+    if _BLANK.fullmatch(body):
+        raise BadRequest(400, f"the body is empty: send {what}")
+    try:
+        return pydantic_core.from_json(body)
+    except ValueError as exc:
+        raise BadRequest(400, f"the body is not valid JSON: {exc}") from None
 
 
 def request_models(

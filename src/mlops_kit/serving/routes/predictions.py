@@ -7,6 +7,9 @@ only up to a limit derived from the model's inputs, so an oversized request cost
 
 from __future__ import annotations
 
+import ctypes
+import functools
+import gc
 import re
 import uuid
 
@@ -14,6 +17,7 @@ import pydantic_core
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
+from starlette.background import BackgroundTask
 
 from mlops_kit.serving.answers import (
     ColumnsResponse,
@@ -30,6 +34,11 @@ from mlops_kit.serving.scoring import score
 from mlops_kit.store.predictions import LogEntry
 
 INLINE_BYTES = 32 * 1024  # bodies up to this size are scored on the event loop (no thread hop)
+# After a body this large is answered, its freed memory goes back to the OS. Measured with four
+# concurrent 3.1 MB bodies of [{},{},...] (the penguin model's limit): RSS 340 MB before, 654 MB
+# at the peak and still 654 MB seconds later without it; 503 MB at the peak, 357 MB 2 s later
+# with gc.collect() + malloc_trim after each answer (tests/serving/test_memory.py).
+TRIM_BYTES = 1024 * 1024
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 ERRORS = {
@@ -70,6 +79,22 @@ def answer(
     return text, entry
 
 
+@functools.cache
+def _libc() -> ctypes.CDLL | None:
+    try:
+        return ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc: nothing to trim
+        return None
+
+
+def release_memory() -> None:
+    """Hand the memory freed by a large request back to the operating system (glibc)."""
+    gc.collect()  # a refused body's objects can sit in reference cycles (tracebacks)
+    libc = _libc()
+    if libc is not None:
+        libc.malloc_trim(0)
+
+
 async def read_body(request: Request, limit: int) -> bytes:
     """The request body, refused with a 413 as soon as it is known to be over the limit."""
     declared = request.headers.get("content-length")
@@ -97,6 +122,7 @@ async def _serve(
     given = request.headers.get("x-request-id", "")
     request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
     headers = {"X-Request-ID": request_id}
+    body = b""
     try:
         champion = champion_of(loader)  # read once: this version answers the request
         if log.backlogged():
@@ -113,11 +139,14 @@ async def _serve(
             text, entry = answer(*work)
         else:  # a big batch: in a worker thread, so /health still answers meanwhile
             text, entry = await run_in_threadpool(answer, *work)
+        log.submit(entry)
+        headers.update({"X-Model-Name": champion.name, "X-Model-Version": champion.version})
+        response: Response = Response(text, media_type="application/json", headers=headers)
     except BadRequest as exc:
-        return refusal(exc, headers)
-    log.submit(entry)
-    headers.update({"X-Model-Name": champion.name, "X-Model-Version": champion.version})
-    return Response(text, media_type="application/json", headers=headers)
+        response = refusal(exc, headers)
+    if len(body) > TRIM_BYTES:  # once the answer is sent
+        response.background = BackgroundTask(release_memory)
+    return response
 
 
 @router.post(
