@@ -11,18 +11,18 @@ COMPONENTS = [
         "01",
         "data.load_raw, plots",
     ),
-    ("Preparação dos dados", "limpeza, organização e catalogação", "01, 02", "data.prepare"),
+    ("Preparação dos dados", "limpeza, organização e catalogação", "01, 02", "data.prepare, store"),
     ("Treinamento", "candidatos como Pipelines do scikit-learn", "01, 02", "train"),
     (
         "Validação",
         "temporada mais nova, nunca vista no treino; quality gate",
         "02",
-        "train.evaluate, registry",
+        "evaluation, registry",
     ),
     ("Disponibilização", "API REST que consome o modelo do MLflow", "03, 04", "serving, delivery"),
     ("Monitoramento", "índices de confiança e drift em produção", "04", "monitoring, traffic"),
     ("Captação", "baixa confiança vira nova base de dados", "04", "capture"),
-    ("Retreinamento", "o ciclo volta ao treinamento", "02, 03, 04", "retrain, pipeline, workflow"),
+    ("Retreinamento", "o ciclo volta ao treinamento", "02, 03, 04", "retrain, training_pipeline, notebook_runner"),
 ]
 
 LEVELS = [
