@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from mlops_kit import capture, traffic
+from mlops_kit.store.lock import WorkspaceBusy, workspace_lock
 from mlops_kit.store.predictions import read_predictions
 from tests.helpers import log_predictions, run_cli
 
@@ -166,3 +167,60 @@ def test_cli_label_import_refuses_an_unknown_label(settings, season, tmp_path):
     done = run_cli("label", "--import", str(path), cwd=tmp_path)
     assert done.returncode == 2
     assert "unknown label(s): line 2 ('Emperor')" in done.stderr
+
+
+def test_a_refused_file_keeps_the_earlier_labels_and_labelling_again_replaces(settings, season):
+    serve_batches(settings, season, batches=1, seed=10)
+    review = capture.capture(settings, track=False)
+    first = filled(settings, review, {0: "Gentoo", 1: "Adelie"})
+    capture.import_labels(settings, review, first, labelled_by="ana", track=False)
+
+    broken = filled(settings, review, {0: "Adelie", 1: "Emperor"})
+    with pytest.raises(capture.LabelError, match="Emperor"):
+        capture.import_labels(settings, review, broken, labelled_by="bruno", track=False)
+    assert list(review.labels()["label"]) == ["Gentoo", "Adelie"]  # the pass changed nothing
+
+    again = filled(settings, review, {0: "Chinstrap"})
+    done = capture.import_labels(settings, review, again, labelled_by="bruno", track=False)
+    labels = review.labels()
+    assert list(labels["label"]) == ["Chinstrap", "Adelie"] and done.labelled == 2
+    assert list(labels["labelled_by"]) == ["bruno: filled.csv", "ana: filled.csv"]
+
+
+def test_labelling_waits_for_a_busy_workspace_and_then_saves_nothing(settings, season):
+    serve_batches(settings, season, batches=1, seed=11)
+    review = capture.capture(settings, track=False)
+    impatient = settings.model_copy(update={"lock_timeout": 0.2})
+    held, release = threading.Event(), threading.Event()
+
+    def another_command() -> None:
+        with workspace_lock(settings, "retrain"):
+            held.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=another_command)
+    holder.start()
+    held.wait(30)
+    try:
+        with pytest.raises(WorkspaceBusy, match="retrain"):
+            capture.label_with_simulator_truth(impatient, review, track=False)
+    finally:
+        release.set()
+        holder.join()
+    assert review.labels().empty
+    assert capture.label_with_simulator_truth(settings, review, track=False).unlabelled == 0
+
+
+def test_review_sets_and_labels_live_in_the_store_a_team_shares(settings, season, tmp_path):
+    shared = f"sqlite:///{tmp_path / 'team-store.db'}"
+    alice = settings.model_copy(update={"store_url": shared})
+    bob = alice.model_copy(update={"workspace": tmp_path / "bob"})
+    serve_batches(alice, season, batches=2, seed=12)
+    review = capture.capture(alice, track=False)
+    capture.label_with_simulator_truth(alice, review, track=False)
+
+    assert len(capture.capture(bob, track=False)) == 0  # already captured by alice
+    seen = capture.load_review_set(bob)
+    assert seen.version == review.version and len(seen) == len(review) == 8
+    assert len(capture.labelled_cases(bob)) == 8
+    assert not (bob.workspace / "review").exists()  # the record is the database, not files

@@ -74,6 +74,17 @@ def _engine(url: str) -> Iterator[Engine]:
         engine.dispose()
 
 
+@contextmanager
+def _transaction(url: str) -> Iterator[Connection]:
+    """One transaction on the store, its tables created if needed, foreign keys enforced."""
+    with _engine(url) as engine:
+        create_tables(engine)
+        with engine.begin() as conn:
+            if engine.dialect.name == "sqlite":  # SQLite checks foreign keys only when asked
+                conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+            yield conn
+
+
 def _rows(url: str, query: sa.Select) -> list[dict[str, Any]]:
     """The query's rows as dicts; none when the store or its tables do not exist yet."""
     if not exists(url):
@@ -87,17 +98,15 @@ def _rows(url: str, query: sa.Select) -> list[dict[str, Any]]:
 
 def add_review_set(url: str, review_set: dict[str, Any], cases: list[dict[str, Any]]) -> None:
     """Insert a review set and its cases in one transaction; CaseAlreadyCaptured if one is taken."""
-    with _engine(url) as engine:
-        create_tables(engine)
-        try:
-            with engine.begin() as conn:
-                conn.execute(review_sets.insert(), [review_set])
-                conn.execute(
-                    review_cases.insert(),
-                    [{**case, "review_set": review_set["version"]} for case in cases],
-                )
-        except sa.exc.IntegrityError as exc:
-            raise CaseAlreadyCaptured(str(exc).splitlines()[0]) from exc
+    try:
+        with _transaction(url) as conn:
+            conn.execute(review_sets.insert(), [review_set])
+            conn.execute(
+                review_cases.insert(),
+                [{**case, "review_set": review_set["version"]} for case in cases],
+            )
+    except sa.exc.IntegrityError as exc:
+        raise CaseAlreadyCaptured(str(exc).splitlines()[0]) from exc
 
 
 def list_review_sets(url: str) -> list[dict[str, Any]]:
@@ -151,10 +160,8 @@ def save_labels(url: str, labels: dict[str, str], labelled_by: str) -> None:
         {"case_id": case_id, "label": label, "labelled_by": labelled_by, "labelled_at": now}
         for case_id, label in labels.items()
     ]
-    with _engine(url) as engine:
-        create_tables(engine)
-        with engine.begin() as conn:
-            _replace_labels(conn, rows)
+    with _transaction(url) as conn:
+        _replace_labels(conn, rows)
 
 
 def _replace_labels(conn: Connection, rows: list[dict[str, Any]]) -> None:
