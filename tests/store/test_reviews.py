@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from mlops_kit.store import reviews
+
+# A PostgreSQL database these tests may empty, e.g. postgresql+psycopg://postgres@127.0.0.1:5432/x
+POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL")
 
 
 def review_set(version: str) -> dict[str, object]:
@@ -38,12 +43,22 @@ def case(case_id: str, position: int) -> dict[str, object]:
     }
 
 
-@pytest.fixture
-def url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'store.db'}"
+@pytest.fixture(params=["sqlite", "postgresql"])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The store's URL: a SQLite file, or the team's PostgreSQL when TEST_POSTGRES_URL names one."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.db'}"
+    if not POSTGRES_URL:
+        pytest.skip("TEST_POSTGRES_URL is not set")
+    engine = sa.create_engine(POSTGRES_URL)
+    tables = [reviews.review_labels, reviews.review_cases, reviews.review_sets]
+    reviews.metadata.drop_all(engine, tables=tables)
+    engine.dispose()
+    return POSTGRES_URL
 
 
-def test_reading_a_store_that_does_not_exist_creates_nothing(url: str, tmp_path: Path) -> None:
+def test_reading_a_store_that_does_not_exist_creates_nothing(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'store.db'}"
     assert reviews.list_review_sets(url) == []
     assert reviews.captured_case_ids(url) == set()
     assert reviews.labelled_rows(url) == []
@@ -93,7 +108,7 @@ def test_a_label_for_a_case_no_review_set_holds_changes_nothing(url: str) -> Non
     reviews.add_review_set(url, review_set("aaa"), [case("r1#0", 0)])
     reviews.save_labels(url, {"r1#0": "Adelie"}, "ana")
 
-    with pytest.raises(Exception, match="FOREIGN KEY|foreign key"):
+    with pytest.raises(sa.exc.IntegrityError, match="(?i)foreign key"):
         reviews.save_labels(url, {"r1#0": "Gentoo", "nope#9": "Gentoo"}, "bruno")
 
     (row,) = reviews.labelled_rows(url)
