@@ -39,7 +39,13 @@ def test_train_refused_by_the_gate_exits_3(settings, tmp_path):
     assert "(no champion yet)" in status.stdout
 
 
-@pytest.mark.parametrize("command", ["train", "retrain", "capture", "prepare"])
+@pytest.mark.parametrize(
+    "command",
+    [
+        "prepare",
+        *(pytest.param(c, marks=pytest.mark.slow) for c in ("train", "retrain", "capture")),
+    ],
+)
 def test_a_command_that_finds_the_workspace_busy_exits_75_naming_the_holder(
     settings, tmp_path, command
 ):
