@@ -16,8 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import numpy as np
+import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
+from sklearn.datasets import load_wine
 
 from mlops_kit.config import CHAMPION, PENGUIN_FEATURES, Settings, get_settings
 from mlops_kit.serving import process
@@ -70,6 +73,49 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Registry:
         finally:
             reset_mlflow()
     return Registry(settings.workspace, settings.model_name)
+
+
+WINE_FEATURES = ["alcohol", "malic_acid", "flavanoids", "color_intensity", "proline"]
+
+
+def shapes_table(rows: int = 180, seed: int = 0) -> pd.DataFrame:
+    """A table with no numbers: the kind follows from the colour, then the shape (each row has its
+    own id, which is not a feature, so that no row is a duplicate the data stage drops)."""
+    rng = np.random.default_rng(seed)
+    colour = rng.choice(["red", "green", "blue"], rows)
+    shape = rng.choice(["round", "square"], rows)
+    kind = np.where(colour == "red", "berry", np.where(shape == "round", "ball", "box"))
+    ids = [f"item-{i}" for i in range(rows)]
+    return pd.DataFrame({"id": ids, "colour": colour, "shape": shape, "kind": kind})
+
+
+@pytest.fixture(scope="session")
+def tables(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A workspace whose registry serves a wine model (numbers only) and a shapes model (no
+    numbers): each trained by the kit's pipeline from a CSV, each its own registered model."""
+    root = tmp_path_factory.mktemp("other-tables")
+    wine = load_wine(as_frame=True).frame
+    wine["target"] = wine["target"].map({0: "barolo", 1: "grignolino", 2: "barbera"})
+    wine.to_csv(root / "wine.csv", index=False)
+    shapes_table().to_csv(root / "shapes.csv", index=False)
+    runs = {
+        "wine": dict(data_path=root / "wine.csv", target="target", features=WINE_FEATURES),
+        "shapes": dict(data_path=root / "shapes.csv", target="kind", features=["colour", "shape"]),
+    }
+    with pytest.MonkeyPatch.context() as mp:
+        clear_env(mp)
+        try:
+            for name, run in runs.items():
+                settings = Settings(
+                    workspace=root / "workspace", runs_dir=root / "runs", model_name=name
+                )
+                run_training_pipeline(
+                    settings, **run, split_column=None, candidates=["logistic_regression"],
+                    quality_gate=0.0,
+                )  # fmt: skip
+        finally:
+            reset_mlflow()
+    return root / "workspace"
 
 
 @pytest.fixture

@@ -14,10 +14,9 @@ import re
 import uuid
 
 import pydantic_core
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, BackgroundTasks, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
-from starlette.background import BackgroundTask
 
 from mlops_kit.serving.answers import (
     ColumnsResponse,
@@ -145,7 +144,8 @@ async def _serve(
     except BadRequest as exc:
         response = refusal(exc, headers)
     if len(body) > TRIM_BYTES:  # once the answer is sent
-        response.background = BackgroundTask(release_memory)
+        response.background = BackgroundTasks()
+        response.background.add_task(release_memory)
     return response
 
 

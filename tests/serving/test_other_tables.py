@@ -1,0 +1,82 @@
+"""Models of other tables are served: numbers only (wine), no numbers (shapes); either scoring path."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from mlops_kit.config import Settings
+from mlops_kit.serving.app import create_app
+from mlops_kit.store.predictions import read_predictions
+
+WINE = {"alcohol": 13.2, "malic_acid": 1.8, "flavanoids": 2.8, "color_intensity": 4.4}
+WINE["proline"] = 1050.0
+
+
+@pytest.fixture(params=[True, False], ids=["accelerator-on", "accelerator-off"])
+def serve(
+    request: pytest.FixtureRequest, tables: Path, tmp_path: Path
+) -> Iterator[tuple[Settings, dict[str, TestClient]]]:
+    """Both models served from a copy of the registry, with the accelerator setting on and off."""
+    workspace = tmp_path / "workspace"
+    workspace.mkdir()
+    shutil.copy2(tables / "mlflow.db", workspace / "mlflow.db")
+    base = Settings(workspace=workspace, reload_interval=0, accelerator=request.param)
+    clients = {}
+    for name in ("wine", "shapes"):
+        clients[name] = TestClient(create_app(base.model_copy(update={"model_name": name})))
+        clients[name].__enter__()
+    yield base, clients
+    for client in clients.values():
+        client.__exit__(None, None, None)
+
+
+def test_a_model_without_text_columns_is_served_and_logged(serve) -> None:
+    settings, clients = serve
+    wine = clients["wine"]
+    info = wine.get("/model").json()
+    assert info["required"] == list(WINE) and info["categories"] == {}
+    if not settings.accelerator:
+        assert info["scoring"] == "model"
+    response = wine.post("/predict", json=WINE, headers={"X-Request-ID": "wine-1"})
+    assert response.status_code == 200, response.text
+    [prediction] = response.json()["predictions"]
+    assert prediction["predicted"] == "barolo"
+    assert wine.get("/health").json()["scoring"] == info["scoring"]
+    assert wine.app.state.predlog.flush(10)
+    logged = read_predictions(settings)
+    assert logged["request_id"].tolist() == ["wine-1"]
+    assert logged["proline"].tolist() == [1050.0]
+    refused = wine.post("/predict", json={**WINE, "colour": "red"})
+    assert refused.status_code == 422 and "'colour' is not an input" in refused.json()["message"]
+
+
+def test_a_model_without_numbers_is_served_and_refuses_unknown_categories(serve) -> None:
+    settings, clients = serve
+    shapes = clients["shapes"]
+    info = shapes.get("/model").json()
+    assert info["required"] == []
+    assert info["categories"] == {"colour": ["blue", "green", "red"], "shape": ["round", "square"]}
+    answers = shapes.post("/predict", json=[{"colour": "red"}, {"colour": "blue", "shape": "box"}])
+    assert answers.status_code == 422
+    assert "unknown category 'box'" in answers.json()["message"]
+    answers = shapes.post("/predict", json=[{"colour": "red", "shape": None}, {"shape": "round"}])
+    assert answers.status_code == 200, answers.text
+    assert answers.json()["predictions"][0]["predicted"] == "berry"
+    columns = shapes.post("/predict/columns", json={"colour": ["green", "purple"]})
+    assert columns.status_code == 422 and "'purple'" in columns.json()["message"]
+
+
+def test_penguin_categories_are_refused_on_either_path(make_client, record: dict) -> None:
+    for accelerator in (True, False):
+        client = make_client(accelerator=accelerator)
+        if not accelerator:
+            assert client.get("/model").json()["scoring"] == "model"
+        refused = client.post("/predict", json={**record, "island": "Atlantis"})
+        assert refused.status_code == 422
+        assert "unknown category 'Atlantis'" in refused.json()["message"]
+        assert client.post("/predict", json={**record, "sex": "male"}).status_code == 200
