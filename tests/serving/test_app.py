@@ -85,7 +85,7 @@ def test_health_reports_the_loaded_model(client: TestClient, record: dict) -> No
     assert response.status_code == 200
     body = response.json()
     assert body["status"] == "ok" and body["model_loaded"] is True
-    assert body["model_version"] == "1"
+    assert body["model_version"] == "1" and body["scoring"] in ("accelerator", "model")
     assert body["registry"]["reachable"] is True
 
 
@@ -110,6 +110,7 @@ def test_model_info_has_registry_facts_and_metrics(client: TestClient, record: d
         "sex": ["female", "male"],
     }
     assert info["low_confidence_threshold"] == 0.7 and info["max_batch"] == 10_000
+    assert 64 * 1024 < info["max_body_bytes"] < 10_000 * 2048  # from the fields, not a flat rate
 
 
 def test_docs_show_a_working_example_from_the_model(client: TestClient, record: dict) -> None:
@@ -254,3 +255,17 @@ def test_docs_show_a_working_column_wise_example(client: TestClient) -> None:
     assert table["additionalProperties"] is False and set(example) == set(table["properties"])
     response = client.post("/predict/columns", json=example)
     assert response.status_code == 200 and response.json()["rows"] == len(example["island"])
+
+
+def test_a_log_far_behind_makes_predictions_wait(
+    client: TestClient, record: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past the log's backlog limit a prediction is refused with Retry-After, not queued."""
+    from mlops_kit.store import predictions
+
+    monkeypatch.setattr(predictions, "MAX_PENDING_ROWS", -1)  # any backlog is too much
+    response = client.post("/predict", json=record)
+    assert response.status_code == 503 and response.headers["retry-after"] == "1"
+    assert "rows behind" in response.json()["message"] and response.headers["x-request-id"]
+    monkeypatch.undo()
+    assert client.post("/predict", json=record).status_code == 200

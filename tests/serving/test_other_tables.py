@@ -13,6 +13,8 @@ from mlops_kit.config import Settings
 from mlops_kit.serving.app import create_app
 from mlops_kit.store.predictions import read_predictions
 
+pytestmark = pytest.mark.slow  # trains two models (the `tables` fixture)
+
 WINE = {"alcohol": 13.2, "malic_acid": 1.8, "flavanoids": 2.8, "color_intensity": 4.4}
 WINE["proline"] = 1050.0
 
