@@ -81,6 +81,16 @@ def test_bad_input_over_http(live: Server) -> None:
         assert too_many.status_code == 422 and "limit of 50" in too_many.json()["message"]
         too_big = http.post("/predict", content=b"[" + b" " * 300_000 + b"]", headers=headers)
         assert too_big.status_code == 413
+        limit = http.get("/model").json()["max_body_bytes"]
+
+        def stream() -> Iterator[bytes]:  # sent chunked: no Content-Length to refuse it by
+            yield b"["
+            for _ in range(limit // 65536 + 2):
+                yield b" " * 65536
+            yield b"]"
+
+        streamed = http.post("/predict", content=stream(), headers=headers)
+        assert streamed.status_code == 413 and str(limit) in streamed.json()["message"]
         wrong = http.post("/predict", json={**RECORD, "flipper_length_mm": "long"})
         assert wrong.status_code == 422 and "flipper_length_mm" in wrong.json()["message"]
 
