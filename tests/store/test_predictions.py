@@ -293,3 +293,27 @@ def test_reading_a_store_without_the_log_table_gives_an_empty_table(
     sqlite3.connect(path).close()  # the store exists, nothing was ever logged
     table = read_predictions(Settings(workspace=tmp_path, store_url=url))
     assert table.empty and "request_id" in table.columns
+
+
+def test_a_time_window_is_read_through_the_index(url: str, tmp_path: Path) -> None:
+    settings = Settings(workspace=tmp_path, store_url=url)
+    log = PredictionLog(url)
+    log.start()
+    log.submit(entry("r", 3))
+    log.close()
+    statements: list[tuple[str, tuple]] = []
+
+    def keep(conn, cursor, statement, parameters, context, executemany) -> None:  # noqa: ANN001
+        if statement.lstrip().upper().startswith("SELECT") and "predictions" in statement:
+            statements.append((statement, parameters))
+
+    sa.event.listen(sa.engine.Engine, "before_cursor_execute", keep)
+    try:
+        read_predictions(settings, since=datetime.now(UTC) - timedelta(minutes=5))
+    finally:
+        sa.event.remove(sa.engine.Engine, "before_cursor_execute", keep)
+    (statement, parameters), *_ = [s for s in statements if "created_at >=" in s[0]]
+    with sqlite3.connect(sa.engine.make_url(url).database) as conn:
+        plan = conn.execute(f"EXPLAIN QUERY PLAN {statement}", parameters).fetchall()
+    steps = " / ".join(step[-1] for step in plan)
+    assert "USING INDEX ix_predictions_created_at" in steps, steps  # not a scan of the whole log

@@ -324,20 +324,21 @@ def read_predictions(
     if not exists(settings.store):
         return pd.DataFrame(columns=BASE_COLUMNS)
     query = sa.select(predictions)
-    if since is not None:
+    if since is not None:  # on the created_at index
         since = since.astimezone(UTC) if since.tzinfo else since.replace(tzinfo=UTC)
         query = query.where(predictions.c.created_at >= since)
     if last is not None:
         query = query.order_by(predictions.c.id.desc()).limit(last)
-    newest = query.subquery()
     engine = make_engine(settings.store)
     try:
         if not sa.inspect(engine).has_table(predictions.name):
             return pd.DataFrame(columns=BASE_COLUMNS)
         with engine.connect() as conn:
-            rows = conn.execute(sa.select(newest).order_by(newest.c.id)).mappings().all()
+            rows = conn.execute(query).mappings().all()
     finally:
         engine.dispose()
+    # in log order; sorted here, as ORDER BY id would lead SQLite past the created_at index
+    rows = sorted(rows, key=lambda row: row["id"])
     base = pd.DataFrame([{k: r[k] for k in BASE_COLUMNS} for r in rows], columns=BASE_COLUMNS)
     base["created_at"] = pd.to_datetime(base["created_at"], utc=True)
     base["low_confidence"] = base["low_confidence"].astype(bool)
