@@ -245,7 +245,7 @@ def test_an_encoder_that_drops_a_category_is_unsupported() -> None:
 
 
 def test_what_is_not_a_fitted_preprocess_and_classifier_pipeline_is_unsupported() -> None:
-    spec, X, y = table("mixed, 3 classes, missing")  # noqa: N806
+    spec, X, _ = table("mixed, 3 classes, missing")  # noqa: N806
     fitted_pipeline = fitted("logistic_regression", "mixed, 3 classes, missing")[0]
     for model in (
         build_pipeline("logistic_regression", spec),  # not fitted
