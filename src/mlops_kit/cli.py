@@ -435,7 +435,7 @@ def capture(
         typer.echo("no new low-confidence predictions to capture")
         return
     typer.echo(
-        f"review set {review.version}: {len(review)} case(s) in {display_path(review.folder)}"
+        f"review set {review.version}: {len(review)} case(s) in the store ({_store_name(settings)})"
     )
     typer.echo(review.table().head(10).to_string(index=False))
     typer.echo("next: mlops-kit label --export (a CSV to fill in) or --simulated-reviewer (demo)")
@@ -523,3 +523,13 @@ def retrain(
 def main() -> None:
     """Entry point for `python -m mlops_kit`."""
     app()
+
+
+def _store_name(settings: Settings) -> str:
+    """The store's database as a person recognises it: the SQLite file, or the URL without password."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(settings.store)
+    if url.get_backend_name() == "sqlite" and url.database:
+        return display_path(url.database)
+    return url.render_as_string(hide_password=True)
