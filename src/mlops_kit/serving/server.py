@@ -55,7 +55,7 @@ def serve(settings: Settings | None = None) -> None:
     for name, value in MLFLOW_CLIENT_DEFAULTS.items():
         os.environ.setdefault(name, value)
     uvicorn.run(
-        create_app(settings),
+        create_app(settings, freeze_gc=True),
         host=settings.api_host,
         port=settings.api_port,
         workers=1,

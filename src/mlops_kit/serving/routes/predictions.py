@@ -7,14 +7,12 @@ only up to a limit derived from the model's inputs, so an oversized request cost
 
 from __future__ import annotations
 
-import ctypes
-import functools
-import gc
 import re
+import traceback
 import uuid
 
 import pydantic_core
-from fastapi import APIRouter, BackgroundTasks, Request
+from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
@@ -33,11 +31,6 @@ from mlops_kit.serving.scoring import score
 from mlops_kit.store.predictions import LogEntry
 
 INLINE_BYTES = 32 * 1024  # bodies up to this size are scored on the event loop (no thread hop)
-# After a body this large is answered, its freed memory goes back to the OS. Measured with four
-# concurrent 3.1 MB bodies of [{},{},...] (the penguin model's limit): RSS 340 MB before, 654 MB
-# at the peak and still 654 MB seconds later without it; 503 MB at the peak, 357 MB 2 s later
-# with gc.collect() + malloc_trim after each answer (tests/serving/test_memory.py).
-TRIM_BYTES = 1024 * 1024
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 ERRORS = {
@@ -59,7 +52,15 @@ def answer(
 ) -> tuple[bytes, LogEntry]:
     """Validate, score and answer one body; the JSON answer and the log entry (or BadRequest)."""
     inputs = champion.inputs
-    parsed = inputs.parse_columns(body) if column_wise else inputs.parse_records(body)
+    try:
+        parsed = inputs.parse_columns(body) if column_wise else inputs.parse_records(body)
+    except BadRequest as exc:
+        # The traceback holds the parsed body (a refused batch may be a million objects) and the
+        # thread pool keeps it in a reference cycle until a full garbage collection. Four
+        # concurrent 3.1 MB bodies of [{},{},...]: RSS 334 MB before, still ~630-680 MB seconds
+        # after without this line; ~400 MB with it (tests/serving/test_memory.py).
+        traceback.clear_frames(exc.__traceback__)
+        raise
     scores = score(champion, parsed, threshold)
     render = columns_answer if column_wise else records_answer
     text = pydantic_core.to_json(render(champion, scores, request_id, threshold))
@@ -76,22 +77,6 @@ def answer(
         low_confidence=scores.low_confidence.tolist(),
     )
     return text, entry
-
-
-@functools.cache
-def _libc() -> ctypes.CDLL | None:
-    try:
-        return ctypes.CDLL("libc.so.6")
-    except OSError:  # not glibc: nothing to trim
-        return None
-
-
-def release_memory() -> None:
-    """Hand the memory freed by a large request back to the operating system (glibc)."""
-    gc.collect()  # a refused body's objects can sit in reference cycles (tracebacks)
-    libc = _libc()
-    if libc is not None:
-        libc.malloc_trim(0)
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -121,7 +106,6 @@ async def _serve(
     given = request.headers.get("x-request-id", "")
     request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
     headers = {"X-Request-ID": request_id}
-    body = b""
     try:
         champion = champion_of(loader)  # read once: this version answers the request
         if log.backlogged():
@@ -138,15 +122,11 @@ async def _serve(
             text, entry = answer(*work)
         else:  # a big batch: in a worker thread, so /health still answers meanwhile
             text, entry = await run_in_threadpool(answer, *work)
-        log.submit(entry)
-        headers.update({"X-Model-Name": champion.name, "X-Model-Version": champion.version})
-        response: Response = Response(text, media_type="application/json", headers=headers)
     except BadRequest as exc:
-        response = refusal(exc, headers)
-    if len(body) > TRIM_BYTES:  # once the answer is sent
-        response.background = BackgroundTasks()
-        response.background.add_task(release_memory)
-    return response
+        return refusal(exc, headers)
+    log.submit(entry)
+    headers.update({"X-Model-Name": champion.name, "X-Model-Version": champion.version})
+    return Response(text, media_type="application/json", headers=headers)
 
 
 @router.post(
