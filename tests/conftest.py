@@ -15,7 +15,7 @@ from mlops_kit.training_pipeline import PipelineResult, run_training_pipeline
 from tests.helpers import PENGUINS_CSV, clear_env, iris_like, reset_mlflow
 
 # Fixtures that train a model or start a server: a test using one is slow (`make test-fast` skips it).
-SLOW_FIXTURES = {"trained", "registry"}
+SLOW_FIXTURES = {"trained", "registry", "tables"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

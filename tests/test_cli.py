@@ -28,6 +28,7 @@ def test_prepare_with_a_missing_file_exits_2(settings, tmp_path):
     assert "data version" not in done.stdout
 
 
+@pytest.mark.slow
 def test_train_refused_by_the_gate_exits_3(settings, tmp_path):
     done = run_cli(
         "train", "--gate", "0.99", "--features", "body_mass_g", "--fail-on-refusal", cwd=tmp_path

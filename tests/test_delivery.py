@@ -10,6 +10,8 @@ from mlops_kit.registry import champion_version
 from mlops_kit.training_pipeline import run_training_pipeline
 from tests.helpers import run_cli
 
+pytestmark = pytest.mark.slow  # real training, notebooks or server processes
+
 
 @pytest.fixture
 def champion(settings):

@@ -7,10 +7,14 @@ without a restart.
 
 from __future__ import annotations
 
+import pytest
+
 from mlops_kit import capture, monitoring, retrain, tracking, traffic
 from mlops_kit.serving.process import start_api
 from mlops_kit.store.predictions import read_predictions
 from mlops_kit.talk import loop
+
+pytestmark = pytest.mark.slow  # real training, notebooks or server processes
 
 FAST = ["logistic_regression"]
 

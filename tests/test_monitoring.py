@@ -168,6 +168,7 @@ def run_monitor(tmp_path, *args: str) -> subprocess.CompletedProcess[str]:
     return run_cli("monitor", "--no-mlflow", *args, cwd=tmp_path)
 
 
+@pytest.mark.slow
 def test_cli_monitor_exits_10_when_retraining_is_due(settings, season, tmp_path):
     from mlops_kit.cli import EXIT_RETRAIN_DUE
 

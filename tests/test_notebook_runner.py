@@ -22,6 +22,8 @@ from mlops_kit.store.lock import workspace_lock
 from mlops_kit.training_pipeline import run_training_pipeline
 from tests.helpers import run_cli
 
+pytestmark = pytest.mark.slow  # real training, notebooks or server processes
+
 TRAINING_NOTEBOOK = "02"
 
 

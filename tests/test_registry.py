@@ -74,6 +74,7 @@ def test_gate_rule_takes_the_settings_unless_given(settings, monkeypatch):
         gate_rule(get_settings())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("command", "message"),
     [

@@ -8,6 +8,8 @@ from mlops_kit import tracking
 from mlops_kit.registry import CHAMPION, champion_version, promote, rollback
 from mlops_kit.training_pipeline import run_training_pipeline
 
+pytestmark = pytest.mark.slow  # real training, notebooks or server processes
+
 
 @pytest.fixture
 def two_versions(settings):

@@ -120,6 +120,7 @@ def serve_with_champion(settings, records: pd.DataFrame, prefix: str) -> None:
     traffic.write_truth(traffic.truth_dir(settings) / f"{prefix}.csv", records, features, {})
 
 
+@pytest.mark.slow
 def test_retrain_promotes_a_better_challenger_and_records_lineage(settings):
     run_training_pipeline(settings, candidates=FAST)
     season = traffic.season_records(settings)
@@ -177,6 +178,7 @@ def test_retrain_promotes_a_better_challenger_and_records_lineage(settings):
     assert replay.new_data.prepared.card.data_version == result.new_data.prepared.card.data_version
 
 
+@pytest.mark.slow
 def test_retrain_needs_a_champion_and_labelled_cases(settings):
     with pytest.raises(ValueError, match="quality gate must be between 0 and 1"):
         retrain.retrain(settings, quality_gate=1.5)  # checked before anything else

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import socket
 
+import pytest
+
 from mlops_kit.talkcheck import Item, TalkCheck, check_setup, run_talk_check
+
+pytestmark = pytest.mark.slow  # real training, notebooks or server processes
 
 
 def test_setup_checks_pass_here_and_flag_a_busy_port(settings):

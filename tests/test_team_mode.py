@@ -14,6 +14,8 @@ from mlops_kit.registry import CHAMPION, registry_table
 from mlops_kit.serving.process import start_mlflow_server
 from mlops_kit.training_pipeline import run_training_pipeline
 
+pytestmark = pytest.mark.slow  # real training, notebooks or server processes
+
 
 @pytest.fixture
 def mlflow_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:

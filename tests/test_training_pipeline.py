@@ -14,6 +14,8 @@ from mlops_kit.data import DataValidationError
 from mlops_kit.registry import CHAMPION, champion_version, registry_table
 from mlops_kit.training_pipeline import run_training_pipeline
 
+pytestmark = pytest.mark.slow  # real training, notebooks or server processes
+
 WEAK = ["body_mass_g"]  # one measurement alone separates the species poorly (f1 ~0.65)
 FAST = ["logistic_regression"]
 

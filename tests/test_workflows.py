@@ -12,6 +12,8 @@ import yaml
 
 from mlops_kit.config import PROJ_ROOT
 
+pytestmark = pytest.mark.slow  # real training, notebooks or server processes
+
 WORKFLOWS = sorted((PROJ_ROOT / ".github" / "workflows").glob("*.yml"))
 CHECK_JSONSCHEMA = Path(sys.executable).with_name("check-jsonschema")
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from mlops_kit.talk import cicd
 
 
@@ -20,6 +22,7 @@ def test_targets_table_uses_the_makefiles_own_help():
     assert all(table["what it does"] != "")  # every target a workflow calls is documented
 
 
+@pytest.mark.slow
 def test_run_tests_reports_green_and_red(tmp_path: Path):
     (tmp_path / "test_ok.py").write_text("def test_ok():\n    assert 1 + 1 == 2\n")
     (tmp_path / "test_bad.py").write_text("def test_bad():\n    assert 1 + 1 == 3\n")
