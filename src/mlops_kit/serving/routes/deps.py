@@ -1,4 +1,8 @@
-"""What the routes share, handed in by FastAPI's ``Depends``: settings, the loader, the log."""
+"""What the routes share, handed in by FastAPI's ``Depends``: settings, the loader, the log.
+
+The getters only read ``app.state``, so they are ``async def``: FastAPI would run a plain ``def``
+dependency in its thread pool.
+"""
 
 from __future__ import annotations
 
@@ -12,17 +16,17 @@ from mlops_kit.serving.loader import Champion, ChampionLoader
 from mlops_kit.store.predictions import PredictionLog
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     """The settings the app was built with."""
     return request.app.state.settings
 
 
-def get_loader(request: Request) -> ChampionLoader:
+async def get_loader(request: Request) -> ChampionLoader:
     """The loader holding the current champion."""
     return request.app.state.loader
 
 
-def get_log(request: Request) -> PredictionLog:
+async def get_log(request: Request) -> PredictionLog:
     """The prediction log's writer."""
     return request.app.state.predlog
 
