@@ -13,7 +13,8 @@ metadata = sa.MetaData()  # every table of the store is declared on this
 
 
 def _to_json(value: object) -> str:
-    return pydantic_core.to_json(value).decode()
+    # NaN is not JSON (PostgreSQL refuses it): a missing number is stored as null
+    return pydantic_core.to_json(value, inf_nan_mode="null").decode()
 
 
 def is_sqlite(url: str) -> bool:
@@ -35,7 +36,9 @@ def make_engine(url: str) -> Engine:
     sqlite = parsed.get_backend_name() == "sqlite"
     if sqlite and parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = sa.create_engine(url, json_serializer=_to_json)
+    engine = sa.create_engine(
+        url, json_serializer=_to_json, json_deserializer=pydantic_core.from_json
+    )
     if sqlite:
 
         @sa.event.listens_for(engine, "connect")
