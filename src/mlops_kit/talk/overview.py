@@ -22,7 +22,12 @@ COMPONENTS = [
     ("Disponibilização", "API REST que consome o modelo do MLflow", "03, 04", "serving, delivery"),
     ("Monitoramento", "índices de confiança e drift em produção", "04", "monitoring, traffic"),
     ("Captação", "baixa confiança vira nova base de dados", "04", "capture"),
-    ("Retreinamento", "o ciclo volta ao treinamento", "02, 03, 04", "retrain, training_pipeline, notebook_runner"),
+    (
+        "Retreinamento",
+        "o ciclo volta ao treinamento",
+        "02, 03, 04",
+        "retrain, training_pipeline, notebook_runner",
+    ),
 ]
 
 LEVELS = [
