@@ -15,8 +15,7 @@ from mlops_kit.serving.answers import (
 )
 from mlops_kit.serving.errors import BadRequest
 from mlops_kit.serving.scoring import score
-
-from .models import champion
+from tests.helpers import toy_champion as champion
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,7 @@ import pytest
 
 from mlops_kit.serving.errors import BadRequest
 from mlops_kit.serving.inputs import encoder_categories, request_models
-
-from .models import fitted
+from tests.helpers import toy_pipeline as fitted
 
 
 def test_categories_come_from_the_fitted_encoder() -> None:

@@ -11,8 +11,8 @@ import pytest
 from mlops_kit.serving import accelerator
 from mlops_kit.serving.errors import BadRequest
 from mlops_kit.serving.scoring import model_frame, score
-
-from .models import champion, table
+from tests.helpers import toy_champion as champion
+from tests.helpers import toy_table as table
 
 
 def test_the_frame_is_what_the_pipeline_was_fitted_on() -> None:
