@@ -5,9 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import mlflow
+import pytest
+from pydantic import ValidationError
 
 from mlops_kit import tracking
-from mlops_kit.config import PROJ_ROOT, get_settings
+from mlops_kit.config import (
+    PENGUIN_FEATURES,
+    PROJ_ROOT,
+    get_settings,
+    parse_names,
+    parse_split_column,
+    settings_env,
+)
 
 
 def test_embedded_store_lives_in_the_workspace(settings, tmp_path):
@@ -66,3 +75,80 @@ def test_configure_is_idempotent(settings):
     assert tracking.configure(settings) == first
     experiments = tracking.client(settings).search_experiments()
     assert [e.name for e in experiments].count(settings.experiment_name) == 1
+
+
+# One meaning for each data parameter: CLI flags, notebook parameters and MLOPS_KIT_* settings
+# all go through config.parse_split_column and config.parse_names.
+
+
+@pytest.mark.parametrize(
+    ("written", "meaning"),
+    [
+        ("none", None),
+        ("NONE", None),
+        (" None ", None),
+        ("null", None),
+        (None, None),
+        ("", ""),  # not given: the table's default split column
+        (" season ", "season"),
+        ("date_egg", "date_egg"),
+    ],
+)
+def test_a_split_column_means_the_same_however_it_is_written(written, meaning):
+    assert parse_split_column(written) == meaning
+
+
+@pytest.mark.parametrize(
+    ("written", "names"),
+    [
+        ("Sepal Length, Petal Width", ["Sepal Length", "Petal Width"]),
+        ("[Sepal Length, Petal Width]", ["Sepal Length", "Petal Width"]),
+        ('["od280/od315", "ash"]', ["od280/od315", "ash"]),
+        ([" ash ", "hue", ""], ["ash", "hue"]),
+        ("ash", ["ash"]),
+        ("", None),
+        (" , ", None),
+        ([], None),
+        (None, None),
+    ],
+)
+def test_column_names_are_a_list_a_json_list_or_a_comma_list(written, names):
+    assert parse_names(written) == names
+
+
+def test_unreadable_column_names_are_refused_with_what_to_write():
+    with pytest.raises(ValueError, match=r"must look like \[a, b\] or 'a, b'"):
+        parse_names("[ash, hue")
+    with pytest.raises(ValueError, match="expected column names"):
+        parse_names(3)
+
+
+def test_settings_read_the_data_parameters_as_the_cli_does(monkeypatch):
+    monkeypatch.setenv("MLOPS_KIT_FEATURES", "bill_length_mm, sex")
+    monkeypatch.setenv("MLOPS_KIT_SPLIT_COLUMN", "none")
+    settings = get_settings()
+    assert settings.features == ["bill_length_mm", "sex"]
+    assert settings.split_column is None  # a seeded random split
+    monkeypatch.setenv("MLOPS_KIT_FEATURES", "")
+    monkeypatch.setenv("MLOPS_KIT_SPLIT_COLUMN", "")
+    assert get_settings().features == PENGUIN_FEATURES  # empty: not given
+    assert get_settings().split_column == "date_egg"
+    monkeypatch.setenv("MLOPS_KIT_FEATURES", "[ash, hue")
+    with pytest.raises(ValidationError, match="must look like"):
+        get_settings()
+
+
+def test_a_child_process_gets_the_same_data_parameters(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "wine.csv").write_text("a,b\n1,2\n")
+    parent = get_settings(data_path="wine.csv", split_column="none", features="ash, hue")
+    assert parent.data_path == tmp_path / "wine.csv"  # relative to the folder it was given in
+    env = settings_env(parent)
+    assert env["MLOPS_KIT_SPLIT_COLUMN"] == "none"  # not left out: that would mean date_egg
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.chdir(PROJ_ROOT / "notebooks")  # where the notebooks' kernels run
+    child = get_settings()
+    assert child.data_path == tmp_path / "wine.csv"
+    assert child.split_column is None
+    assert child.features == ["ash", "hue"]

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import AliasChoices, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+import yaml
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PROJ_ROOT = Path(__file__).resolve().parents[2]
 
@@ -21,6 +23,36 @@ PENGUIN_FEATURES = [
     "body_mass_g",
     "sex",
 ]
+PENGUIN_SPLIT_COLUMN = "date_egg"  # the shipped table's season column
+NO_SPLIT = "none"  # as a split column: no season column, a seeded random split
+
+
+def parse_split_column(value: object) -> str | None:
+    """A split column as written anywhere: 'none' or None -> None (a seeded random split).
+
+    '' stays '' (not given: the table's default split column, used only when the table has it);
+    any other value is a column name.
+    """
+    if value is None:
+        return None
+    text = str(value).strip()
+    return None if text.lower() in (NO_SPLIT, "null") else text
+
+
+def parse_names(value: object) -> list[str] | None:
+    """Column names as written anywhere: a list, a JSON/YAML list or 'a, b, c'; empty -> None."""
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            value = yaml.safe_load(text) if text.startswith("[") else text.split(",")
+        except yaml.YAMLError as exc:
+            raise ValueError(f"column names must look like [a, b] or 'a, b', not {text!r}") from exc
+    if value is None:
+        return None
+    if not isinstance(value, list | tuple):
+        raise ValueError(f"expected column names (a list or 'a, b, c'), not {value!r}")
+    names = [str(name).strip() for name in value if str(name).strip()]
+    return names or None
 
 
 class Settings(BaseSettings):
@@ -42,8 +74,10 @@ class Settings(BaseSettings):
     model_name: str = "penguins-classifier"
     data_path: Path = PROJ_ROOT / "data" / "raw" / "penguins_raw.csv"
     target: str = "species"
-    features: list[str] = Field(default_factory=lambda: list(PENGUIN_FEATURES))
-    split_column: str | None = "date_egg"
+    # the table's defaults: the penguin measurements (H5's data stage derives them for other
+    # tables); the split column: 'none' for a seeded random split (parse_split_column)
+    features: Annotated[list[str], NoDecode] = Field(default_factory=lambda: list(PENGUIN_FEATURES))
+    split_column: str | None = PENGUIN_SPLIT_COLUMN
     quality_gate: float = 0.90
     gate_metric: str = "f1_macro"
     seed: int = 42
@@ -68,6 +102,22 @@ class Settings(BaseSettings):
     drift_p_value: float = 0.01  # a feature drifts when its KS / chi-square p-value is below this
     drift_psi: float = 0.25  # ... and its population stability index is above this
     retrain_holdout: float = 0.3  # share of new labelled cases held out of training, to evaluate
+
+    @field_validator("data_path")
+    @classmethod
+    def _data_path(cls, value: Path) -> Path:
+        return resolve_path(value).absolute()  # a child process in another folder finds it too
+
+    @field_validator("features", mode="before")
+    @classmethod
+    def _features(cls, value: object) -> list[str]:
+        return parse_names(value) or list(PENGUIN_FEATURES)
+
+    @field_validator("split_column", mode="before")
+    @classmethod
+    def _split_column(cls, value: object) -> str | None:
+        column = parse_split_column(value)
+        return PENGUIN_SPLIT_COLUMN if column == "" else column
 
     @property
     def tracking_uri(self) -> str:
@@ -114,6 +164,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
     """The environment that makes a child process build the same settings."""
     env = {}
     for name, value in settings.model_dump().items():
+        if name == "split_column" and value is None:
+            value = NO_SPLIT  # a child must not fall back to the default season column
         if value is None or name in ("tracking_uri_override", "registry_uri_override"):
             continue
         text = json.dumps(value) if isinstance(value, list) else str(value)
