@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from typer.testing import CliRunner
 
@@ -112,3 +114,58 @@ def test_users_csv_with_options(cli, settings, iris_csv):
     )
     assert result.exit_code == 0, result.output
     assert "random: 67 train / 23 eval" in result.stdout
+
+
+# The data options mean what the notebook parameters and the MLOPS_KIT_* settings mean.
+
+
+def test_a_users_table_without_a_split_column_gets_a_random_split(cli, settings, iris_csv):
+    # the penguins' season column (date_egg) is the default of the shipped table only
+    result = cli.invoke(
+        app,
+        ["prepare", "--data", str(iris_csv), "--target", "Kind", "--features", "[Sepal Length]"],
+    )
+    assert result.exit_code == 0, result.output
+    assert "random: 67 train / 23 eval" in result.stdout
+
+
+@pytest.mark.parametrize("written", ["NONE", " none", "null"])
+def test_split_column_none_is_a_random_split_on_the_penguins(cli, settings, written):
+    result = cli.invoke(app, ["prepare", "--split-column", written])
+    assert result.exit_code == 0, result.output
+    assert "split          random:" in result.stdout
+    assert "split          date_egg:" in cli.invoke(app, ["prepare"]).stdout  # the default
+
+
+def test_the_split_column_setting_none_is_a_random_split(cli, settings, monkeypatch):
+    monkeypatch.setenv("MLOPS_KIT_SPLIT_COLUMN", "none")
+    result = cli.invoke(app, ["prepare"])
+    assert result.exit_code == 0, result.output
+    assert "split          random:" in result.stdout
+
+
+def test_a_split_column_the_user_names_must_exist(cli, settings, iris_csv):
+    result = cli.invoke(
+        app,
+        ["prepare", "--data", str(iris_csv), "--target", "Kind", "--features", "Sepal Length"]
+        + ["--split-column", "date_egg"],
+    )
+    assert result.exit_code == EXIT_BAD_INPUT
+    assert "split column 'date_egg' not found" in result.stderr
+
+
+def test_features_as_the_settings_write_them(cli, settings, iris_csv, monkeypatch):
+    monkeypatch.setenv("MLOPS_KIT_DATA_PATH", str(iris_csv))
+    monkeypatch.setenv("MLOPS_KIT_TARGET", "Kind")
+    monkeypatch.setenv("MLOPS_KIT_FEATURES", "Sepal Length, Garden")
+    result = cli.invoke(app, ["prepare"])
+    assert result.exit_code == 0, result.output
+    card = json.loads(next(settings.data_dir.glob("*/card.json")).read_text())
+    assert card["numeric_features"] == ["sepal_length"]
+    assert card["categorical_features"] == ["garden"]
+
+
+def test_unreadable_features_exit_2_saying_how_to_write_them(cli, settings):
+    result = cli.invoke(app, ["prepare", "--features", "[island, sex"])
+    assert result.exit_code == EXIT_BAD_INPUT
+    assert "must look like [a, b] or 'a, b'" in result.stderr

@@ -10,7 +10,13 @@ from typing import ParamSpec
 import typer
 import yaml
 
-from mlops_kit.config import Settings, display_path, get_settings
+from mlops_kit.config import (
+    Settings,
+    display_path,
+    get_settings,
+    parse_names,
+    parse_split_column,
+)
 from mlops_kit.store.lock import WorkspaceBusy
 
 app = typer.Typer(
@@ -25,26 +31,30 @@ EXIT_GATE_REFUSED = 3
 EXIT_BUSY = 75  # EX_TEMPFAIL: another command holds the workspace lock; retry later
 P = ParamSpec("P")
 
+# The same meanings as the notebook parameters and the MLOPS_KIT_* settings (config.parse_*).
 DataOpt = typer.Option(
     None, "--data", help="CSV file (default: the shipped Palmer penguins raw table)."
 )
 TargetOpt = typer.Option(None, "--target", help="Column to predict (default: species).")
 FeaturesOpt = typer.Option(
-    None, "--features", help="Comma-separated feature columns (default: the penguin measurements)."
+    None,
+    "--features",
+    help="Feature columns, 'a, b, c' or [a, b, c] (default: the penguin measurements on the "
+    "shipped table, the table's usable columns on yours).",
 )
 SplitOpt = typer.Option(
     "",
     "--split-column",
-    help="Date/season column: its newest value is held out. 'none' for a seeded random split.",
+    help="Date/season column: its newest value is held out. 'none' for a seeded random split "
+    "(default: date_egg on the shipped table; on yours, a random split unless it has date_egg).",
 )
 
 
-def _features(value: str | None) -> list[str] | None:
-    return [f.strip() for f in value.split(",") if f.strip()] if value else None
-
-
-def _split(value: str) -> str | None:
-    return None if value.lower() == "none" else value
+def _names(value: str | None) -> list[str] | None:
+    try:
+        return parse_names(value)
+    except ValueError as exc:
+        _fail(str(exc))
 
 
 def _fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
@@ -79,7 +89,9 @@ def prepare(
 
     settings = get_settings()
     try:
-        prepared = run_prepare(settings, data, target, _features(features), _split(split_column))
+        prepared = run_prepare(
+            settings, data, target, _names(features), parse_split_column(split_column)
+        )
     except DataValidationError as exc:
         _fail(str(exc))
     card = prepared.card
@@ -124,9 +136,9 @@ def train(
             settings,
             data_path=data,
             target=target,
-            features=_features(features),
-            split_column=_split(split_column),
-            candidates=_features(candidates),
+            features=_names(features),
+            split_column=parse_split_column(split_column),
+            candidates=_names(candidates),
             quality_gate=gate,
             gate_metric=metric,
         )
@@ -507,7 +519,7 @@ def retrain(
         result = run_retrain(
             get_settings(),
             holdout=holdout,
-            candidates=_features(candidates),
+            candidates=_names(candidates),
             quality_gate=gate,
             gate_metric=metric,
         )
