@@ -13,6 +13,7 @@ from mlflow.tracking import MlflowClient
 from mlops_kit.config import get_settings
 from mlops_kit.notebook_runner import (
     NOTEBOOKS_DIR,
+    parsed_parameters,
     resolve_notebooks,
     run_notebooks,
     summary_lines,
@@ -157,3 +158,91 @@ def test_notebooks_use_the_settings_they_are_run_with(isolated, tmp_path: Path) 
     assert runs[0].ok, runs[0].error
     assert (other.handoff_dir / "modelo_final_v2_agora_vai.joblib").exists()
     assert not isolated.handoff_dir.exists()  # the environment's workspace was not used
+
+
+# The notebook parameters mean what the CLI flags and the MLOPS_KIT_* settings mean.
+
+
+def test_notebook_parameters_are_read_as_the_cli_reads_its_options(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "wine.csv").write_text("a,b\n1,2\n")
+    given = {
+        "DATA_PATH": "wine.csv",
+        "FEATURES": "alcohol, hue",
+        "SPLIT_COLUMN": "None",
+        "QUALITY_GATE": 0.5,
+    }
+    assert parsed_parameters(given) == {
+        "DATA_PATH": str(tmp_path / "wine.csv"),  # the kernel runs in notebooks/, not here
+        "FEATURES": ["alcohol", "hue"],
+        "SPLIT_COLUMN": None,  # a seeded random split
+        "QUALITY_GATE": 0.5,
+    }
+    assert parsed_parameters({"FEATURES": "", "SPLIT_COLUMN": "", "DATA_PATH": ""}) == {
+        "FEATURES": None,  # not given: the table's own default
+        "SPLIT_COLUMN": "",
+        "DATA_PATH": None,
+    }
+
+
+WINE_FEATURES = ["alcohol", "flavanoids", "color_intensity", "proline"]
+
+
+@pytest.fixture
+def wine_csv(tmp_path: Path) -> Path:
+    """scikit-learn's wine data as a user's CSV: no season column, the target named 'cultivar'."""
+    from sklearn.datasets import load_wine
+
+    wine = load_wine(as_frame=True)
+    table = wine.data.assign(cultivar=[f"cultivar_{t + 1}" for t in wine.target])
+    path = tmp_path / "wine.csv"
+    table.to_csv(path, index=False)
+    return path
+
+
+def _training_runs(settings) -> list:
+    client = MlflowClient(settings.tracking_uri)
+    experiment = client.get_experiment_by_name(settings.experiment_name)
+    runs = client.search_runs([experiment.experiment_id])
+    return [r for r in runs if r.data.tags.get("pipeline") == "training"]
+
+
+def test_the_training_notebook_runs_on_a_users_table(isolated, wine_csv: Path) -> None:
+    # the README's command, from the user's own folder, with a relative path and no split column
+    result = run_cli(
+        "pipeline",
+        TRAINING_NOTEBOOK,
+        "-p",
+        "DATA_PATH=wine.csv",
+        "-p",
+        "TARGET=cultivar",
+        "-p",
+        f"FEATURES=[{', '.join(WINE_FEATURES)}]",
+        "-p",
+        "CANDIDATES=[logistic_regression]",
+        cwd=wine_csv.parent,
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    runs = _training_runs(isolated)
+    assert len(runs) == 2  # the notebook trains twice
+    params = runs[0].data.params
+    assert params["data_path"] == str(wine_csv)
+    assert params["target"] == "cultivar"
+    assert params["features"] == ",".join(WINE_FEATURES)
+    assert params["split"] == "random"  # the penguins' date_egg did not apply
+    assert registry_table(isolated).loc[0, "aliases"] == "champion"
+
+
+def test_split_column_none_is_a_random_split_in_the_notebook_too(isolated) -> None:
+    result = run_cli(
+        "pipeline",
+        TRAINING_NOTEBOOK,
+        "-p",
+        "SPLIT_COLUMN=none",
+        "-p",
+        "CANDIDATES=[logistic_regression]",
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert {r.data.params["split"] for r in _training_runs(isolated)} == {"random"}
