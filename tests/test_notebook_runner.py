@@ -246,3 +246,12 @@ def test_split_column_none_is_a_random_split_in_the_notebook_too(isolated) -> No
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert {r.data.params["split"] for r in _training_runs(isolated)} == {"random"}
+
+
+def test_unreadable_features_are_refused_before_anything_runs(isolated, tmp_path: Path) -> None:
+    result = run_cli("pipeline", TRAINING_NOTEBOOK, "-p", "FEATURES=[alcohol, hue")
+
+    assert result.returncode == 2
+    assert "must look like [a, b] or 'a, b'" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "runs").exists()

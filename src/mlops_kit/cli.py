@@ -172,7 +172,7 @@ def pipeline(
         name, sep, value = item.partition("=")
         if not sep or not name.strip():
             _fail(f"parameter '{item}' must look like NAME=VALUE")
-        parameters[name.strip()] = yaml.safe_load(value) if value.strip() else ""
+        parameters[name.strip()] = _yaml_value(value)
     settings = get_settings()
     try:
         chosen = resolve_notebooks(notebooks)
@@ -183,6 +183,14 @@ def pipeline(
         typer.echo(line)
     if not all(r.ok for r in results) or len(results) < len(chosen):
         raise typer.Exit(1)
+
+
+def _yaml_value(text: str) -> object:
+    """A -p value as YAML (0.95, true, [a, b]); text that is not YAML stays text."""
+    try:
+        return yaml.safe_load(text) if text.strip() else ""
+    except yaml.YAMLError:
+        return text
 
 
 @app.command()
