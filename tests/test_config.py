@@ -133,6 +133,10 @@ def test_settings_read_the_data_parameters_as_the_cli_does(monkeypatch):
     monkeypatch.setenv("MLOPS_KIT_SPLIT_COLUMN", "")
     assert get_settings().features == PENGUIN_FEATURES  # empty: not given
     assert get_settings().split_column == "date_egg"
+    monkeypatch.setenv("MLOPS_KIT_DATA_PATH", " ")
+    monkeypatch.setenv("MLOPS_KIT_TARGET", "")
+    assert get_settings().data_path == PROJ_ROOT / "data" / "raw" / "penguins_raw.csv"
+    assert get_settings().target == "species"
     monkeypatch.setenv("MLOPS_KIT_FEATURES", "[ash, hue")
     with pytest.raises(ValidationError, match="must look like"):
         get_settings()

@@ -23,6 +23,8 @@ PENGUIN_FEATURES = [
     "body_mass_g",
     "sex",
 ]
+PENGUINS_CSV = PROJ_ROOT / "data" / "raw" / "penguins_raw.csv"  # the shipped table
+PENGUIN_TARGET = "species"
 PENGUIN_SPLIT_COLUMN = "date_egg"  # the shipped table's season column
 NO_SPLIT = "none"  # as a split column: no season column, a seeded random split
 
@@ -72,8 +74,8 @@ class Settings(BaseSettings):
     )
     experiment_name: str = "mlops-kit"
     model_name: str = "penguins-classifier"
-    data_path: Path = PROJ_ROOT / "data" / "raw" / "penguins_raw.csv"
-    target: str = "species"
+    data_path: Path = PENGUINS_CSV
+    target: str = PENGUIN_TARGET
     # the table's defaults: the penguin measurements (H5's data stage derives them for other
     # tables); the split column: 'none' for a seeded random split (parse_split_column)
     features: Annotated[list[str], NoDecode] = Field(default_factory=lambda: list(PENGUIN_FEATURES))
@@ -103,10 +105,18 @@ class Settings(BaseSettings):
     drift_psi: float = 0.25  # ... and its population stability index is above this
     retrain_holdout: float = 0.3  # share of new labelled cases held out of training, to evaluate
 
-    @field_validator("data_path")
+    # empty means not given, as for a CLI flag or a notebook parameter left at its default
+    @field_validator("data_path", mode="before")
     @classmethod
-    def _data_path(cls, value: Path) -> Path:
-        return resolve_path(value).absolute()  # a child process in another folder finds it too
+    def _data_path(cls, value: object) -> Path:
+        if not str(value).strip():
+            return PENGUINS_CSV
+        return resolve_path(str(value)).absolute()  # a child process in another folder finds it
+
+    @field_validator("target", mode="before")
+    @classmethod
+    def _target(cls, value: object) -> str:
+        return str(value).strip() or PENGUIN_TARGET
 
     @field_validator("features", mode="before")
     @classmethod
