@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from mlops_kit.config import PROJ_ROOT, get_settings
-from mlops_kit.data import DataValidationError, file_sha256, prepare
+from mlops_kit.data import DataValidationError, file_sha256, normalize_column, prepare
 
 MEASUREMENTS = ["Culmen Length (mm)", "Culmen Depth (mm)", "Flipper Length (mm)", "Body Mass (g)"]
 
@@ -40,6 +40,12 @@ def test_penguins_clean_table(settings):
         "sex",
     ]
     assert prepared.clean[prepared.spec.numeric].dtypes.eq("float64").all()
+
+
+def test_penguins_keep_their_defaults_and_leave_nothing_out(settings):
+    card = prepare(settings).card
+    assert card.excluded_columns == {}
+    assert card.read_as == {"encoding": "utf-8", "separator": ",", "decimal_comma_columns": []}
 
 
 def test_penguins_split_holds_out_newest_season(settings):
@@ -236,6 +242,36 @@ def test_penguins_with_another_target(settings):
     prepared = prepare(settings, target="island", features=["bill_length_mm", "sex"])
     assert set(prepared.clean["island"]) == {"Biscoe", "Dream", "Torgersen"}
     assert set(prepared.clean["sex"].dropna()) == {"male", "female"}
+
+
+def test_penguins_with_another_target_and_the_default_features(settings):
+    prepared = prepare(settings, target="island")
+    assert "island" not in prepared.spec.features
+    assert prepared.spec.categorical == ["sex"]
+
+
+@pytest.mark.parametrize(
+    ("header", "name"),
+    [
+        ("ácido málico", "acido_malico"),
+        ("Região", "regiao"),
+        ("Ração (kg)", "racao_kg"),
+        ("od280/od315_of_diluted_wines", "od280_od315_of_diluted_wines"),
+        ("Culmen Length (mm)", "culmen_length_mm"),
+        ("Delta 15 N (o/oo)", "delta_15_n_o_oo"),
+    ],
+)
+def test_column_names_are_transliterated_to_ascii_snake_case(header, name):
+    assert normalize_column(header) == name
+
+
+def test_accented_headers_are_found_by_either_spelling(settings, iris_csv, write_csv):
+    table = pd.read_csv(iris_csv).rename(columns={"Kind": "Espécie", "Garden": "Região"})
+    path = write_csv(table, "acentos.csv")
+    prepared = prepare(settings, data_path=path, target="Espécie", write=False)
+    assert prepared.spec.target == "especie"
+    assert prepared.spec.categorical == ["regiao"]
+    assert prepare(settings, data_path=path, target="especie", write=False).spec == prepared.spec
 
 
 def test_shipped_raw_file_matches_its_provenance_note(settings):

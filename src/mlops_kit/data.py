@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
+import math
 import re
+import unicodedata
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,6 +22,24 @@ PENGUIN_RENAMES = {"culmen_length_mm": "bill_length_mm", "culmen_depth_mm": "bil
 PENGUIN_NUMERIC = ["bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g"]
 PENGUIN_CATEGORICAL = ["island", "sex"]
 EVAL_FRACTION = 0.25  # used only when a table has no season/time column to split on
+
+# Data-size rules: below these the kit stops rather than train, score and promote a model on noise.
+MIN_TRAIN_ROWS_PER_CLASS = 5  # fewer examples and a class is learnt from a handful of rows
+MIN_EVAL_ROWS_PER_CLASS = 1  # every class is in the evaluation, so the score covers it
+MIN_EVAL_ROWS = 10  # with fewer, one row moves the score by more than ten points
+
+# Columns a user's table brings that cannot be features (used when the features are derived).
+MAX_CATEGORIES = 50  # a text column with more distinct values than this is free text or a code
+MAX_DISTINCT_SHARE = 0.5  # ... and so is one where more than half of its values are distinct
+ID_NAME = re.compile(r"(^|_)id$|^id_")  # 'id', 'customer_id', 'id_cliente'
+DATE_LIKE = re.compile(r"\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}([ T].*)?")
+
+# Numbers as people write them: '14,23', '1.234,5' (decimal comma, '.' between thousands) ...
+DECIMAL_COMMA = re.compile(r"[-+]?(\d{1,3}(\.\d{3})+|\d+)(,\d+)?")
+THOUSANDS_COMMA = re.compile(r"[-+]?[1-9]\d{0,2}(,\d{3})+")  # '1,234': decimal or thousands?
+# ... and anything else made of digits, separators, signs, '%' or a currency: still a number.
+NUMBER_LIKE = re.compile(r"(R\$|\$|€)?\s*[-+]?[\d.,\s%]*\d[\d.,\s%]*")
+SEPARATORS = [",", ";", "\t"]
 
 
 class DataValidationError(ValueError):
@@ -58,6 +79,8 @@ class DataCard:
     class_balance: dict[str, int]
     split: dict[str, object]
     files: dict[str, str] = field(default_factory=dict)
+    excluded_columns: dict[str, str] = field(default_factory=dict)  # column -> why not a feature
+    read_as: dict[str, object] = field(default_factory=dict)  # encoding, separator, decimal comma
 
     def to_dict(self) -> dict[str, object]:
         """A JSON-ready dict."""
@@ -96,8 +119,9 @@ class PreparedData:
 
 
 def normalize_column(name: str) -> str:
-    """Turn a column header into snake_case: 'Culmen Length (mm)' -> 'culmen_length_mm'."""
-    return re.sub(r"[^0-9a-z]+", "_", str(name).strip().lower()).strip("_")
+    """Turn a column header into ASCII snake_case: 'Ácido Málico (g/l)' -> 'acido_malico_g_l'."""
+    ascii_name = unicodedata.normalize("NFKD", str(name)).encode("ascii", "ignore").decode()
+    return re.sub(r"[^0-9a-z]+", "_", ascii_name.strip().lower()).strip("_")
 
 
 def file_sha256(path: Path) -> str:
@@ -109,20 +133,88 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def read_text(path: Path) -> tuple[str, str]:
+    """A file's text and its encoding: UTF-8, else Windows-1252 (Excel's default on Windows)."""
+    raw = path.read_bytes()
+    for encoding in ("utf-8-sig", "cp1252"):
+        try:
+            return raw.decode(encoding), encoding.removesuffix("-sig")
+        except UnicodeDecodeError:
+            continue
+    raise DataValidationError(
+        f"data file is neither UTF-8 nor Windows-1252 text: {path}; save it as 'CSV UTF-8'"
+    )
+
+
+def sniff_separator(text: str) -> str:
+    """The separator the header line uses most: ',' (default), ';' (Excel pt-BR) or a tab."""
+    header = text.lstrip().split("\n", 1)[0]
+    counts = {sep: header.count(sep) for sep in SEPARATORS}
+    best = max(SEPARATORS, key=lambda sep: counts[sep])  # ties go to the first: ','
+    return best if counts[best] else ","
+
+
+def decimal_comma_columns(df: pd.DataFrame, separator: str) -> list[str]:
+    """Columns of numbers written with a decimal comma ('14,23', '1.234,5'), to read as numbers.
+
+    Once one column has a decimal comma, '.' in the others is a thousands separator ('1.065').
+    In a comma-separated file, a column of '1,234'-like values alone is ambiguous and refused.
+    """
+    present = {col: df[col].dropna() for col in df.columns}
+    candidates = [
+        col
+        for col, values in present.items()
+        if len(values) and values.str.fullmatch(DECIMAL_COMMA).all()
+    ]
+    with_comma = [col for col in candidates if present[col].str.contains(",").any()]
+    if not with_comma:
+        return []
+    if separator == ",":
+        clear = [c for c in with_comma if not _all_thousands_like(present[c])]
+        if not clear:
+            examples = ", ".join(repr(v) for v in present[with_comma[0]].head(3))
+            raise DataValidationError(
+                f"column '{with_comma[0]}' has numbers like {examples}: the comma could be a "
+                "decimal comma or a thousands separator; write the numbers with a decimal "
+                "point and no thousands separator (or save the file with ';' between columns)"
+            )
+    return [c for c in candidates if present[c].str.contains("[.,]").any()]
+
+
+def _all_thousands_like(values: pd.Series) -> bool:
+    commas = values[values.str.contains(",")]
+    return bool(
+        commas.str.fullmatch(THOUSANDS_COMMA).all() and not values.str.contains(r"\.").any()
+    )
+
+
 def load_raw(path: Path | str) -> pd.DataFrame:
-    """Read a CSV as text, with normalized column names; missing markers become NA."""
+    """Read a CSV as text, with normalized column names; missing markers become NA.
+
+    Reads ',', ';' or tab separated files in UTF-8 or Windows-1252; numbers written with a
+    decimal comma become plain numbers. How the file was read is in `df.attrs["read_as"]`.
+    """
     path = resolve_path(path)
     if not path.exists():
         raise DataValidationError(f"data file not found: {path}")
     if path.is_dir():
         raise DataValidationError(f"data path is a folder, not a CSV file: {path}")
+    text, encoding = read_text(path)
+    if not text.strip():
+        raise DataValidationError(f"data file is empty: {path}")
+    separator = sniff_separator(text)
     try:
         df = pd.read_csv(
-            path, dtype=str, na_values=MISSING_MARKERS, keep_default_na=False, skipinitialspace=True
+            io.StringIO(text),
+            sep=separator,
+            dtype=str,
+            na_values=MISSING_MARKERS,
+            keep_default_na=False,
+            skipinitialspace=True,
         )
     except pd.errors.EmptyDataError as exc:
         raise DataValidationError(f"data file is empty: {path}") from exc
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+    except pd.errors.ParserError as exc:
         raise DataValidationError(f"data file is not a readable CSV: {path} ({exc})") from exc
     normalized = [normalize_column(c) for c in df.columns]
     dupes = sorted({c for c in normalized if normalized.count(c) > 1})
@@ -133,6 +225,14 @@ def load_raw(path: Path | str) -> pd.DataFrame:
         df = df.rename(columns=PENGUIN_RENAMES)
     for col in df.columns:
         df[col] = df[col].str.strip()
+    converted = decimal_comma_columns(df, separator)
+    for col in converted:
+        df[col] = df[col].str.replace(".", "", regex=False).str.replace(",", ".", regex=False)
+    df.attrs["read_as"] = {
+        "encoding": encoding,
+        "separator": separator,
+        "decimal_comma_columns": converted,
+    }
     return df
 
 
@@ -151,8 +251,13 @@ def resolve_column(df: pd.DataFrame, name: str, role: str) -> str:
     for candidate in (name, normalize_column(name), PENGUIN_RENAMES.get(normalize_column(name))):
         if candidate and candidate in df.columns:
             return candidate
+    hint = ""
+    if len(df.columns) == 1:
+        hint = " (the file was read as a single column: separate its columns with ',' or ';')"
+    elif role == "target":
+        hint = " (name the column to predict with --target)"
     raise DataValidationError(
-        f"{role} column '{name}' not found; the table has: {', '.join(df.columns)}"
+        f"{role} column '{name}' not found; the table has: {', '.join(df.columns)}{hint}"
     )
 
 
@@ -161,6 +266,75 @@ def _numeric_share(values: pd.Series) -> float:
     if present.empty:
         return 0.0
     return float(pd.to_numeric(present, errors="coerce").notna().mean())
+
+
+def _all_dates(values: pd.Series) -> bool:
+    distinct = pd.Series(values.dropna().unique(), dtype=object)
+    if distinct.empty or not distinct.str.fullmatch(DATE_LIKE).all():
+        return False
+    return bool(pd.to_datetime(distinct, errors="coerce", format="mixed").notna().all())
+
+
+def numbers_in_another_notation(values: pd.Series) -> bool:
+    """Whether text values are all numbers in a notation pandas cannot read ('14,2', '12%', ...)."""
+    present = values.dropna()
+    if present.empty or _all_dates(present):
+        return False
+    return bool(present.str.fullmatch(NUMBER_LIKE).all())
+
+
+def exclusion_reason(values: pd.Series, name: str) -> str | None:
+    """Why a column of a user's table cannot be a feature, or None when it can."""
+    present = values.dropna()
+    if present.empty:
+        return "no values at all"
+    distinct = present.nunique()
+    if distinct == 1:
+        return f"the same value on every row ({present.iloc[0]!r})"
+    numeric = _numeric_share(values) > 0.5
+    if not numeric and _all_dates(present):
+        return "dates: not a feature; give it as the split column to hold out the newest period"
+    if distinct == len(values) and (not numeric or ID_NAME.search(name) or _row_number(present)):
+        return "identifier: a different value on every row"
+    if numeric or numbers_in_another_notation(values):
+        return None  # numbers: a feature (refused later, naming the column, if unreadable)
+    if distinct > MAX_CATEGORIES or distinct > MAX_DISTINCT_SHARE * len(present):
+        return f"free text: {distinct} distinct values in {len(present)} rows"
+    return None
+
+
+def _row_number(present: pd.Series) -> bool:
+    numbers = pd.to_numeric(present, errors="coerce")
+    whole = numbers.notna().all() and (numbers % 1 == 0).all()
+    return bool(whole and numbers.max() - numbers.min() == len(numbers) - 1)
+
+
+def derive_features(
+    df: pd.DataFrame, target: str, split_column: str | None
+) -> tuple[list[str], dict[str, str]]:
+    """Every column but the target and the split column, minus those that cannot be features."""
+    features, excluded = [], {}
+    for col in df.columns:
+        if col in (target, split_column):
+            continue
+        reason = exclusion_reason(df[col], col)
+        if reason:
+            excluded[col] = reason
+        else:
+            features.append(col)
+    if not features:
+        reasons = "; ".join(f"{col}: {why}" for col, why in excluded.items()) or "none"
+        raise DataValidationError(
+            f"no column of the table can be a feature (left out: {reasons}); "
+            "name the feature columns with --features"
+        )
+    return features, excluded
+
+
+def is_penguin_default(features: list[str]) -> bool:
+    """Whether a feature list is the kit's penguin default (in any order or spelling)."""
+    names = {PENGUIN_RENAMES.get(n, n) for n in map(normalize_column, features)}
+    return names == {*PENGUIN_NUMERIC, *PENGUIN_CATEGORICAL}
 
 
 def infer_spec(
@@ -182,6 +356,13 @@ def infer_spec(
             col not in PENGUIN_CATEGORICAL and _numeric_share(df[col]) > 0.5
         ):
             numeric.append(col)
+        elif col not in PENGUIN_CATEGORICAL and numbers_in_another_notation(df[col]):
+            examples = ", ".join(repr(v) for v in df[col].dropna().unique()[:3])
+            raise DataValidationError(
+                f"column '{col}' holds numbers the kit cannot read ({examples}); write them as "
+                "plain numbers (decimal point, or decimal comma in every row; no units, %, "
+                "currency or other separators)"
+            )
         else:
             categorical.append(col)
     return DatasetSpec(target_col, numeric, categorical, split_col)
@@ -201,7 +382,8 @@ def validate(df: pd.DataFrame, spec: DatasetSpec) -> None:
             examples = ", ".join(f"{df[col][i]!r} (line {i + 2})" for i in df.index[bad][:3])
             raise DataValidationError(
                 f"column '{col}' should be numeric but has {int(bad.sum())} non-numeric "
-                f"value(s): {examples}"
+                f"value(s): {examples}; write every value as a plain number, or mark it missing "
+                "with an empty cell"
             )
         if np.isinf(parsed.to_numpy(dtype="float64")).any():
             raise DataValidationError(f"column '{col}' has infinite values")
@@ -215,10 +397,21 @@ def validate(df: pd.DataFrame, spec: DatasetSpec) -> None:
         )
 
 
+def tells_rows_apart(df: pd.DataFrame) -> bool:
+    """Whether some column (an id, a precise measurement) differs on every row of a table.
+
+    In such a table a repeat of a whole row is a copy; in a table of categories or coarse
+    values, repeated rows are how often a combination occurs, and they stay.
+    """
+    return any(df[col].notna().all() and df[col].is_unique for col in df.columns)
+
+
 def clean(df: pd.DataFrame, spec: DatasetSpec) -> tuple[pd.DataFrame, dict[str, int]]:
     """Clean a validated raw table; return the clean rows and how many were dropped, by reason."""
     dropped: dict[str, int] = {}
     duplicates = df.duplicated()  # exact repeats of a whole raw row, before columns are dropped
+    if not (is_penguins_raw(df) or tells_rows_apart(df[~duplicates])):
+        duplicates[:] = False  # a table of categories or coarse values: repeats are data
     if int(duplicates.sum()):
         dropped["duplicate"] = int(duplicates.sum())
     keep = [*spec.features, spec.target, *([spec.split_column] if spec.split_column else [])]
@@ -276,6 +469,7 @@ def split(
     clean_df: pd.DataFrame, spec: DatasetSpec, seed: int
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """Hold out the newest season for evaluation (or a seeded stratified share without one)."""
+    check_rows_per_class(clean_df[spec.target], random_split=not spec.split_column)
     if spec.split_column:
         seasons = season_of(clean_df[spec.split_column])
         ordered = season_order(seasons)
@@ -290,10 +484,11 @@ def split(
     else:
         from sklearn.model_selection import train_test_split
 
-        counts = clean_df[spec.target].value_counts()
-        stratify = clean_df[spec.target] if counts.min() >= 2 else None
         _, eval_idx = train_test_split(
-            clean_df.index, test_size=EVAL_FRACTION, random_state=seed, stratify=stratify
+            clean_df.index,
+            test_size=EVAL_FRACTION,
+            random_state=seed,
+            stratify=clean_df[spec.target],
         )
         is_eval = clean_df.index.isin(eval_idx)
         info = {"by": "random", "eval_fraction": EVAL_FRACTION, "seed": seed}
@@ -302,11 +497,68 @@ def split(
         raise DataValidationError("the split left an empty training or evaluation set")
     if train[spec.target].nunique() < 2:
         raise DataValidationError("the training split has a single class; need at least two")
+    check_split_sizes(train[spec.target], evaluation[spec.target], clean_df[spec.target], info)
     info["train_rows"] = len(train)
     info["eval_rows"] = len(evaluation)
     info["train_class_balance"] = _counts(train[spec.target])
     info["eval_class_balance"] = _counts(evaluation[spec.target])
     return train.reset_index(drop=True), evaluation.reset_index(drop=True), info
+
+
+def _few(counts: pd.Series, below: int) -> str:
+    """'a' (2), 'b' (3) ... for the classes with fewer rows than `below`, at most five named."""
+    few = counts[counts < below].sort_values()
+    named = ", ".join(f"'{label}' ({int(n)})" for label, n in few.head(5).items())
+    return named + (f" and {len(few) - 5} more" if len(few) > 5 else "")
+
+
+def check_rows_per_class(labels: pd.Series, random_split: bool) -> None:
+    """Refuse a table with a class too small to be both trained on and evaluated on."""
+    need = MIN_TRAIN_ROWS_PER_CLASS + MIN_EVAL_ROWS_PER_CLASS
+    if random_split:  # the training share of a class must still reach the minimum
+        need = max(need, math.ceil(MIN_TRAIN_ROWS_PER_CLASS / (1 - EVAL_FRACTION)))
+    counts = labels.value_counts()
+    if counts.min() >= need:
+        return
+    raise DataValidationError(
+        f"too few rows for {int((counts < need).sum())} of {len(counts)} classes of "
+        f"'{labels.name}': {_few(counts, need)}; each class needs at least {need} rows "
+        f"({MIN_TRAIN_ROWS_PER_CLASS} to train on, {MIN_EVAL_ROWS_PER_CLASS} to evaluate on). "
+        "Add rows, or merge or drop the rare classes"
+    )
+
+
+def check_split_sizes(
+    train_labels: pd.Series, eval_labels: pd.Series, all_labels: pd.Series, info: dict
+) -> None:
+    """Refuse a split whose training or evaluation set is too small to mean anything."""
+    by_season = info["by"] != "random"
+    fix = (
+        " Add rows, or split at random (--split-column none)"
+        if by_season
+        else " Add rows to the table"
+    )
+    held_out = (
+        f"the evaluation set ({info['eval_seasons'][0]})" if by_season else "the evaluation set"
+    )
+    classes = all_labels.value_counts().index
+    train_counts = train_labels.value_counts().reindex(classes, fill_value=0)
+    eval_counts = eval_labels.value_counts().reindex(classes, fill_value=0)
+    if train_counts.min() < MIN_TRAIN_ROWS_PER_CLASS:
+        raise DataValidationError(
+            f"the training set has too few rows of {_few(train_counts, MIN_TRAIN_ROWS_PER_CLASS)}"
+            f"; each class needs at least {MIN_TRAIN_ROWS_PER_CLASS}.{fix}"
+        )
+    if eval_counts.min() < MIN_EVAL_ROWS_PER_CLASS:
+        raise DataValidationError(
+            f"{held_out} has too few rows of {_few(eval_counts, MIN_EVAL_ROWS_PER_CLASS)}; "
+            f"each class needs at least {MIN_EVAL_ROWS_PER_CLASS} there.{fix}"
+        )
+    if len(eval_labels) < MIN_EVAL_ROWS:
+        raise DataValidationError(
+            f"{held_out} has {len(eval_labels)} rows; need at least {MIN_EVAL_ROWS} for a "
+            f"score that means something.{fix}"
+        )
 
 
 def _counts(values: pd.Series) -> dict[str, int]:
@@ -362,7 +614,16 @@ def prepare(
     )
     if absent and split_column == "":  # the default season column is optional for other tables
         split_col = None
-    spec = infer_spec(raw, target or settings.target, features or settings.features, split_col)
+    target_col = resolve_column(raw, target or settings.target, "target")
+    split_col = resolve_column(raw, split_col, "split") if split_col else None
+    wanted = features or settings.features
+    excluded: dict[str, str] = {}
+    if not is_penguins_raw(raw) and is_penguin_default(wanted):
+        # The penguin defaults belong to the shipped table: a user's table brings its own.
+        wanted, excluded = derive_features(raw, target_col, split_col)
+    elif not features:  # the defaults, less the column to predict
+        wanted = [f for f in wanted if normalize_column(f) != target_col]
+    spec = infer_spec(raw, target_col, wanted, split_col)
     validate(raw, spec)
     clean_df, dropped = clean(raw, spec)
     train, evaluation, split_info = split(clean_df, spec, settings.seed)
@@ -381,6 +642,8 @@ def prepare(
         columns=describe_columns(clean_df, spec),
         class_balance=_counts(clean_df[spec.target]),
         split=split_info,
+        excluded_columns=excluded,
+        read_as=dict(raw.attrs.get("read_as", {})),
     )
     prepared = PreparedData(clean_df, train, evaluation, spec, card)
     if write:
