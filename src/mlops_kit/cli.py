@@ -57,6 +57,24 @@ def _names(value: str | None) -> list[str] | None:
         _fail(str(exc))
 
 
+def _data_decisions(card) -> list[str]:  # noqa: ANN001 - a data.DataCard (imported lazily)
+    """What the kit decided about the user's file: how it was read, which columns it left out."""
+    lines = []
+    read_as = card.read_as
+    notes = []
+    if read_as.get("separator", ",") != ",":
+        notes.append(f"columns separated by {read_as['separator']!r}")
+    if read_as.get("decimal_comma_columns"):
+        notes.append(f"decimal comma in {len(read_as['decimal_comma_columns'])} column(s)")
+    if read_as.get("encoding", "utf-8") != "utf-8":
+        notes.append(f"{read_as['encoding']} text (not UTF-8)")
+    if notes:
+        lines.append(f"read as        {', '.join(notes)}")
+    for column, reason in card.excluded_columns.items():
+        lines.append(f"left out       {column}: {reason}")
+    return lines
+
+
 def _fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
     raise typer.Exit(code)
@@ -95,6 +113,8 @@ def prepare(
     except DataValidationError as exc:
         _fail(str(exc))
     card = prepared.card
+    for line in _data_decisions(card):
+        typer.echo(line)
     typer.echo(f"data version   {card.data_version}")
     typer.echo(f"rows           {card.rows_raw} raw -> {card.rows_clean} clean {card.rows_dropped}")
     typer.echo(f"classes        {card.class_balance}")
@@ -144,6 +164,8 @@ def train(
         )
     except (DataValidationError, ValueError) as exc:
         _fail(str(exc))
+    for line in _data_decisions(result.prepared.card):
+        typer.echo(line)
     typer.echo(result.candidates_table().to_string(index=False))
     typer.echo("")
     typer.echo(result.summary().to_string(index=False, header=False))
