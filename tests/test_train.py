@@ -109,13 +109,19 @@ def test_input_example_is_complete_raw_records(prepared):
     assert example.notna().all().all()
 
 
-def test_a_tiny_table_still_trains_every_candidate(tmp_path, write_csv) -> None:
-    """KNN asks for 7 neighbours; a table with fewer training rows gets as many as there are."""
+def test_a_tiny_training_set_still_trains_every_candidate(tmp_path, write_csv) -> None:
+    """KNN asks for 7 neighbours; a training set with fewer rows gets as many as there are.
+
+    The data stage refuses tables this small (data.MIN_TRAIN_ROWS_PER_CLASS), so the training
+    set is cut down after a table of an honest size was prepared.
+    """
+    from dataclasses import replace
+
     from tests.helpers import iris_like
 
-    path = write_csv(iris_like(rows_per_class=3), "tiny.csv")
+    path = write_csv(iris_like(rows_per_class=14), "small.csv")
     settings = Settings(workspace=tmp_path / "ws")
-    tiny = prepare(
+    small = prepare(
         settings,
         data_path=path,
         target="Kind",
@@ -123,6 +129,7 @@ def test_a_tiny_table_still_trains_every_candidate(tmp_path, write_csv) -> None:
         split_column=None,
         write=False,
     )
+    tiny = replace(small, train=small.train.groupby("kind").head(2))
     assert len(tiny.X_train) < 7
     results = {r.name: r for r in train_candidates(tiny, low_confidence=LOW)}
     assert set(results) == set(CANDIDATES)
