@@ -172,6 +172,8 @@ def build_training_data(
         columns=data.describe_columns(clean_df, spec),
         class_balance=balance(clean_df[spec.target]),
         split=split_info,
+        excluded_columns=dict(base.card.excluded_columns),
+        read_as=dict(base.card.read_as),
     )
     prepared = data.PreparedData(clean_df, train_df, eval_df, spec, card)
     return NewData(prepared, base.card.data_version, sets, len(new_train), len(new_eval), skipped)

@@ -134,6 +134,9 @@ def card_table(card: data.DataCard) -> pd.DataFrame:
         ),
         ("train / eval rows", f"{split['train_rows']} / {split['eval_rows']}"),
     ]
+    if card.excluded_columns:  # a user's table: the columns the kit chose not to use, and why
+        left_out = "; ".join(f"{c}: {why}" for c, why in card.excluded_columns.items())
+        rows.append(("left out", left_out))
     return pd.DataFrame(rows, columns=["item", "value"])
 
 
