@@ -12,7 +12,7 @@ from sklearn import datasets
 from mlops_kit import data
 from mlops_kit.config import PENGUIN_FEATURES
 from mlops_kit.data import DataValidationError, prepare
-from mlops_kit.training_pipeline import run_training_pipeline
+from mlops_kit.training_pipeline import card_table, run_training_pipeline
 from tests.helpers import iris_like, run_cli
 
 
@@ -61,6 +61,13 @@ def test_identifier_and_free_text_are_left_out_and_said_so(settings, write_csv):
     assert "acido_malico" in prepared.spec.numeric
     card = json.loads((settings.data_dir / prepared.card.data_version / "card.json").read_text())
     assert card["excluded_columns"] == excluded
+    shown = dict(card_table(prepared.card).to_numpy().tolist())  # what notebook 02 shows
+    assert "id: identifier" in shown["left out"] and "comentario" in shown["left out"]
+
+
+def test_the_penguin_card_table_has_no_left_out_row(settings):
+    prepared = prepare(settings, write=False)
+    assert "left out" not in set(card_table(prepared.card)["item"])
 
 
 def test_free_text_with_repeats_is_still_left_out(settings, write_csv):
