@@ -169,3 +169,16 @@ def test_unreadable_features_exit_2_saying_how_to_write_them(cli, settings):
     result = cli.invoke(app, ["prepare", "--features", "[island, sex"])
     assert result.exit_code == EXIT_BAD_INPUT
     assert "must look like [a, b] or 'a, b'" in result.stderr
+
+
+def test_a_users_table_without_features_is_not_given_the_penguin_ones(cli, settings, write_csv):
+    from sklearn.datasets import load_wine
+
+    wine = load_wine(as_frame=True)
+    table = wine.data.assign(cultivar=[f"cultivar_{t + 1}" for t in wine.target])
+    result = cli.invoke(app, ["prepare", "--data", str(write_csv(table)), "--target", "cultivar"])
+    assert result.exit_code == 0, result.output
+    assert "island" not in result.output
+    card = json.loads(next(settings.data_dir.glob("*/card.json")).read_text())
+    assert len(card["numeric_features"]) == 13  # every wine measurement
+    assert card["split"]["by"] == "random"

@@ -185,9 +185,6 @@ def test_notebook_parameters_are_read_as_the_cli_reads_its_options(tmp_path, mon
     }
 
 
-WINE_FEATURES = ["alcohol", "flavanoids", "color_intensity", "proline"]
-
-
 @pytest.fixture
 def wine_csv(tmp_path: Path) -> Path:
     """scikit-learn's wine data as a user's CSV: no season column, the target named 'cultivar'."""
@@ -207,8 +204,10 @@ def _training_runs(settings) -> list:
     return [r for r in runs if r.data.tags.get("pipeline") == "training"]
 
 
-def test_the_training_notebook_runs_on_a_users_table(isolated, wine_csv: Path) -> None:
-    # the README's command, from the user's own folder, with a relative path and no split column
+def test_the_training_notebook_runs_on_a_users_table_given_only_path_and_target(
+    isolated, wine_csv: Path
+) -> None:
+    # from the user's own folder, with a relative path, no features and no split column
     result = run_cli(
         "pipeline",
         TRAINING_NOTEBOOK,
@@ -216,8 +215,6 @@ def test_the_training_notebook_runs_on_a_users_table(isolated, wine_csv: Path) -
         "DATA_PATH=wine.csv",
         "-p",
         "TARGET=cultivar",
-        "-p",
-        f"FEATURES=[{', '.join(WINE_FEATURES)}]",
         "-p",
         "CANDIDATES=[logistic_regression]",
         cwd=wine_csv.parent,
@@ -229,15 +226,19 @@ def test_the_training_notebook_runs_on_a_users_table(isolated, wine_csv: Path) -
     params = runs[0].data.params
     assert params["data_path"] == str(wine_csv)
     assert params["target"] == "cultivar"
-    assert params["features"] == ",".join(WINE_FEATURES)
+    # the table's own columns, not the penguins' (derived by the data stage)
+    assert "alcohol" in params["features"] and "proline" in params["features"]
+    assert "island" not in params["features"]
     assert params["split"] == "random"  # the penguins' date_egg did not apply
     assert registry_table(isolated).loc[0, "aliases"] == "champion"
 
 
-def test_split_column_none_is_a_random_split_in_the_notebook_too(isolated) -> None:
+def test_features_and_split_column_none_as_written_on_the_command_line(isolated) -> None:
     result = run_cli(
         "pipeline",
         TRAINING_NOTEBOOK,
+        "-p",
+        "FEATURES=bill_length_mm, flipper_length_mm",
         "-p",
         "SPLIT_COLUMN=none",
         "-p",
@@ -245,7 +246,9 @@ def test_split_column_none_is_a_random_split_in_the_notebook_too(isolated) -> No
     )
 
     assert result.returncode == 0, result.stdout + result.stderr
-    assert {r.data.params["split"] for r in _training_runs(isolated)} == {"random"}
+    runs = _training_runs(isolated)
+    assert {r.data.params["split"] for r in runs} == {"random"}
+    assert {r.data.params["features"] for r in runs} == {"bill_length_mm,flipper_length_mm"}
 
 
 def test_unreadable_features_are_refused_before_anything_runs(isolated, tmp_path: Path) -> None:
