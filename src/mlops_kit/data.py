@@ -1,13 +1,13 @@
-"""Data stage: load the raw table, validate its schema, clean it, split it by season, catalogue it."""
+"""Data stage: load the raw table, validate its schema, clean it, split it by season, catalogue it.
+
+Reading the file is in `mlops_kit.tables`; deciding what each column is, in `mlops_kit.columns`.
+"""
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import math
-import re
-import unicodedata
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,35 +15,23 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mlops_kit.columns import derive_features, is_penguin_default, numeric_and_categorical
 from mlops_kit.config import Settings, display_path, resolve_path
+from mlops_kit.tables import (
+    DataValidationError,
+    file_sha256,
+    is_penguins_raw,
+    load_raw,
+    normalize_column,
+    resolve_column,
+)
 
-MISSING_MARKERS = ["", "NA", "N/A", "NaN", "nan", "null", "NULL", ".", "?"]
-PENGUIN_RENAMES = {"culmen_length_mm": "bill_length_mm", "culmen_depth_mm": "bill_depth_mm"}
-PENGUIN_NUMERIC = ["bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g"]
-PENGUIN_CATEGORICAL = ["island", "sex"]
 EVAL_FRACTION = 0.25  # used only when a table has no season/time column to split on
 
 # Data-size rules: below these the kit stops rather than train, score and promote a model on noise.
 MIN_TRAIN_ROWS_PER_CLASS = 5  # fewer examples and a class is learnt from a handful of rows
 MIN_EVAL_ROWS_PER_CLASS = 1  # every class is in the evaluation, so the score covers it
 MIN_EVAL_ROWS = 10  # with fewer, one row moves the score by more than ten points
-
-# Columns a user's table brings that cannot be features (used when the features are derived).
-MAX_CATEGORIES = 50  # a text column with more distinct values than this is free text or a code
-MAX_DISTINCT_SHARE = 0.5  # ... and so is one where more than half of its values are distinct
-ID_NAME = re.compile(r"(^|_)id$|^id_")  # 'id', 'customer_id', 'id_cliente'
-DATE_LIKE = re.compile(r"\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}([ T].*)?")
-
-# Numbers as people write them: '14,23', '1.234,5' (decimal comma, '.' between thousands) ...
-DECIMAL_COMMA = re.compile(r"[-+]?(\d{1,3}(\.\d{3})+|\d+)(,\d+)?")
-THOUSANDS_COMMA = re.compile(r"[-+]?[1-9]\d{0,2}(,\d{3})+")  # '1,234': decimal or thousands?
-# ... and anything else made of digits, separators, signs, '%' or a currency: still a number.
-NUMBER_LIKE = re.compile(r"(R\$|\$|€)?\s*[-+]?[\d.,\s%]*\d[\d.,\s%]*")
-SEPARATORS = [",", ";", "\t"]
-
-
-class DataValidationError(ValueError):
-    """The input table cannot be used; the message names the column and the problem."""
 
 
 @dataclass(frozen=True)
@@ -118,225 +106,6 @@ class PreparedData:
         return self.eval[self.spec.target]
 
 
-def normalize_column(name: str) -> str:
-    """Turn a column header into ASCII snake_case: 'Ácido Málico (g/l)' -> 'acido_malico_g_l'."""
-    ascii_name = unicodedata.normalize("NFKD", str(name)).encode("ascii", "ignore").decode()
-    return re.sub(r"[^0-9a-z]+", "_", ascii_name.strip().lower()).strip("_")
-
-
-def file_sha256(path: Path) -> str:
-    """The sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 16), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def read_text(path: Path) -> tuple[str, str]:
-    """A file's text and its encoding: UTF-8, else Windows-1252 (Excel's default on Windows)."""
-    raw = path.read_bytes()
-    for encoding in ("utf-8-sig", "cp1252"):
-        try:
-            return raw.decode(encoding), encoding.removesuffix("-sig")
-        except UnicodeDecodeError:
-            continue
-    raise DataValidationError(
-        f"data file is neither UTF-8 nor Windows-1252 text: {path}; save it as 'CSV UTF-8'"
-    )
-
-
-def sniff_separator(text: str) -> str:
-    """The separator the header line uses most: ',' (default), ';' (Excel pt-BR) or a tab."""
-    header = text.lstrip().split("\n", 1)[0]
-    counts = {sep: header.count(sep) for sep in SEPARATORS}
-    best = max(SEPARATORS, key=lambda sep: counts[sep])  # ties go to the first: ','
-    return best if counts[best] else ","
-
-
-def decimal_comma_columns(df: pd.DataFrame, separator: str) -> list[str]:
-    """Columns of numbers written with a decimal comma ('14,23', '1.234,5'), to read as numbers.
-
-    Once one column has a decimal comma, '.' in the others is a thousands separator ('1.065').
-    In a comma-separated file, a column of '1,234'-like values alone is ambiguous and refused.
-    """
-    present = {col: df[col].dropna() for col in df.columns}
-    candidates = [
-        col
-        for col, values in present.items()
-        if len(values) and values.str.fullmatch(DECIMAL_COMMA).all()
-    ]
-    with_comma = [col for col in candidates if present[col].str.contains(",").any()]
-    if not with_comma:
-        return []
-    if separator == ",":
-        clear = [c for c in with_comma if not _all_thousands_like(present[c])]
-        if not clear:
-            examples = ", ".join(repr(v) for v in present[with_comma[0]].head(3))
-            raise DataValidationError(
-                f"column '{with_comma[0]}' has numbers like {examples}: the comma could be a "
-                "decimal comma or a thousands separator; write the numbers with a decimal "
-                "point and no thousands separator (or save the file with ';' between columns)"
-            )
-    return [c for c in candidates if present[c].str.contains("[.,]").any()]
-
-
-def _all_thousands_like(values: pd.Series) -> bool:
-    commas = values[values.str.contains(",")]
-    return bool(
-        commas.str.fullmatch(THOUSANDS_COMMA).all() and not values.str.contains(r"\.").any()
-    )
-
-
-def load_raw(path: Path | str) -> pd.DataFrame:
-    """Read a CSV as text, with normalized column names; missing markers become NA.
-
-    Reads ',', ';' or tab separated files in UTF-8 or Windows-1252; numbers written with a
-    decimal comma become plain numbers. How the file was read is in `df.attrs["read_as"]`.
-    """
-    path = resolve_path(path)
-    if not path.exists():
-        raise DataValidationError(f"data file not found: {path}")
-    if path.is_dir():
-        raise DataValidationError(f"data path is a folder, not a CSV file: {path}")
-    text, encoding = read_text(path)
-    if not text.strip():
-        raise DataValidationError(f"data file is empty: {path}")
-    separator = sniff_separator(text)
-    try:
-        df = pd.read_csv(
-            io.StringIO(text),
-            sep=separator,
-            dtype=str,
-            na_values=MISSING_MARKERS,
-            keep_default_na=False,
-            skipinitialspace=True,
-        )
-    except pd.errors.EmptyDataError as exc:
-        raise DataValidationError(f"data file is empty: {path}") from exc
-    except pd.errors.ParserError as exc:
-        raise DataValidationError(f"data file is not a readable CSV: {path} ({exc})") from exc
-    normalized = [normalize_column(c) for c in df.columns]
-    dupes = sorted({c for c in normalized if normalized.count(c) > 1})
-    if dupes:
-        raise DataValidationError(f"columns collide after normalizing names: {', '.join(dupes)}")
-    df.columns = normalized
-    if is_penguins_raw(df):
-        df = df.rename(columns=PENGUIN_RENAMES)
-    for col in df.columns:
-        df[col] = df[col].str.strip()
-    converted = decimal_comma_columns(df, separator)
-    for col in converted:
-        df[col] = df[col].str.replace(".", "", regex=False).str.replace(",", ".", regex=False)
-    df.attrs["read_as"] = {
-        "encoding": encoding,
-        "separator": separator,
-        "decimal_comma_columns": converted,
-    }
-    return df
-
-
-def is_penguins_raw(df: pd.DataFrame) -> bool:
-    """Whether a table has the layout of the Palmer penguins raw file."""
-    return {"studyname", "species", "culmen_length_mm", "date_egg"} <= set(df.columns) or {
-        "studyname",
-        "species",
-        "bill_length_mm",
-        "date_egg",
-    } <= set(df.columns)
-
-
-def resolve_column(df: pd.DataFrame, name: str, role: str) -> str:
-    """Find a column by its given or normalized name, or fail naming what exists."""
-    for candidate in (name, normalize_column(name), PENGUIN_RENAMES.get(normalize_column(name))):
-        if candidate and candidate in df.columns:
-            return candidate
-    hint = ""
-    if len(df.columns) == 1:
-        hint = " (the file was read as a single column: separate its columns with ',' or ';')"
-    elif role == "target":
-        hint = " (name the column to predict with --target)"
-    raise DataValidationError(
-        f"{role} column '{name}' not found; the table has: {', '.join(df.columns)}{hint}"
-    )
-
-
-def _numeric_share(values: pd.Series) -> float:
-    present = values.dropna()
-    if present.empty:
-        return 0.0
-    return float(pd.to_numeric(present, errors="coerce").notna().mean())
-
-
-def _all_dates(values: pd.Series) -> bool:
-    distinct = pd.Series(values.dropna().unique(), dtype=object)
-    if distinct.empty or not distinct.str.fullmatch(DATE_LIKE).all():
-        return False
-    return bool(pd.to_datetime(distinct, errors="coerce", format="mixed").notna().all())
-
-
-def numbers_in_another_notation(values: pd.Series) -> bool:
-    """Whether text values are all numbers in a notation pandas cannot read ('14,2', '12%', ...)."""
-    present = values.dropna()
-    if present.empty or _all_dates(present):
-        return False
-    return bool(present.str.fullmatch(NUMBER_LIKE).all())
-
-
-def exclusion_reason(values: pd.Series, name: str) -> str | None:
-    """Why a column of a user's table cannot be a feature, or None when it can."""
-    present = values.dropna()
-    if present.empty:
-        return "no values at all"
-    distinct = present.nunique()
-    if distinct == 1:
-        return f"the same value on every row ({present.iloc[0]!r})"
-    numeric = _numeric_share(values) > 0.5
-    if not numeric and _all_dates(present):
-        return "dates: not a feature; give it as the split column to hold out the newest period"
-    if distinct == len(values) and (not numeric or ID_NAME.search(name) or _row_number(present)):
-        return "identifier: a different value on every row"
-    if numeric or numbers_in_another_notation(values):
-        return None  # numbers: a feature (refused later, naming the column, if unreadable)
-    if distinct > MAX_CATEGORIES or distinct > MAX_DISTINCT_SHARE * len(present):
-        return f"free text: {distinct} distinct values in {len(present)} rows"
-    return None
-
-
-def _row_number(present: pd.Series) -> bool:
-    numbers = pd.to_numeric(present, errors="coerce")
-    whole = numbers.notna().all() and (numbers % 1 == 0).all()
-    return bool(whole and numbers.max() - numbers.min() == len(numbers) - 1)
-
-
-def derive_features(
-    df: pd.DataFrame, target: str, split_column: str | None
-) -> tuple[list[str], dict[str, str]]:
-    """Every column but the target and the split column, minus those that cannot be features."""
-    features, excluded = [], {}
-    for col in df.columns:
-        if col in (target, split_column):
-            continue
-        reason = exclusion_reason(df[col], col)
-        if reason:
-            excluded[col] = reason
-        else:
-            features.append(col)
-    if not features:
-        reasons = "; ".join(f"{col}: {why}" for col, why in excluded.items()) or "none"
-        raise DataValidationError(
-            f"no column of the table can be a feature (left out: {reasons}); "
-            "name the feature columns with --features"
-        )
-    return features, excluded
-
-
-def is_penguin_default(features: list[str]) -> bool:
-    """Whether a feature list is the kit's penguin default (in any order or spelling)."""
-    names = {PENGUIN_RENAMES.get(n, n) for n in map(normalize_column, features)}
-    return names == {*PENGUIN_NUMERIC, *PENGUIN_CATEGORICAL}
-
-
 def infer_spec(
     df: pd.DataFrame, target: str, features: list[str], split_column: str | None
 ) -> DatasetSpec:
@@ -348,23 +117,7 @@ def infer_spec(
     if target_col in feature_cols:
         raise DataValidationError(f"target column '{target_col}' is also listed as a feature")
     split_col = resolve_column(df, split_column, "split") if split_column else None
-    numeric, categorical = [], []
-    for col in feature_cols:
-        # The penguin schema is known; for other tables a column whose values are mostly
-        # numbers is numeric, and any value in it that is not a number is an error.
-        if col in PENGUIN_NUMERIC or (
-            col not in PENGUIN_CATEGORICAL and _numeric_share(df[col]) > 0.5
-        ):
-            numeric.append(col)
-        elif col not in PENGUIN_CATEGORICAL and numbers_in_another_notation(df[col]):
-            examples = ", ".join(repr(v) for v in df[col].dropna().unique()[:3])
-            raise DataValidationError(
-                f"column '{col}' holds numbers the kit cannot read ({examples}); write them as "
-                "plain numbers (decimal point, or decimal comma in every row; no units, %, "
-                "currency or other separators)"
-            )
-        else:
-            categorical.append(col)
+    numeric, categorical = numeric_and_categorical(df, feature_cols)
     return DatasetSpec(target_col, numeric, categorical, split_col)
 
 

@@ -74,8 +74,8 @@ def check_setup(settings: Settings, ports: dict[str, int] | None = None) -> list
     """Python, the kernel, pinned versions, the shipped data, and the ports the demo will use."""
     from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 
-    from mlops_kit.data import file_sha256
     from mlops_kit.notebook_runner import KERNEL_NAME
+    from mlops_kit.tables import file_sha256
 
     items = [
         Item(
