@@ -17,6 +17,8 @@ from mlops_kit.config import PROJ_ROOT
 SRC = PROJ_ROOT / "src" / "mlops_kit"
 TRAINING_SIDE = (
     "mlops_kit.data",
+    "mlops_kit.tables",
+    "mlops_kit.columns",
     "mlops_kit.train",
     "mlops_kit.registry",
     "mlops_kit.evaluation",
