@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,6 +17,8 @@ import pandas as pd
 
 from mlops_kit.columns import derive_features, is_penguin_default, numeric_and_categorical
 from mlops_kit.config import Settings, display_path, resolve_path
+from mlops_kit.dataset import DataCard, DatasetSpec, PreparedData
+from mlops_kit.store.datasets import write_version
 from mlops_kit.tables import (
     DataValidationError,
     file_sha256,
@@ -32,78 +34,6 @@ EVAL_FRACTION = 0.25  # used only when a table has no season/time column to spli
 MIN_TRAIN_ROWS_PER_CLASS = 5  # fewer examples and a class is learnt from a handful of rows
 MIN_EVAL_ROWS_PER_CLASS = 1  # every class is in the evaluation, so the score covers it
 MIN_EVAL_ROWS = 10  # with fewer, one row moves the score by more than ten points
-
-
-@dataclass(frozen=True)
-class DatasetSpec:
-    """What to predict from what, and how to split: the user-facing parameters of the data stage."""
-
-    target: str
-    numeric: list[str]
-    categorical: list[str]
-    split_column: str | None = None
-
-    @property
-    def features(self) -> list[str]:
-        """All feature columns, numeric first."""
-        return [*self.numeric, *self.categorical]
-
-
-@dataclass
-class DataCard:
-    """The catalogue entry of one data version: what went in, what came out, how it was split."""
-
-    data_version: str
-    source: str
-    source_sha256: str
-    created_at: str
-    target: str
-    numeric_features: list[str]
-    categorical_features: list[str]
-    rows_raw: int
-    rows_clean: int
-    rows_dropped: dict[str, int]
-    columns: dict[str, dict[str, object]]
-    class_balance: dict[str, int]
-    split: dict[str, object]
-    files: dict[str, str] = field(default_factory=dict)
-    excluded_columns: dict[str, str] = field(default_factory=dict)  # column -> why not a feature
-    read_as: dict[str, object] = field(default_factory=dict)  # encoding, separator, decimal comma
-
-    def to_dict(self) -> dict[str, object]:
-        """A JSON-ready dict."""
-        return asdict(self)
-
-
-@dataclass
-class PreparedData:
-    """The output of the data stage: clean table, the two splits, the spec and the card."""
-
-    clean: pd.DataFrame
-    train: pd.DataFrame
-    eval: pd.DataFrame
-    spec: DatasetSpec
-    card: DataCard
-
-    @property
-    def X_train(self) -> pd.DataFrame:  # noqa: N802 - the field's usual name
-        """Training features."""
-        return self.train[self.spec.features]
-
-    @property
-    def y_train(self) -> pd.Series:
-        """Training labels."""
-        return self.train[self.spec.target]
-
-    @property
-    def X_eval(self) -> pd.DataFrame:  # noqa: N802
-        """Held-out evaluation features."""
-        return self.eval[self.spec.features]
-
-    @property
-    def y_eval(self) -> pd.Series:
-        """Held-out evaluation labels."""
-        return self.eval[self.spec.target]
 
 
 def infer_spec(
@@ -400,7 +330,5 @@ def prepare(
     )
     prepared = PreparedData(clean_df, train, evaluation, spec, card)
     if write:
-        from mlops_kit.store.datasets import write_version  # the store builds on these classes
-
         write_version(prepared, settings)
     return prepared

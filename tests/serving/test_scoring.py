@@ -10,7 +10,8 @@ import pytest
 
 from mlops_kit.serving import accelerator
 from mlops_kit.serving.errors import BadRequest
-from mlops_kit.serving.scoring import model_frame, score
+from mlops_kit.serving.inputs import model_frame
+from mlops_kit.serving.scoring import score
 from tests.helpers import toy_champion as champion
 from tests.helpers import toy_table as table
 

@@ -6,14 +6,22 @@ record, which field, what was wrong, and what the model would accept instead.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-if TYPE_CHECKING:
-    from mlops_kit.serving.inputs import RequestModels
-
 MAX_PROBLEMS = 20  # problems listed in one error response
+
+
+class Inputs(Protocol):
+    """What a message needs to know of the model's inputs (``inputs.RequestModels`` has it)."""
+
+    max_batch: int
+
+    @property
+    def listing(self) -> str: ...
+
+    def input_named(self, name: str | None) -> Any: ...
 
 
 class BadRequest(Exception):
@@ -59,7 +67,7 @@ def type_name(value: object) -> str:
     return type(value).__name__
 
 
-def _field_problem(kind: str, name: str | None, value: object, models: RequestModels) -> str:
+def _field_problem(kind: str, name: str | None, value: object, models: Inputs) -> str:
     field = models.input_named(name)
     if kind == "missing":
         return f"field '{name}' is missing ({field.describe()})" if field else "missing"
@@ -82,7 +90,7 @@ def _field_problem(kind: str, name: str | None, value: object, models: RequestMo
     return ""
 
 
-def _problem(error: dict[str, Any], models: RequestModels, batch: bool) -> dict[str, Any]:
+def _problem(error: dict[str, Any], models: Inputs, batch: bool) -> dict[str, Any]:
     loc = list(error["loc"])
     record = loc.pop(0) if batch and loc and isinstance(loc[0], int) else (None if batch else 0)
     name = str(loc[0]) if loc else None
@@ -116,7 +124,7 @@ def too_many(records: int, limit: int) -> BadRequest:
     )
 
 
-def records_refused(exc: ValidationError, models: RequestModels, batch: bool) -> BadRequest:
+def records_refused(exc: ValidationError, models: Inputs, batch: bool) -> BadRequest:
     """A 4xx naming each record, field and problem of a body of records."""
     errors = exc.errors(include_url=False)
     top = errors[0]
@@ -134,7 +142,7 @@ def records_refused(exc: ValidationError, models: RequestModels, batch: bool) ->
     return BadRequest(422, _summary(problems, len(errors)), problems)
 
 
-def _column_problem(error: dict[str, Any], models: RequestModels) -> dict[str, Any]:
+def _column_problem(error: dict[str, Any], models: Inputs) -> dict[str, Any]:
     loc = list(error["loc"])
     if len(loc) >= 2 and isinstance(loc[1], int):  # one value of a column: as for a record
         item = _problem({**error, "loc": (loc[1], loc[0], *loc[2:])}, models, batch=True)
@@ -158,7 +166,7 @@ def _column_problem(error: dict[str, Any], models: RequestModels) -> dict[str, A
     return {"loc": ["body", *loc], "type": kind, "field": name, "msg": msg}
 
 
-def columns_refused(exc: ValidationError, models: RequestModels) -> BadRequest:
+def columns_refused(exc: ValidationError, models: Inputs) -> BadRequest:
     """A 4xx naming each column and row of a column-wise batch."""
     errors = exc.errors(include_url=False)
     top = errors[0]

@@ -20,10 +20,12 @@ from __future__ import annotations
 import json
 import operator
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, NotRequired, Required
 
 import numpy as np
+import pandas as pd
 import pydantic_core
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, with_config
 from sklearn.compose import ColumnTransformer
@@ -259,3 +261,15 @@ def request_models(
         else:
             fields.append(InputField(name, "text"))
     return RequestModels(tuple(fields), max_batch)
+
+
+def model_frame(columns: Mapping[str, Sequence[Any]], inputs: RequestModels) -> pd.DataFrame:
+    """Values given column-wise (None: missing) as the DataFrame the model's pipeline expects."""
+    data = {}
+    for f in inputs.fields:
+        values = columns[f.name]
+        if f.kind == "number":
+            data[f.name] = np.asarray(values, dtype=np.float64)
+        else:
+            data[f.name] = pd.Series([np.nan if v is None else v for v in values], dtype=object)
+    return pd.DataFrame(data, columns=inputs.names)

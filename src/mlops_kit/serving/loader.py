@@ -26,6 +26,7 @@ from mlops_kit.config import CHAMPION, Settings
 from mlops_kit.serving.inputs import (
     RequestModels,
     encoder_categories,
+    model_frame,
     request_models,
     signature_inputs,
 )
@@ -103,7 +104,6 @@ def _examples(loaded: Any, names: list[str]) -> list[dict[str, Any]]:
 def _accelerator(pipeline: Any, examples: list[dict[str, Any]], inputs: RequestModels) -> Any:
     """The accelerator of the pipeline, or None where it cannot reproduce the model."""
     from mlops_kit.serving import accelerator  # only imported when the setting asks for it
-    from mlops_kit.serving.scoring import model_frame
 
     frame = model_frame({n: [r.get(n) for r in examples] for n in inputs.names}, inputs)
     try:

@@ -9,17 +9,15 @@ pipeline; see ``accelerator.py``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 import numpy as np
 import pandas as pd
 import sklearn
 
 from mlops_kit.serving.errors import BadRequest
-from mlops_kit.serving.inputs import Parsed, RequestModels
+from mlops_kit.serving.inputs import Parsed, model_frame
 from mlops_kit.serving.loader import Champion
 
 
@@ -32,18 +30,6 @@ class Scores:
     predicted: list[str]
     confidence: np.ndarray
     low_confidence: np.ndarray  # confidence below the review threshold
-
-
-def model_frame(columns: Mapping[str, Sequence[Any]], inputs: RequestModels) -> pd.DataFrame:
-    """Values given column-wise (None: missing) as the DataFrame the model's pipeline expects."""
-    data = {}
-    for f in inputs.fields:
-        values = columns[f.name]
-        if f.kind == "number":
-            data[f.name] = np.asarray(values, dtype=np.float64)
-        else:
-            data[f.name] = pd.Series([np.nan if v is None else v for v in values], dtype=object)
-    return pd.DataFrame(data, columns=inputs.names)
 
 
 def predict_proba(champion: Champion, frame: pd.DataFrame) -> np.ndarray:

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from mlops_kit.config import Settings, display_path
-from mlops_kit.data import DataCard, DatasetSpec, PreparedData
+from mlops_kit.dataset import DataCard, DatasetSpec, PreparedData
 from mlops_kit.store.files import atomic_write
 from mlops_kit.store.lock import workspace_lock
 
