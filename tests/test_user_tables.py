@@ -343,3 +343,29 @@ def test_cli_train_on_a_tiny_table_exits_2_with_the_fix(settings, tmp_path):
     assert "Add rows" in done.stderr
     assert "Traceback" not in done.stderr
     assert not settings.mlflow_db.exists()
+
+
+def test_an_explicit_split_column_that_is_missing_is_refused(settings, write_csv, monkeypatch):
+    table, target = bundled("wine")
+    path = write_csv(table)
+    with pytest.raises(DataValidationError, match="split column 'season' not found"):
+        prepare(settings, data_path=path, target=target, split_column="season", write=False)
+    monkeypatch.setenv("MLOPS_KIT_SPLIT_COLUMN", "season")  # the same, said as a setting
+    from mlops_kit.config import get_settings
+
+    with pytest.raises(DataValidationError, match="split column 'season' not found"):
+        prepare(get_settings(), data_path=path, target=target, write=False)
+
+
+def test_none_and_a_comma_list_mean_the_same_to_prepare_as_to_the_cli(settings, write_csv):
+    table, target = bundled("wine")
+    prepared = prepare(
+        settings,
+        data_path=write_csv(table),
+        target=target,
+        features="alcohol, proline",  # as a notebook parameter or a setting may give it
+        split_column="none",
+        write=False,
+    )
+    assert prepared.spec.features == ["alcohol", "proline"]
+    assert prepared.card.split["by"] == "random"

@@ -16,7 +16,14 @@ import numpy as np
 import pandas as pd
 
 from mlops_kit.columns import derive_features, is_penguin_default, numeric_and_categorical
-from mlops_kit.config import Settings, display_path, resolve_path
+from mlops_kit.config import (
+    PENGUIN_SPLIT_COLUMN,
+    Settings,
+    display_path,
+    parse_names,
+    parse_split_column,
+    resolve_path,
+)
 from mlops_kit.dataset import DataCard, DatasetSpec, PreparedData
 from mlops_kit.store.datasets import write_version
 from mlops_kit.tables import (
@@ -289,17 +296,17 @@ def prepare(
     """Run the whole data stage: load, validate, clean, split, catalogue (through the store)."""
     path = resolve_path(data_path) if data_path else settings.data_path
     raw = load_raw(path)
-    split_col = settings.split_column if split_column == "" else split_column
+    split_col = settings.split_column if split_column == "" else parse_split_column(split_column)
     absent = (
         split_col
         and split_col not in raw.columns
         and normalize_column(split_col) not in raw.columns
     )
-    if absent and split_column == "":  # the default season column is optional for other tables
-        split_col = None
+    if absent and split_column == "" and split_col == PENGUIN_SPLIT_COLUMN:
+        split_col = None  # the penguins' season column is optional for other tables; others are not
     target_col = resolve_column(raw, target or settings.target, "target")
     split_col = resolve_column(raw, split_col, "split") if split_col else None
-    wanted = features or settings.features
+    wanted = parse_names(features) or settings.features
     excluded: dict[str, str] = {}
     if not is_penguins_raw(raw) and is_penguin_default(wanted):
         # The penguin defaults belong to the shipped table: a user's table brings its own.
