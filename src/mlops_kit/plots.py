@@ -15,9 +15,9 @@ from sklearn.metrics import ConfusionMatrixDisplay
 # The MLOps cycle of the talk: (box label, where the kit implements it)
 CYCLE = [
     ("Análise exploratória", "01 · data.py, plots.py"),
-    ("Preparação dos dados", "01/02 · data.py"),
+    ("Preparação dos dados", "01/02 · data.py, store/"),
     ("Treinamento", "02 · train.py"),
-    ("Validação", "02/03 · train.py, registry.py"),
+    ("Validação", "02/03 · evaluation.py, registry.py"),
     ("Disponibilização (API)", "03/04 · serving/"),
     ("Monitoramento", "04 · monitoring.py"),
     ("Captação (baixa confiança)", "04 · capture.py"),
