@@ -334,6 +334,11 @@ def prepare(
         split=split_info,
         excluded_columns=excluded,
         read_as=dict(raw.attrs.get("read_as", {})),
+        file_headers={
+            c: h
+            for c, h in raw.attrs.get("file_headers", {}).items()
+            if c in (*spec.features, spec.target)
+        },
     )
     prepared = PreparedData(clean_df, train, evaluation, spec, card)
     if write:

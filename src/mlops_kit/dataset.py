@@ -46,6 +46,7 @@ class DataCard:
     files: dict[str, str] = field(default_factory=dict)
     excluded_columns: dict[str, str] = field(default_factory=dict)  # column -> why not a feature
     read_as: dict[str, object] = field(default_factory=dict)  # encoding, separator, decimal comma
+    file_headers: dict[str, str] = field(default_factory=dict)  # column -> its header in the file
 
     def to_dict(self) -> dict[str, object]:
         """A JSON-ready dict."""

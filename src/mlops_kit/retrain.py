@@ -174,6 +174,7 @@ def build_training_data(
         split=split_info,
         excluded_columns=dict(base.card.excluded_columns),
         read_as=dict(base.card.read_as),
+        file_headers=dict(base.card.file_headers),
     )
     prepared = data.PreparedData(clean_df, train_df, eval_df, spec, card)
     return NewData(prepared, base.card.data_version, sets, len(new_train), len(new_eval), skipped)

@@ -99,7 +99,8 @@ def load_raw(path: Path | str) -> pd.DataFrame:
     """Read a CSV as text, with normalized column names; missing markers become NA.
 
     Reads ',', ';' or tab separated files in UTF-8 or Windows-1252; numbers written with a
-    decimal comma become plain numbers. How the file was read is in `df.attrs["read_as"]`.
+    decimal comma become plain numbers. How the file was read is in `df.attrs["read_as"]`; the
+    file's own header of each renamed column in `df.attrs["file_headers"]`.
     """
     path = resolve_path(path)
     if not path.exists():
@@ -127,9 +128,11 @@ def load_raw(path: Path | str) -> pd.DataFrame:
     dupes = sorted({c for c in normalized if normalized.count(c) > 1})
     if dupes:
         raise DataValidationError(f"columns collide after normalizing names: {', '.join(dupes)}")
+    headers = {n: str(o).strip() for o, n in zip(df.columns, normalized, strict=True)}
     df.columns = normalized
     if is_penguins_raw(df):
         df = df.rename(columns=PENGUIN_RENAMES)
+        headers = {}  # the kit's talk names the penguin measurements its own way
     for col in df.columns:
         df[col] = df[col].str.strip()
     converted = decimal_comma_columns(df, separator)
@@ -140,6 +143,8 @@ def load_raw(path: Path | str) -> pd.DataFrame:
         "separator": separator,
         "decimal_comma_columns": converted,
     }
+    # the header each column had in the file, where it differs from the kit's name
+    df.attrs["file_headers"] = {n: h for n, h in headers.items() if h != n}
     return df
 
 

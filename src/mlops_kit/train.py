@@ -124,6 +124,12 @@ def input_example(prepared: PreparedData, rows: int = 2) -> pd.DataFrame:
     return (complete if len(complete) else prepared.X_eval).head(rows).reset_index(drop=True)
 
 
+def input_headers(prepared: PreparedData) -> dict[str, str]:
+    """The file's header of each feature that the kit renamed ({feature: header})."""
+    headers = prepared.card.file_headers
+    return {c: headers[c] for c in prepared.spec.features if c in headers}
+
+
 def pip_requirements() -> list[str]:
     """Pinned requirements of the logged model, given explicitly (inference takes seconds)."""
     return [
@@ -165,6 +171,8 @@ def log_candidate(
                 signature=signature_for(prepared, model.classes),
                 input_example=input_example(prepared),
                 pip_requirements=pip_requirements(),
+                # the API also accepts (and /docs shows) the headers of the user's file
+                metadata={"file_headers": input_headers(prepared)},
             )
         finally:
             cloudpickle.unregister_pickle_by_value(model_module)

@@ -17,6 +17,8 @@ pytestmark = pytest.mark.slow  # trains two models (the `tables` fixture)
 
 WINE = {"alcohol": 13.2, "malic_acid": 1.8, "flavanoids": 2.8, "color_intensity": 4.4}
 WINE["proline"] = 1050.0
+WINE["od280_od315_of_diluted_wines"] = 3.0  # the kit's name of the file's 'od280/od315_of_…'
+HEADER = "od280/od315_of_diluted_wines"
 
 
 @pytest.fixture(params=[True, False], ids=["accelerator-on", "accelerator-off"])
@@ -55,6 +57,39 @@ def test_a_model_without_text_columns_is_served_and_logged(serve) -> None:
     assert logged["proline"].tolist() == [1050.0]
     refused = wine.post("/predict", json={**WINE, "colour": "red"})
     assert refused.status_code == 422 and "'colour' is not an input" in refused.json()["message"]
+
+
+def test_records_may_use_the_headers_of_the_training_file(serve) -> None:
+    """The CSV's own header is accepted as well as the kit's name, and /docs shows the header."""
+    settings, clients = serve
+    wine = clients["wine"]
+    info = wine.get("/model").json()
+    assert info["file_headers"] == {"od280_od315_of_diluted_wines": HEADER}
+    as_in_file = {**WINE}
+    as_in_file[HEADER] = as_in_file.pop("od280_od315_of_diluted_wines")
+    by_name = wine.post("/predict", json=WINE).json()["predictions"]
+    by_header = wine.post("/predict", json=[as_in_file, WINE])
+    assert by_header.status_code == 200, by_header.text
+    assert by_header.json()["predictions"] == by_name * 2
+    columns = {k: [v] for k, v in as_in_file.items()}
+    column_wise = wine.post("/predict/columns", json=columns)
+    assert column_wise.status_code == 200, column_wise.text
+    assert column_wise.json()["predicted"] == [by_name[0]["predicted"]]
+    assert wine.app.state.predlog.flush(10)
+    logged = read_predictions(settings)  # the log keeps the kit's names
+    assert logged["od280_od315_of_diluted_wines"].tolist() == [3.0] * 4
+    both = wine.post("/predict", json={**WINE, HEADER: 3.0})
+    assert both.status_code == 422
+    missing = {k: v for k, v in WINE.items() if k != "od280_od315_of_diluted_wines"}
+    message = wine.post("/predict", json=missing).json()["message"]
+    assert HEADER in message, message
+    docs = wine.get("/openapi.json").json()
+    example = docs["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]
+    one = example["examples"]["one record"]["value"]
+    assert HEADER in one and "od280_od315_of_diluted_wines" not in one
+    assert HEADER in docs["components"]["schemas"]["Record"]["properties"]
+    table = docs["paths"]["/predict/columns"]["post"]["requestBody"]["content"]["application/json"]
+    assert all(values[0] is not None for values in table["examples"]["columns"]["value"].values())
 
 
 def test_a_model_without_numbers_is_served_and_refuses_unknown_categories(serve) -> None:

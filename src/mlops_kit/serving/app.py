@@ -118,11 +118,11 @@ def document_requests(schema: dict[str, Any], champion: Champion | None, max_bat
             f"a batch for {who}, one array per input field, all of the same length: numeric "
             "columns are required, categorical ones may be left out"
         )
-        rows = champion.examples
+        rows = [champion.inputs.shown(row) for row in champion.examples]  # the file's names
         if rows:
             examples["one record"] = {"summary": "one record", "value": rows[0]}
             examples["batch"] = {"summary": f"a batch of {len(rows)} records", "value": rows}
-            columns = {name: [row.get(name) for row in rows] for name in champion.inputs.names}
+            columns = {key: [row.get(key) for row in rows] for key in rows[0]}
             table_examples["columns"] = {
                 "summary": f"a batch of {len(rows)} rows, column-wise",
                 "value": columns,

@@ -10,7 +10,10 @@ the model (scikit-learn's ``categories_``). From those, pydantic models are buil
   absent when unknown (the pipeline imputes the most frequent one); an unseen category is refused;
 * other text inputs (no encoder knows their values) are optional free text;
 * any other field is refused, so a typo (``bill_lenght_mm``) is an error, not a silently imputed
-  value.
+  value;
+* a field is named as in the model (``od280_od315_of_diluted_wines``) or, where the model's table
+  had another header for it, as in that file (``od280/od315_of_diluted_wines``, logged with the
+  model as ``file_headers``); /docs shows the file's names.
 
 The same models give the OpenAPI schema of ``/docs``, and the largest body worth reading.
 """
@@ -27,7 +30,7 @@ from typing import Annotated, Any, Literal, NotRequired, Required
 import numpy as np
 import pandas as pd
 import pydantic_core
-from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, with_config
+from pydantic import AliasChoices, ConfigDict, Field, TypeAdapter, ValidationError, with_config
 from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
@@ -57,6 +60,12 @@ class InputField:
     name: str
     kind: Literal["number", "category", "text"]
     categories: tuple[str, ...] = ()
+    header: str | None = None  # the column's header in the model's training file, if it differs
+
+    @property
+    def shown(self) -> str:
+        """The name people know: the file's header where there was one, else the model's name."""
+        return self.header or self.name
 
     @property
     def required(self) -> bool:
@@ -66,10 +75,18 @@ class InputField:
     def describe(self) -> str:
         """What a valid value looks like, in words."""
         if self.kind == "number":
-            return "required, a finite number"
-        if self.kind == "category":
-            return "optional, one of " + ", ".join(self.categories) + " (null or absent: imputed)"
-        return "optional, text"
+            text = "required, a finite number"
+        elif self.kind == "category":
+            text = "optional, one of " + ", ".join(self.categories) + " (null or absent: imputed)"
+        else:
+            text = "optional, text"
+        return f"{text}; also accepted as '{self.name}'" if self.header else text
+
+    def key(self, value: Any) -> Any:
+        """A value's annotation under this field's key: the file's header and the model's name."""
+        if self.header:
+            return Annotated[value, Field(validation_alias=AliasChoices(self.header, self.name))]
+        return value
 
     def value_type(self) -> Any:
         """What one value may be (the same rule in a record and in a column)."""
@@ -87,7 +104,8 @@ class InputField:
             value = max(len("null"), *(len(json.dumps(c)) for c in self.categories))
         else:
             value = TEXT_CHARS + 2
-        return len(json.dumps(self.name)) + 1 + value + 1
+        key = max(len(json.dumps(self.name)), len(json.dumps(self.header or "")))
+        return key + 1 + value + 1
 
 
 def signature_inputs(model: Any) -> list[tuple[str, str]]:
@@ -128,7 +146,7 @@ class Parsed:
 def _closed(title: str, fields: tuple[InputField, ...], annotation: Any) -> type:
     """A TypedDict with a key per field (numbers Required), no other key allowed."""
     keys = {
-        f.name: (Required if f.required else NotRequired)[annotation(f)]  # type: ignore[index]
+        f.name: (Required if f.required else NotRequired)[f.key(annotation(f))]  # type: ignore[index]
         for f in fields
     }
     return with_config(ConfigDict(extra="forbid", title=title))(TypedDict(title, keys))  # type: ignore[operator]
@@ -165,8 +183,18 @@ class RequestModels:
 
     @property
     def listing(self) -> str:
-        """Input names, for a message."""
-        return ", ".join(self.names)
+        """Input names as people know them, for a message."""
+        return ", ".join(f.shown for f in self.fields)
+
+    @property
+    def file_headers(self) -> dict[str, str]:
+        """The file's header of each input that had another one: {model name: header}."""
+        return {f.name: f.header for f in self.fields if f.header}
+
+    def shown(self, record: Mapping[str, Any]) -> dict[str, Any]:
+        """A record keyed by the names people know (the file's headers), e.g. for /docs."""
+        headers = self.file_headers
+        return {headers.get(name, name): value for name, value in record.items()}
 
     @property
     def required(self) -> list[str]:
@@ -185,8 +213,8 @@ class RequestModels:
         return ALLOWANCE + int(self.max_batch * record * SLACK)
 
     def input_named(self, name: str | None) -> InputField | None:
-        """The input of that name, if the model has one."""
-        return next((f for f in self.fields if f.name == name), None)
+        """The input of that name (the model's or the file's), if the model has one."""
+        return next((f for f in self.fields if name in (f.name, f.header)), None)
 
     def parse_records(self, body: bytes) -> Parsed:
         """Validate a body holding one record (a JSON object) or a batch (an array of them).
@@ -249,18 +277,29 @@ def _parse_json(body: bytes, what: str) -> Any:
 
 
 def request_models(
-    inputs: list[tuple[str, str]], categories: dict[str, list[str]], max_batch: int
+    inputs: list[tuple[str, str]],
+    categories: dict[str, list[str]],
+    max_batch: int,
+    file_headers: Mapping[str, str] | None = None,
 ) -> RequestModels:
-    """The request models of a model with these signature inputs and encoder categories."""
+    """The request models of a model with these signature inputs, encoder categories and headers."""
     fields = []
     for name, dtype in inputs:
+        header = (file_headers or {}).get(name)
+        header = header if header and header != name else None
         if dtype in NUMERIC_TYPES:
-            fields.append(InputField(name, "number"))
+            fields.append(InputField(name, "number", header=header))
         elif categories.get(name):
-            fields.append(InputField(name, "category", tuple(categories[name])))
+            fields.append(InputField(name, "category", tuple(categories[name]), header=header))
         else:
-            fields.append(InputField(name, "text"))
+            fields.append(InputField(name, "text", header=header))
     return RequestModels(tuple(fields), max_batch)
+
+
+def file_headers(model: Any) -> dict[str, str]:
+    """The training file's header of each input that had another one, as logged with the model."""
+    metadata = getattr(model.metadata, "metadata", None) or {}
+    return {str(k): str(v) for k, v in (metadata.get("file_headers") or {}).items()}
 
 
 def model_frame(columns: Mapping[str, Sequence[Any]], inputs: RequestModels) -> pd.DataFrame:

@@ -26,6 +26,7 @@ from mlops_kit.config import CHAMPION, Settings
 from mlops_kit.serving.inputs import (
     RequestModels,
     encoder_categories,
+    file_headers,
     model_frame,
     request_models,
     signature_inputs,
@@ -80,6 +81,7 @@ class Champion:
             "metrics": self.metrics,
             "classes": self.classes,
             "inputs": {f.name: f.describe() for f in self.inputs.fields},
+            "file_headers": self.inputs.file_headers,
             "required": self.inputs.required,
             "categories": self.inputs.categories,
             "max_batch": self.inputs.max_batch,
@@ -133,7 +135,9 @@ def build_champion(
     pipeline = getattr(loaded.unwrap_python_model(), "pipeline", None)
     if pipeline is None or not hasattr(pipeline, "predict_proba"):
         raise ValueError(f"{name} v{version} is not a mlops-kit classifier (no .pipeline)")
-    inputs = request_models(signature_inputs(loaded), encoder_categories(pipeline), max_batch)
+    inputs = request_models(
+        signature_inputs(loaded), encoder_categories(pipeline), max_batch, file_headers(loaded)
+    )
     examples = _examples(loaded, inputs.names)
     return Champion(
         name=name,
