@@ -23,6 +23,7 @@ from fastapi.openapi.utils import get_openapi
 
 from mlops_kit.config import Settings, get_settings
 from mlops_kit.serving.answers import JSONBody, refusal
+from mlops_kit.serving.docs import serve_docs
 from mlops_kit.serving.errors import BadRequest
 from mlops_kit.serving.loader import Champion, ChampionLoader
 from mlops_kit.serving.routes import admin, predictions, status
@@ -68,7 +69,14 @@ def create_app(settings: Settings | None = None, *, freeze_gc: bool = False) -> 
     ``freeze_gc``: for a process that only serves (``server.py``), freeze what start-up loaded.
     """
     settings = settings or get_settings()
-    app = FastAPI(title="mlops-kit API", version="1", description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(
+        title="mlops-kit API",
+        version="1",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url=None,  # /docs and /redoc: serve_docs below, offline
+        redoc_url=None,
+    )
     app.state.settings = settings
     app.state.loader = ChampionLoader(settings)
     app.state.predlog = PredictionLog(settings.store)
@@ -77,6 +85,7 @@ def create_app(settings: Settings | None = None, *, freeze_gc: bool = False) -> 
     app.add_exception_handler(BadRequest, _refused)  # type: ignore[arg-type]
     for module in (predictions, status, admin):
         app.include_router(module.router)
+    serve_docs(app)  # /docs and /redoc with their assets served by the API, no CDN
 
     def openapi() -> dict[str, Any]:
         champion = app.state.loader.current
