@@ -11,7 +11,8 @@ import sqlalchemy as sa
 
 from mlops_kit.store import reviews
 
-# A PostgreSQL database these tests may empty, e.g. postgresql+psycopg://postgres@127.0.0.1:5432/x
+# A PostgreSQL database of your own these tests may empty (default: a throwaway cluster),
+# e.g. postgresql+psycopg://postgres@127.0.0.1:5432/x
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL")
 
 
@@ -45,11 +46,11 @@ def case(case_id: str, position: int) -> dict[str, object]:
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """The store's URL: a SQLite file, or the team's PostgreSQL when TEST_POSTGRES_URL names one."""
+    """The store's URL: a SQLite file, or PostgreSQL: TEST_POSTGRES_URL's, else a throwaway one."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'store.db'}"
     if not POSTGRES_URL:
-        pytest.skip("TEST_POSTGRES_URL is not set")
+        return request.getfixturevalue("pg_url")
     engine = sa.create_engine(POSTGRES_URL)
     tables = [reviews.review_labels, reviews.review_cases, reviews.review_sets]
     reviews.metadata.drop_all(engine, tables=tables)

@@ -31,13 +31,22 @@ def exists(url: str) -> bool:
 
 
 def make_engine(url: str) -> Engine:
-    """An engine for the store; on SQLite: the folder exists, WAL and synchronous=NORMAL."""
+    """An engine for the store; on SQLite: the folder exists, WAL and synchronous=NORMAL.
+
+    On a database server (PostgreSQL) a pooled connection is checked before use, so that after
+    the server restarts the next statement gets a new connection instead of a dead one.
+    """
     parsed = sa.engine.make_url(url)
     sqlite = parsed.get_backend_name() == "sqlite"
     if sqlite and parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    server: dict[str, Any] = {}
+    if not sqlite:
+        server = {"pool_pre_ping": True}
+        if parsed.get_backend_name() == "postgresql":
+            server["connect_args"] = {"connect_timeout": 10}  # a server that is down fails fast
     engine = sa.create_engine(
-        url, json_serializer=_to_json, json_deserializer=pydantic_core.from_json
+        url, json_serializer=_to_json, json_deserializer=pydantic_core.from_json, **server
     )
     if sqlite:
 
