@@ -219,11 +219,14 @@ def _yaml_value(text: str) -> object:
 def serve(
     host: str = typer.Option(None, "--host", help="Interface to listen on (default 127.0.0.1)."),
     port: int = typer.Option(None, "--port", help="Port (default 8000)."),
+    workers: int = typer.Option(
+        1, "--workers", min=1, help="API processes on the one port, each logging its predictions."
+    ),
 ) -> None:
-    """The REST API that serves models:/<name>@champion (docs at /docs)."""
+    """The REST API that serves models:/<name>@champion (docs at /docs, metrics at /metrics)."""
     from mlops_kit.serving.server import serve as run_server
 
-    run_server(get_settings(api_host=host, api_port=port))
+    run_server(get_settings(api_host=host, api_port=port), workers=workers)
 
 
 @app.command()

@@ -2,10 +2,10 @@
 
 A request follows load -> validate -> score -> answer -> log, one module each: ``loader`` (the
 champion from the MLflow registry), ``inputs`` (request models generated from that model),
-``scoring``, ``answers``, and the prediction log in ``mlops_kit.store.predictions``. The endpoints
-are in ``routes/``. ``create_app(settings)`` only builds the app; the model is loaded, the registry
-poller and the log writer start when the app starts (its lifespan), and stop, with the log
-flushed, when it stops.
+``scoring``, ``answers``, and the prediction log in ``mlops_kit.store.predictions``; ``metrics``
+counts them for Prometheus. The endpoints are in ``routes/``. ``create_app(settings)`` only builds
+the app; the model is loaded, the registry poller and the log writer start when the app starts
+(its lifespan), and stop, with the log flushed, when it stops.
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ from mlops_kit.serving.answers import JSONBody, refusal
 from mlops_kit.serving.docs import serve_docs
 from mlops_kit.serving.errors import BadRequest
 from mlops_kit.serving.loader import Champion, ChampionLoader
-from mlops_kit.serving.routes import admin, predictions, status
+from mlops_kit.serving.metrics import ApiMetrics, RequestTimer
+from mlops_kit.serving.routes import admin, metrics, predictions, status
 from mlops_kit.store.predictions import PredictionLog
 
 DESCRIPTION = """
@@ -38,7 +39,8 @@ raw measurements, and answers for each the predicted class, its confidence, ever
 probability, whether the confidence is below the review threshold, and the model version that
 answered. The schema and the example below are read from the model being served.
 
-Every prediction is written to the prediction log; refused requests are not.
+Every prediction is written to the prediction log; refused requests are not, but they are
+counted with the rest in `GET /metrics` (the Prometheus text format).
 """
 
 
@@ -46,6 +48,7 @@ Every prediction is written to the prediction log; refused requests are not.
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Start the log writer and load the champion; at the end stop polling and flush the log."""
     app.state.predlog.start()
+    app.state.metrics.start(app.state.predlog)
     await run_in_threadpool(app.state.loader.start)
     if app.state.freeze_gc:
         # Move every object alive now (mlflow, scikit-learn, the model: ~344k) out of the garbage
@@ -57,9 +60,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     finally:
         app.state.loader.stop()
         app.state.predlog.close()
+        app.state.metrics.stop()
 
 
-async def _refused(_request: Request, exc: BadRequest) -> JSONBody:
+async def _refused(request: Request, exc: BadRequest) -> JSONBody:
+    request.app.state.metrics.refusal(exc)
     return refusal(exc)
 
 
@@ -82,8 +87,10 @@ def create_app(settings: Settings | None = None, *, freeze_gc: bool = False) -> 
     app.state.predlog = PredictionLog(settings.store)
     app.state.started = time.monotonic()
     app.state.freeze_gc = freeze_gc
+    app.state.metrics = ApiMetrics(settings.low_confidence)
+    app.add_middleware(RequestTimer, metrics=app.state.metrics)
     app.add_exception_handler(BadRequest, _refused)  # type: ignore[arg-type]
-    for module in (predictions, status, admin):
+    for module in (predictions, status, metrics, admin):
         app.include_router(module.router)
     serve_docs(app)  # /docs and /redoc with their assets served by the API, no CDN
 

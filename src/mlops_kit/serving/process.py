@@ -135,8 +135,12 @@ def start_api(
     log: Path | None = None,
     timeout: float = 60.0,
     require_model: bool = True,
+    workers: int = 1,
 ) -> ApiProcess:
-    """Start `python -m mlops_kit serve` in its own process group and wait until it answers."""
+    """Start `python -m mlops_kit serve` in its own process group and wait until it answers.
+
+    ``workers`` > 1: that many worker processes on the port; this waits until one of them answers.
+    """
     port = port or free_port()
     env = {
         **_clean_environ(),
@@ -145,6 +149,8 @@ def start_api(
         "MLOPS_KIT_EXIT_WITH_PARENT": "1",  # stops itself if this process dies without stopping it
     }
     command = [sys.executable, "-m", "mlops_kit", "serve", "--port", str(port)]
+    if workers > 1:
+        command += ["--workers", str(workers)]
     server = _launch(command, env, port, log)
     return _wait(server, "the API", timeout, (200,) if require_model else (200, 503))
 

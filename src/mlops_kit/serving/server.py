@@ -1,4 +1,10 @@
-"""Run the API under uvicorn: ``mlops-kit serve`` and ``make serve``."""
+"""Run the API under uvicorn: ``mlops-kit serve [--workers N]`` and ``make serve``.
+
+One worker: the app runs in this process. Several: uvicorn's supervisor starts N worker processes
+on the one port, each building its own app from the environment (``worker_app``): each loads the
+champion, polls the registry, writes its own predictions to the store, and answers /health for
+itself; their Prometheus metrics are added up through files in a fresh folder of the workspace.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +15,13 @@ import threading
 import time
 
 import uvicorn
+from fastapi import FastAPI
 from uvicorn.config import LOGGING_CONFIG
 
-from mlops_kit.config import Settings, get_settings
+from mlops_kit.config import Settings, get_settings, settings_env
 from mlops_kit.serving.app import create_app
+from mlops_kit.serving.metrics import MULTIPROCESS_DIR, fresh_multiprocess_dir
+from mlops_kit.store.db import create_tables, make_engine
 
 # A serving process retries the registry on its own schedule (the poller), so a call to an
 # unreachable tracking server should fail in seconds rather than after MLflow's default ~4 min of
@@ -47,18 +56,34 @@ def _exit_with_parent(interval: float = 1.0) -> None:
     threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
 
 
-def serve(settings: Settings | None = None) -> None:
-    """Serve the champion on settings.api_host:settings.api_port (one uvicorn worker)."""
+def serve(settings: Settings | None = None, workers: int = 1) -> None:
+    """Serve the champion on settings.api_host:settings.api_port with ``workers`` processes."""
     settings = settings or get_settings()
     if os.environ.get(PARENT_ENV):
         _exit_with_parent()
     for name, value in MLFLOW_CLIENT_DEFAULTS.items():
         os.environ.setdefault(name, value)
-    uvicorn.run(
-        create_app(settings, freeze_gc=True),
+    options = dict(
         host=settings.api_host,
         port=settings.api_port,
-        workers=1,
         log_config=log_config(),
         timeout_graceful_shutdown=10,
     )
+    if workers <= 1:
+        uvicorn.run(create_app(settings, freeze_gc=True), workers=1, **options)
+        return
+    os.environ.update(settings_env(settings))  # the workers build these very settings
+    folder = settings.workspace / "metrics" / f"api-{settings.api_port}"
+    os.environ[MULTIPROCESS_DIR] = str(fresh_multiprocess_dir(folder))
+    engine = make_engine(settings.store)
+    try:  # once, here: N workers creating the tables at the same moment would race
+        create_tables(engine)
+    finally:
+        engine.dispose()
+    uvicorn.run(f"{__name__}:worker_app", factory=True, workers=workers, **options)
+
+
+def worker_app() -> FastAPI:
+    """The app of one of ``serve``'s worker processes, from the environment ``serve`` set."""
+    _exit_with_parent()  # a worker whose supervisor is gone stops too
+    return create_app(get_settings(), freeze_gc=True)

@@ -1,4 +1,4 @@
-"""What the routes share, handed in by FastAPI's ``Depends``: settings, the loader, the log.
+"""What the routes share, handed in by FastAPI's ``Depends``: settings, loader, log, metrics.
 
 The getters only read ``app.state``, so they are ``async def``: FastAPI would run a plain ``def``
 dependency in its thread pool.
@@ -13,6 +13,7 @@ from fastapi import Depends, Request
 from mlops_kit.config import Settings
 from mlops_kit.serving.errors import BadRequest
 from mlops_kit.serving.loader import Champion, ChampionLoader
+from mlops_kit.serving.metrics import ApiMetrics
 from mlops_kit.store.predictions import PredictionLog
 
 
@@ -31,9 +32,15 @@ async def get_log(request: Request) -> PredictionLog:
     return request.app.state.predlog
 
 
+async def get_metrics(request: Request) -> ApiMetrics:
+    """The API's Prometheus metrics."""
+    return request.app.state.metrics
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 LoaderDep = Annotated[ChampionLoader, Depends(get_loader)]
 LogDep = Annotated[PredictionLog, Depends(get_log)]
+MetricsDep = Annotated[ApiMetrics, Depends(get_metrics)]
 
 
 def champion_of(loader: ChampionLoader) -> Champion:

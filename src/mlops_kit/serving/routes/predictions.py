@@ -1,7 +1,8 @@
 """POST /predict (records) and POST /predict/columns (a batch column-wise).
 
 One request, start to end (``answer``): validate the body with the champion's request models,
-score the records, render the answer, and hand a log entry to the prediction log. The body is read
+score the records, render the answer, and hand a log entry to the prediction log; the metrics
+(``metrics.py``) count what was answered or refused. The body is read
 only up to a limit derived from the model's inputs, so an oversized request costs no parsing.
 """
 
@@ -26,7 +27,13 @@ from mlops_kit.serving.answers import (
 )
 from mlops_kit.serving.errors import BadRequest
 from mlops_kit.serving.loader import Champion
-from mlops_kit.serving.routes.deps import LoaderDep, LogDep, SettingsDep, champion_of
+from mlops_kit.serving.routes.deps import (
+    LoaderDep,
+    LogDep,
+    MetricsDep,
+    SettingsDep,
+    champion_of,
+)
 from mlops_kit.serving.scoring import score
 from mlops_kit.store.predictions import LogEntry
 
@@ -101,7 +108,12 @@ def _limit_text(limit: int) -> str:
 
 
 async def _serve(
-    request: Request, loader: LoaderDep, log: LogDep, settings: SettingsDep, column_wise: bool
+    request: Request,
+    loader: LoaderDep,
+    log: LogDep,
+    settings: SettingsDep,
+    metrics: MetricsDep,
+    column_wise: bool,
 ) -> Response:
     given = request.headers.get("x-request-id", "")
     request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
@@ -123,8 +135,10 @@ async def _serve(
         else:  # a big batch: in a worker thread, so /health still answers meanwhile
             text, entry = await run_in_threadpool(answer, *work)
     except BadRequest as exc:
+        metrics.refusal(exc)
         return refusal(exc, headers)
     log.submit(entry)
+    metrics.answered(entry)
     headers.update({"X-Model-Name": champion.name, "X-Model-Version": champion.version})
     return Response(text, media_type="application/json", headers=headers)
 
@@ -136,10 +150,10 @@ async def _serve(
     summary="Predict the class of one record or a batch of records",
 )
 async def predict(
-    request: Request, loader: LoaderDep, log: LogDep, settings: SettingsDep
+    request: Request, loader: LoaderDep, log: LogDep, settings: SettingsDep, metrics: MetricsDep
 ) -> Response:
     """One record as a JSON object, or a batch as a JSON array of records (up to the limit)."""
-    return await _serve(request, loader, log, settings, column_wise=False)
+    return await _serve(request, loader, log, settings, metrics, column_wise=False)
 
 
 @router.post(
@@ -149,11 +163,11 @@ async def predict(
     summary="Predict a batch sent column-wise (the fast way for big batches)",
 )
 async def predict_columns(
-    request: Request, loader: LoaderDep, log: LogDep, settings: SettingsDep
+    request: Request, loader: LoaderDep, log: LogDep, settings: SettingsDep, metrics: MetricsDep
 ) -> Response:
     """A batch as one JSON array per input field, all of the same length (up to the limit).
 
     What pandas gives with `df.to_dict("list")` (missing values as null). The answer is
     column-wise too: one array per output, rows in the order sent. Same rules, same log.
     """
-    return await _serve(request, loader, log, settings, column_wise=True)
+    return await _serve(request, loader, log, settings, metrics, column_wise=True)

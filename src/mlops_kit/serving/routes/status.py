@@ -1,7 +1,8 @@
-"""GET /health, GET /model, and / (to the interactive docs)."""
+"""GET /health, GET /model, and / (to the interactive docs); GET /metrics is in ``metrics.py``."""
 
 from __future__ import annotations
 
+import os
 import time
 
 from fastapi import APIRouter, Request
@@ -28,7 +29,11 @@ async def root() -> RedirectResponse:
 async def health(
     request: Request, loader: LoaderDep, log: LogDep, settings: SettingsDep
 ) -> JSONBody:
-    """`ok`; `degraded`: serving, but the registry or the log has a problem; `unavailable`."""
+    """`ok`; `degraded`: serving, but the registry or the log has a problem; `unavailable`.
+
+    With several workers (`serve --workers N`) each answers for itself: its pid, the version it
+    serves, its own registry checks and prediction log.
+    """
     champion, registry, log_status = loader.current, loader.registry, log.status()
     if champion is None:
         status = "unavailable"
@@ -38,6 +43,7 @@ async def health(
         status = "ok"
     body = {
         "status": status,
+        "pid": os.getpid(),  # with several workers: the one that answered, and what it serves
         "model_loaded": champion is not None,
         "model_name": settings.model_name,
         "model_version": champion.version if champion else None,
