@@ -565,6 +565,63 @@ def retrain(
         raise typer.Exit(EXIT_GATE_REFUSED)
 
 
+# ---------------------------------------------------------------- team mode (PostgreSQL + mlflow server)
+
+team_app = typer.Typer(
+    help="A team's stack on this machine: PostgreSQL (MLflow's and the kit's store) and mlflow "
+    'server. `eval "$(mlops-kit team up)"` points this shell at it.',
+    no_args_is_help=True,
+)
+app.add_typer(team_app, name="team")
+TeamRootOpt = typer.Option(
+    None, "--root", help="Folder of the stack's data and logs (default: workspace/team)."
+)
+
+
+def _team_root(root: Path | None) -> Path:
+    return root or get_settings().workspace / "team"
+
+
+@team_app.command("up")
+def team_up(
+    root: Path = TeamRootOpt,
+    pg_port: int = typer.Option(55432, "--pg-port", help="PostgreSQL's port on 127.0.0.1."),
+    mlflow_port: int = typer.Option(5000, "--mlflow-port", help="mlflow server's port."),
+) -> None:
+    """Start PostgreSQL and mlflow server (what is not running yet); print the exports."""
+    from mlops_kit import team
+
+    try:
+        stack, news = team.up(_team_root(root), pg_port=pg_port, mlflow_port=mlflow_port)
+    except team.TeamError as exc:
+        _fail(str(exc), 1)
+    for line in news:
+        typer.echo(line, err=True)  # stdout carries only the exports, for eval
+    typer.echo(stack.exports())
+
+
+@team_app.command("down")
+def team_down(root: Path = TeamRootOpt) -> None:
+    """Stop mlflow server and PostgreSQL; their data stays for the next `team up`."""
+    from mlops_kit import team
+
+    try:
+        news = team.down(_team_root(root))
+    except team.TeamError as exc:
+        _fail(str(exc), 1)
+    for line in news:
+        typer.echo(line)
+
+
+@team_app.command("status")
+def team_status(root: Path = TeamRootOpt) -> None:
+    """Whether PostgreSQL and mlflow server are up, and where."""
+    from mlops_kit import team
+
+    for name, value in team.status(_team_root(root)).items():
+        typer.echo(f"{name:<10} {value}")
+
+
 def main() -> None:
     """Entry point for `python -m mlops_kit`."""
     app()
