@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import mlflow
 import pytest
+import sqlalchemy as sa
 from mlflow.tracking import MlflowClient
 
+from mlops_kit import team
 from mlops_kit.config import get_settings
 from mlops_kit.registry import CHAMPION, registry_table
-from mlops_kit.serving.process import start_mlflow_server
+from mlops_kit.serving.process import free_port, start_mlflow_server
 from mlops_kit.training_pipeline import run_training_pipeline
 
 pytestmark = pytest.mark.slow  # real training, notebooks or server processes
@@ -54,3 +60,47 @@ def test_pipeline_against_a_tracking_server(mlflow_server, monkeypatch):
     model = mlflow.pyfunc.load_model(f"models:/{settings.model_name}@{CHAMPION}")
     out = model.predict(result.prepared.X_eval.head(3))
     assert list(out["predicted"]) == list(result.prepared.y_eval.head(3))
+
+
+def test_team_stack_on_postgresql_trains_into_its_registry(tmp_path: Path) -> None:
+    """`team up` → `mlops-kit train` with its exports → the version is in its registry → `down`."""
+    from tests.store.postgres import reachable_folder, require_postgres
+
+    require_postgres()
+    root = reachable_folder("mlops-kit-team-")
+    try:
+        stack, news = team.up(root, pg_port=free_port(), mlflow_port=free_port())
+        assert team.up(root)[1] == [
+            f"PostgreSQL already up on 127.0.0.1:{stack.pg_port}",
+            f"mlflow server already up on {stack.tracking_uri}",
+        ]
+        exports = dict(
+            line.removeprefix("export ").split("=", 1) for line in stack.exports().splitlines()
+        )
+        assert exports["MLOPS_KIT_STORE_URL"].startswith("postgresql+psycopg://mlops:")
+
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "MLOPS_KIT_"))}
+        env |= exports | {"MLOPS_KIT_WORKSPACE": str(tmp_path / "ws")}
+        train = subprocess.run(
+            [sys.executable, "-m", "mlops_kit", "train", "--candidates", "logistic_regression"],
+            env=env, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert train.returncode == 0, train.stderr[-3000:]
+
+        client = MlflowClient(tracking_uri=stack.tracking_uri, registry_uri=stack.tracking_uri)
+        version = client.get_model_version_by_alias("penguins-classifier", CHAMPION)
+        assert str(version.version) == "1"
+        assert any((root / "mlartifacts").rglob("MLmodel"))  # proxied to the stack's folder
+        assert not (tmp_path / "ws" / "mlflow.db").exists()
+        with sa.create_engine(exports["MLOPS_KIT_STORE_URL"]).connect() as conn:  # the kit's db
+            assert conn.exec_driver_sql("SELECT current_database()").scalar() == "kit"
+        engine = sa.create_engine(stack.mlflow_backend)  # MLflow's rows are in PostgreSQL
+        with engine.connect() as conn:
+            names = conn.exec_driver_sql("SELECT name FROM registered_models").scalars().all()
+        engine.dispose()
+        assert names == ["penguins-classifier"]
+    finally:
+        news = team.down(root)
+        shutil.rmtree(root, ignore_errors=True)
+    assert news == ["mlflow server stopped", "PostgreSQL stopped"]
+    assert team.status(root)["postgres"] == "never started"
