@@ -6,9 +6,12 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import mlflow
 import pytest
 import sqlalchemy as sa
@@ -17,7 +20,7 @@ from mlflow.tracking import MlflowClient
 from mlops_kit import team
 from mlops_kit.config import get_settings
 from mlops_kit.registry import CHAMPION, registry_table
-from mlops_kit.serving.process import free_port, start_mlflow_server
+from mlops_kit.serving.process import free_port, start_api, start_mlflow_server
 from mlops_kit.training_pipeline import run_training_pipeline
 
 pytestmark = pytest.mark.slow  # real training, notebooks or server processes
@@ -104,3 +107,69 @@ def test_team_stack_on_postgresql_trains_into_its_registry(tmp_path: Path) -> No
         shutil.rmtree(root, ignore_errors=True)
     assert news == ["mlflow server stopped", "PostgreSQL stopped"]
     assert team.status(root)["postgres"] == "never started"
+
+
+PENGUIN = {
+    "island": "Dream",
+    "bill_length_mm": 46.5,
+    "bill_depth_mm": 17.9,
+    "flipper_length_mm": 192.0,
+    "body_mass_g": 3500.0,
+    "sex": "female",
+}
+
+
+def test_api_on_postgresql_rides_out_a_database_restart(trained) -> None:  # noqa: ANN001
+    """PostgreSQL stopped and started under load: only 200s, every answered record logged once."""
+    from tests.store.postgres import throwaway_cluster
+
+    with throwaway_cluster() as pg:
+        settings = trained.settings.model_copy(update={"store_url": pg.url})
+        with start_api(settings) as api:
+            answered: list[int] = []  # records per 200 answer
+            refused: list[tuple[int, str | None]] = []  # anything else: status, Retry-After
+            stop = threading.Event()
+
+            def client() -> None:
+                with httpx.Client(base_url=api.url, timeout=30) as http:
+                    while not stop.is_set():
+                        response = http.post("/predict", json=[PENGUIN] * 10)
+                        if response.status_code == 200:
+                            answered.append(10)
+                        else:
+                            refused.append(
+                                (response.status_code, response.headers.get("retry-after"))
+                            )
+
+            clients = [threading.Thread(target=client) for _ in range(2)]
+            for c in clients:
+                c.start()
+            try:
+                time.sleep(0.5)
+                team.stop_cluster(pg.cluster)  # pg_ctl stop -m fast under load
+                time.sleep(1.0)
+                during = api.get("/health")
+                team.start_cluster(pg.cluster)
+                time.sleep(0.5)
+            finally:
+                stop.set()
+                for c in clients:
+                    c.join()
+            assert during["status"] == "degraded"
+            assert "unreachable" in during["prediction_log"]["error"]
+            deadline = time.monotonic() + 60
+            while (health := api.get("/health"))["prediction_log"]["pending"] and (
+                time.monotonic() < deadline
+            ):
+                time.sleep(0.2)
+            # the API recovered by itself; only the backlog answer may refuse, with Retry-After
+            assert health["status"] == "ok" and health["prediction_log"]["failed"] == 0
+            assert all(status == 503 and after for status, after in refused), refused
+        engine = sa.create_engine(pg.url)
+        with engine.connect() as conn:
+            logged = conn.exec_driver_sql("SELECT count(*) FROM predictions").scalar()
+            keys = conn.exec_driver_sql(
+                "SELECT count(DISTINCT (request_id, record_index)) FROM predictions"
+            ).scalar()
+        engine.dispose()
+    assert sum(answered) > 0 and logged == keys == sum(answered)

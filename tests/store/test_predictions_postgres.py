@@ -122,6 +122,7 @@ def test_the_writer_keeps_accepted_rows_through_a_restart(
     assert stored(pg_url) == expected  # each once, in the order accepted
 
 
+@pytest.mark.slow  # the stop-then-start test above covers the path in `make test-fast`
 def test_a_restart_under_load_loses_and_repeats_no_row(
     postgres: Postgres, pg_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
