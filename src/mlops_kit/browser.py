@@ -50,8 +50,14 @@ class LocalPage:
 
 @contextmanager
 def local_page(timeout: float = 60.0) -> Iterator[LocalPage]:
-    """A page of headless Chromium (1280x900) that can reach only 127.0.0.1."""
-    from playwright.sync_api import sync_playwright
+    """A page of headless Chromium (1280x900) that can reach only 127.0.0.1.
+
+    `timeout`: seconds any one step (load, click, wait for text) may take before it fails.
+    """
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError as exc:
+        raise RuntimeError("playwright is not installed: `make install` installs it") from exc
 
     executable = chromium()
     if executable is None:
@@ -68,9 +74,8 @@ def local_page(timeout: float = 60.0) -> Iterator[LocalPage]:
             browser.close()
 
 
-def try_it_out(page: Page, api_url: str, path: str = "/predict") -> tuple[str, str]:
-    """In /docs, expand POST `path`, click "Try it out" then "Execute": the answer's code and body."""
-    page.goto(f"{api_url}/docs")
+def try_it_out(page: Page, path: str = "/predict") -> tuple[str, str]:
+    """On an open /docs, expand POST `path`, click "Try it out", "Execute": the answer's code, body."""
     operation = page.locator(".opblock-post").filter(
         has=page.locator(f".opblock-summary-path[data-path='{path}']")
     )
@@ -92,33 +97,38 @@ def redoc_heading(page: Page, api_url: str) -> str:
     return heading.inner_text()
 
 
-def docs_work(api_url: str, screenshot: Path | None = None) -> tuple[bool, str]:
-    """Whether /docs renders offline and "Try it out" on POST /predict gets a prediction."""
-    from playwright.sync_api import Error
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
+
+def docs_work(
+    api_url: str, screenshot: Path | None = None, timeout: float = 60.0
+) -> tuple[bool, str]:
+    """Whether /docs renders offline and "Try it out" on POST /predict gets a prediction."""
     try:
-        with local_page() as local:
-            code, body = try_it_out(local.page, api_url)
+        with local_page(timeout) as local:
+            local.page.goto(f"{api_url}/docs")
+            if local.refused:
+                return False, f"/docs needs {local.refused[0]} (not on this machine)"
+            code, body = try_it_out(local.page)
             if screenshot is not None:
                 local.page.screenshot(path=screenshot)
-    except (Error, RuntimeError) as exc:
-        return False, str(exc).splitlines()[0]
-    if local.refused:
-        return False, f"the page needs {local.refused[0]} (not on this machine)"
+    except Exception as exc:  # whatever went wrong, the answer is: /docs does not work
+        return False, _first_line(exc)
     if code != "200" or '"predicted"' not in body:
         return False, f"Try it out: POST /predict answered {code}: {body[:80]}"
-    return True, "Swagger UI offline, Try it out: POST /predict 200"
+    return True, "renders offline; Try it out: POST /predict 200"
 
 
-def lab_opens_notebook(lab_url: str, notebook: str, kernel: str = "mlops-kit") -> tuple[bool, str]:
+def lab_opens_notebook(
+    lab_url: str, notebook: str, kernel: str = "mlops-kit", timeout: float = 90.0
+) -> tuple[bool, str]:
     """Whether JupyterLab at `lab_url` (with its ?token=) opens `notebook` on `kernel`, idle."""
-    from playwright.sync_api import Error
-
     parts = urlsplit(lab_url)
     url = f"{parts.scheme}://{parts.netloc}/lab/tree/{notebook}?{parts.query}"
     seen = "no kernel shown"
     try:
-        with local_page() as local:
+        with local_page(timeout) as local:
             local.page.goto(url)
             # The status bar's kernel item reads e.g. "Python (mlops-kit) | Idle".
             status = local.page.locator(".jp-StatusBar-TextItem[title^='Change kernel']")
@@ -127,8 +137,8 @@ def lab_opens_notebook(lab_url: str, notebook: str, kernel: str = "mlops-kit") -
             finally:
                 if status.count():
                     seen = status.first.inner_text()
-    except (Error, RuntimeError) as exc:
-        return False, f"{notebook}: {seen}: {str(exc).splitlines()[0]}"
+    except Exception as exc:  # whatever went wrong, the answer is: the notebook did not open
+        return False, f"{notebook}: {seen}: {_first_line(exc)}"
     if local.refused:
         return False, f"JupyterLab needs {local.refused[0]} (not on this machine)"
     return True, f"{notebook}: {seen}"

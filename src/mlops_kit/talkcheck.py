@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import secrets
+import signal
 import socket
+import subprocess
 import sys
 import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -139,6 +146,89 @@ def check_api(settings: Settings) -> list[Item]:
     return [Item("api", c.name, c.ok, c.detail) for c in smoke.checks]
 
 
+def check_docs(settings: Settings) -> list[Item]:
+    """The API's /docs in headless Chromium with only this machine reachable: "Try it out" works."""
+    from mlops_kit.browser import docs_work
+    from mlops_kit.serving.process import start_api
+
+    try:
+        with start_api(settings) as api:
+            ok, detail = docs_work(api.url)
+    except RuntimeError as exc:
+        ok, detail = False, str(exc).splitlines()[0]
+    return [Item("api", "/docs offline, Try it out", ok, detail)]
+
+
+@contextmanager
+def jupyter_lab(notebook_dir: Path, timeout: float = 90.0) -> Iterator[str]:
+    """`jupyter lab` headless on a free port of 127.0.0.1; yields its URL with the token; stops it.
+
+    Its layout is kept in a temporary folder: the presenter's open tabs are not touched.
+    """
+    from mlops_kit.serving.process import HOST, free_port
+
+    port, token = free_port(), secrets.token_hex(16)
+    base = f"http://{HOST}:{port}"
+    with tempfile.TemporaryDirectory(prefix="mlops-kit-lab-") as tmp:
+        command = [
+            str(Path(sys.executable).with_name("jupyter")), "lab", "--no-browser",
+            f"--ip={HOST}", f"--port={port}", f"--IdentityProvider.token={token}",
+            f"--notebook-dir={notebook_dir}", f"--LabApp.workspaces_dir={tmp}",
+            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        ]  # fmt: skip
+        if os.geteuid() == 0:
+            command.append("--allow-root")
+        with open(Path(tmp) / "lab.log", "w") as log:
+            proc = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        try:
+            _wait_http(f"{base}/api/status?token={token}", proc, timeout)
+            yield f"{base}/lab?token={token}"
+        finally:
+            _stop_lab(proc, f"{base}/api/shutdown?token={token}")
+
+
+def _wait_http(url: str, proc: subprocess.Popen, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"jupyter lab exited with {proc.returncode}")
+        try:
+            _status(url)
+            return
+        except OSError:
+            time.sleep(0.3)
+    raise RuntimeError(f"jupyter lab did not answer within {timeout:.0f} s")
+
+
+def _stop_lab(proc: subprocess.Popen, shutdown_url: str) -> None:
+    """Ask the server to shut down (its kernels too); kill its process group if it does not."""
+    import urllib.request
+
+    with suppress(OSError):
+        urllib.request.urlopen(urllib.request.Request(shutdown_url, method="POST"), timeout=10)
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        with suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+
+
+def check_lab(notebook: str = "00_o_que_e_mlops.ipynb") -> list[Item]:
+    """JupyterLab opens a notebook with the kit's kernel, which starts and goes idle."""
+    from mlops_kit.browser import lab_opens_notebook
+    from mlops_kit.notebook_runner import KERNEL_NAME
+
+    try:
+        with jupyter_lab(PROJ_ROOT / "notebooks") as url:
+            ok, detail = lab_opens_notebook(url, notebook, KERNEL_NAME)
+    except RuntimeError as exc:
+        ok, detail = False, str(exc).splitlines()[0]
+    return [Item("lab", f"notebook on kernel '{KERNEL_NAME}'", ok, detail)]
+
+
 def check_mlflow_ui(settings: Settings) -> list[Item]:
     """The MLflow UI starts on the kit's tracking store and serves its page."""
     from mlops_kit.serving.process import start_mlflow_server
@@ -175,5 +265,7 @@ def run_talk_check(notebooks: list[str] | None = None) -> TalkCheck:
         )
         result.items += check_notebooks(settings, notebooks)
         result.items += check_api(settings)
+        result.items += check_docs(settings)
+        result.items += check_lab()
         result.items += check_mlflow_ui(settings)
     return result
