@@ -69,10 +69,59 @@ def test_colony_sends_chinstraps_from_biscoe(season):
 
 
 def test_unknown_shift_and_bad_amount_are_refused(season):
-    with pytest.raises(ValueError, match="choose from: none, calliper, scale, colony"):
+    with pytest.raises(
+        ValueError, match=r"choose from: none, a preset \(calliper, scale, colony\)"
+    ):
         traffic.draw_traffic(season, 10, shift="earthquake")
     with pytest.raises(ValueError, match="share between 0 and 1"):
         traffic.draw_traffic(season, 10, shift="colony", amount=3)
+
+
+def test_any_numeric_column_can_read_more(season):
+    clean = traffic.draw_traffic(season, 40, seed=5)
+    shifted = traffic.draw_traffic(season, 40, shift="add:flipper_length_mm", amount=7, seed=5)
+    assert (shifted["flipper_length_mm"] - clean["flipper_length_mm"]).eq(7).all()
+    pd.testing.assert_series_equal(shifted["body_mass_g"], clean["body_mass_g"])
+    pd.testing.assert_series_equal(shifted[traffic.TRUTH], clean[traffic.TRUTH])
+    # no amount: two standard deviations of the column, rounded for people
+    spread = season["flipper_length_mm"].std()
+    default = traffic.draw_traffic(season, 40, shift="add:flipper_length_mm", seed=5)
+    moved = (default["flipper_length_mm"] - clean["flipper_length_mm"]).unique()
+    assert len(moved) == 1 and moved[0] == pytest.approx(2 * spread, rel=0.05)
+
+
+def test_any_categorical_column_can_change_its_mix(season):
+    drawn = traffic.draw_traffic(season, 400, shift="mix:island=Torgersen", amount=0.6, seed=2)
+    before = (traffic.draw_traffic(season, 400, seed=2)["island"] == "Torgersen").mean()
+    share = (drawn["island"] == "Torgersen").mean()
+    assert share > before + 0.4
+    assert drawn[traffic.TRUTH].equals(traffic.draw_traffic(season, 400, seed=2)[traffic.TRUTH])
+
+
+@pytest.mark.parametrize(
+    ("shift", "message"),
+    [
+        ("add:wingspan", "the records lack; they have: bill_length_mm"),
+        ("add:island", "holds categories: use mix:island=VALUE"),
+        ("mix:body_mass_g=heavy", "holds numbers: use add:body_mass_g"),
+        ("mix:island=Atlantis", "choose from: Biscoe, Dream, Torgersen"),
+        ("mix:island", "unknown shift"),
+    ],
+)
+def test_a_shift_the_table_cannot_take_is_refused_with_the_fix(season, shift, message):
+    with pytest.raises(ValueError, match=message):
+        traffic.draw_traffic(season, 10, shift=shift)
+
+
+def test_presets_need_their_columns_and_other_tables_get_a_default_shift():
+    numbers = pd.DataFrame({"alcohol": [12.0, 13.0, 14.0], "hue": [1.0, 1.1, 0.9]})
+    numbers[traffic.TRUTH] = ["a", "b", "a"]
+    with pytest.raises(ValueError, match="lacks: bill_length_mm.*use add:COLUMN"):
+        traffic.draw_traffic(numbers, 5, shift="calliper")
+    assert traffic.default_shift(numbers) == "add:alcohol"
+    words = pd.DataFrame({"colour": ["red", "red", "blue"], traffic.TRUTH: ["a", "b", "a"]})
+    assert traffic.default_shift(words) == "mix:colour=blue"
+    assert "colour = blue" in traffic.describe_shift("mix:colour=blue", records=words)
 
 
 def test_simulating_without_an_api_says_so(settings):

@@ -16,6 +16,7 @@ Capturing and labelling hold the workspace lock.
 from __future__ import annotations
 
 import hashlib
+import io
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +32,7 @@ from mlops_kit.store import reviews
 from mlops_kit.store.files import atomic_write
 from mlops_kit.store.lock import holds_workspace_lock
 from mlops_kit.store.predictions import BASE_COLUMNS
+from mlops_kit.tables import DataValidationError, read_text, sniff_separator
 
 SIMULATED_REVIEWER = "simulated-reviewer (simulator truth)"
 LABEL = "label"
@@ -305,9 +307,12 @@ class LabelResult:
 def _read_labels(path: Path) -> pd.DataFrame:
     if not path.exists():
         raise LabelError(f"labelled file not found: {path}")
-    try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+    try:  # as saved by a spreadsheet: ',' or ';' (Excel in Portuguese), UTF-8 or Windows-1252
+        text, _ = read_text(path)
+        frame = pd.read_csv(
+            io.StringIO(text), sep=sniff_separator(text), dtype=str, keep_default_na=False
+        )
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, DataValidationError) as exc:
         raise LabelError(f"{path} is not a readable CSV ({exc})") from None
     frame.columns = [str(c).strip().lower() for c in frame.columns]
     missing = [c for c in ("case_id", LABEL) if c not in frame.columns]

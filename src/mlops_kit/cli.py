@@ -368,16 +368,22 @@ def simulate(
     batches: int = typer.Option(4, "--batches", help="How many requests to send."),
     batch_size: int = typer.Option(25, "--batch-size", help="Records per request."),
     shift: str = typer.Option(
-        "none", "--shift", help="none, calliper (mm), scale (g) or colony (share of records)."
+        "none",
+        "--shift",
+        help="none; add:COLUMN (a number reads --amount more); mix:COLUMN=VALUE (a share "
+        "--amount of records get that category); the penguins' calliper (mm), scale (g), colony.",
     ),
     amount: float = typer.Option(
-        None, "--amount", help="Size of the shift, in the shift's unit (default per shift)."
+        None,
+        "--amount",
+        help="Size of the shift, in its unit (default: the preset's; add: two standard "
+        "deviations; mix: 0.5).",
     ),
     seed: int = typer.Option(42, "--seed", help="Same seed, same records in the same order."),
     phase: str = typer.Option("", "--phase", help="A name for this run, kept with the truth."),
 ) -> None:
-    """Send production traffic from the held-out season to the API, optionally shifted; truth kept aside."""
-    from mlops_kit.traffic import TrafficError, describe_shift
+    """Send the champion's held-out records to the API, optionally shifted; truth kept aside."""
+    from mlops_kit.traffic import TrafficError
     from mlops_kit.traffic import simulate as run_simulate
 
     settings = get_settings()
@@ -397,7 +403,7 @@ def simulate(
         _fail(str(exc))
     except TrafficError as exc:
         _fail(str(exc), 1)
-    typer.echo(f"shift          {describe_shift(shift, run.amount)}")
+    typer.echo(f"shift          {run.description}")
     typer.echo(run.batch_table().to_string(index=False))
     typer.echo(f"truth kept in  {display_path(run.truth_path)} (never sent to the API)")
 

@@ -1,10 +1,11 @@
-"""Production traffic simulator: records from the held-out season, optionally shifted, sent to the API.
+"""Production traffic simulator: held-out records of the champion's table, optionally shifted, sent to the API.
 
-The records are drawn from the newest field season (the one the model never trained on), in a
-seeded order, and may be changed the way things change in the field (``SHIFTS``). The true species
-of every record sent is kept aside in the workspace (``traffic/<run>.csv``, keyed by request id and
-position in the batch): it stands in for the label a human reviewer gives later. It is never sent
-to the API.
+The records are the rows the champion never trained on (for the penguins: the newest field
+season), in a seeded order, and may be changed the way things change in the field: a number read
+too high (``add:COLUMN``), a category turning up more often (``mix:COLUMN=VALUE``), or one of the
+penguins' stories (``PRESETS``: calliper, scale, colony). The true class of every record sent is
+kept aside in the workspace (``traffic/<run>.csv``, keyed by request id and position in the
+batch): it stands in for the label a human reviewer gives later. It is never sent to the API.
 """
 
 from __future__ import annotations
@@ -14,13 +15,16 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
 import httpx
 import numpy as np
 import pandas as pd
 
 from mlops_kit.config import Settings
-from mlops_kit.data import prepare
+from mlops_kit.data import PreparedData, prepare
+from mlops_kit.retrain import ORIGIN, PRODUCTION, SEASON, champion_data
+from mlops_kit.tables import normalize_column
 
 TRUTH = "truth"  # column with the true class of a sent record (never sent)
 KEY = ["request_id", "record_index"]  # how a prediction in the log is matched to its truth
@@ -28,49 +32,163 @@ KEY = ["request_id", "record_index"]  # how a prediction in the log is matched t
 
 @dataclass(frozen=True)
 class Shift:
-    """A change in the field a field scientist would recognise, and what `amount` measures."""
+    """A change in the field: the columns it touches, how, and what `amount` measures.
+
+    kind "add": `amount` is added to numeric columns (a miscalibrated instrument); "mix": a share
+    `amount` of the records take the category `value` in a column (a new site, a new supplier);
+    "colony": the penguins' story of Chinstraps turning up on Biscoe (records and truth change).
+    """
 
     name: str
-    unit: str
-    default: float
-    description: str
+    kind: Literal["none", "add", "mix", "colony"]
+    columns: tuple[str, ...] = ()
+    value: str | None = None
+    unit: str = ""
+    default: float | None = None  # None: worked out from the records (two standard deviations)
+    story: str = ""
+
+    def describe(self, amount: float) -> str:
+        """The shift in words, with its amount."""
+        if self.story:
+            return self.story.replace("`amount`", f"{amount:g}")
+        if self.kind == "add":
+            return f"{', '.join(self.columns)} read{'' if len(self.columns) > 1 else 's'} {amount:g} more"
+        if self.kind == "mix":
+            return (
+                f"a share of {amount:g} of the records come with {self.columns[0]} = {self.value}"
+            )
+        return "no change: records as held out"
 
 
-SHIFTS: dict[str, Shift] = {
+PRESETS: dict[
+    str, Shift
+] = {  # the penguins' stories; any table has add:COLUMN and mix:COLUMN=VALUE
     s.name: s
     for s in (
-        Shift("none", "", 0.0, "no change: records as measured in the newest season"),
         Shift(
-            "calliper",
-            "mm",
-            5.0,
-            "a calliper zeroed wrong: bill length and bill depth read `amount` mm too much",
+            "none", "none", default=0.0, story="no change: records as measured in the newest season"
         ),
         Shift(
-            "scale", "g", 500.0, "a scale that lost its tare: body mass reads `amount` g too much"
+            "calliper",
+            "add",
+            ("bill_length_mm", "bill_depth_mm"),
+            unit="mm",
+            default=5.0,
+            story="a calliper zeroed wrong: bill length and bill depth read `amount` mm too much",
+        ),
+        Shift(
+            "scale",
+            "add",
+            ("body_mass_g",),
+            unit="g",
+            default=500.0,
+            story="a scale that lost its tare: body mass reads `amount` g too much",
         ),
         Shift(
             "colony",
-            "share",
-            0.5,
-            "a new Chinstrap colony on Biscoe, where the model never saw one, sends a share "
+            "colony",
+            ("island", TRUTH),
+            unit="share",
+            default=0.5,
+            story="a new Chinstrap colony on Biscoe, where the model never saw one, sends a share "
             "of `amount` of the records",
         ),
     )
 }
+SHIFTS = PRESETS  # the name it had when the penguins were the only table
+HOW = (
+    "none, a preset (calliper, scale, colony), add:COLUMN (a number) or mix:COLUMN=VALUE (a share)"
+)
 
 
-def describe_shift(shift: str, amount: float | None = None) -> str:
-    """The shift in words, with its amount."""
-    value = _check_shift(shift, amount)
-    return SHIFTS[shift].description.replace("`amount`", f"{value:g}")
+def _column(records: pd.DataFrame, given: str) -> str:
+    """A column of the records by its name or its file header's normalised form."""
+    for name in (given, normalize_column(given)):
+        if name in records.columns and name not in (TRUTH, "source_row"):
+            return name
+    features = [c for c in records.columns if c not in (TRUTH, "source_row")]
+    raise ValueError(
+        f"the shift names column '{given}', which the records lack; they have: "
+        f"{', '.join(features)}"
+    )
 
 
-NEEDS = {  # the columns each shift changes (penguin measurements)
-    "calliper": ["bill_length_mm", "bill_depth_mm"],
-    "scale": ["body_mass_g"],
-    "colony": ["island", TRUTH],
-}
+def parse_shift(text: str, records: pd.DataFrame) -> Shift:
+    """A shift as written (a preset name, add:COLUMN, mix:COLUMN=VALUE), checked against the records."""
+    text = (text or "none").strip()
+    if text in PRESETS:
+        shift = PRESETS[text]
+        missing = [c for c in shift.columns if c not in records.columns]
+        if missing:
+            raise ValueError(
+                f"the {text} shift changes column(s) this table lacks: {', '.join(missing)}; "
+                "for your table use add:COLUMN or mix:COLUMN=VALUE"
+            )
+        return shift
+    kind, _, rest = text.partition(":")
+    if kind == "add" and rest:
+        column = _column(records, rest.strip())
+        if not pd.api.types.is_numeric_dtype(records[column]):
+            raise ValueError(
+                f"add:{column} needs a numeric column; '{column}' holds categories: "
+                f"use mix:{column}=VALUE"
+            )
+        return Shift(text, "add", (column,))
+    if kind == "mix" and "=" in rest:
+        given, _, value = rest.partition("=")
+        column = _column(records, given.strip())
+        if pd.api.types.is_numeric_dtype(records[column]):
+            raise ValueError(
+                f"mix:{column}=… needs a categorical column; '{column}' holds numbers: "
+                f"use add:{column}"
+            )
+        known = sorted(records[column].dropna().astype(str).unique())
+        if value.strip() not in known:
+            raise ValueError(
+                f"'{value.strip()}' is not a category of {column} the model knows; "
+                f"choose from: {', '.join(known)}"
+            )
+        return Shift(text, "mix", (column,), value=value.strip(), unit="share", default=0.5)
+    raise ValueError(f"unknown shift '{text}'; choose from: {HOW}")
+
+
+def default_shift(records: pd.DataFrame) -> str:
+    """The shift notebook 04 shows when none is given: calliper on the penguins; on another table,
+    its first numeric column read two standard deviations too high, or the mix of its first
+    categorical column moved to its rarest category."""
+    if all(c in records.columns for c in PRESETS["calliper"].columns):
+        return "calliper"
+    features = [c for c in records.columns if c not in (TRUTH, "source_row")]
+    numeric = [c for c in features if pd.api.types.is_numeric_dtype(records[c])]
+    if numeric:
+        return f"add:{numeric[0]}"
+    column = features[0]
+    rarest = records[column].dropna().astype(str).value_counts(ascending=True).index[0]
+    return f"mix:{column}={rarest}"
+
+
+def shift_amount(shift: Shift, amount: float | None, records: pd.DataFrame) -> float:
+    """The amount given, or the shift's default; a share must lie between 0 and 1."""
+    if amount is not None:
+        value = float(amount)
+    elif shift.default is not None:
+        value = shift.default
+    else:  # add:COLUMN with no amount: two standard deviations of the column, rounded
+        spread = float(records[shift.columns[0]].std())
+        value = float(f"{2 * spread:.2g}") if np.isfinite(spread) and spread > 0 else 1.0
+    if shift.unit == "share" and not 0.0 <= value <= 1.0:
+        raise ValueError(f"the {shift.name} shift's amount is a share between 0 and 1, not {value}")
+    return value
+
+
+def describe_shift(
+    shift: str, amount: float | None = None, records: pd.DataFrame | None = None
+) -> str:
+    """The shift in words, with its amount (a preset needs no records; add:/mix: do)."""
+    if records is None:
+        records = pd.DataFrame(columns=sorted({c for s in PRESETS.values() for c in s.columns}))
+    parsed = parse_shift(shift, records)
+    return parsed.describe(shift_amount(parsed, amount, records))
 
 
 class TrafficError(RuntimeError):
@@ -78,24 +196,32 @@ class TrafficError(RuntimeError):
 
 
 def season_records(settings: Settings) -> pd.DataFrame:
-    """The held-out newest season with complete measurements (the API requires every number)."""
-    prepared = prepare(settings, write=False)
-    season = prepared.eval.dropna(subset=prepared.spec.numeric)
+    """The held-out rows of the champion's table with every number present (the API requires them).
+
+    The champion's data version says which table and which rows were held out of its training;
+    production cases a retraining added are not replayed. Without a champion: the configured table.
+    """
+    prepared = _champion_data(settings) or prepare(settings, write=False)
+    held_out = prepared.eval
+    if ORIGIN in held_out:
+        held_out = held_out[held_out[ORIGIN].fillna(SEASON) != PRODUCTION]
+    season = held_out.dropna(subset=prepared.spec.numeric)
     out = season[prepared.spec.features].copy()
     out[TRUTH] = season[prepared.spec.target].astype(str)
     out["source_row"] = season.index.to_numpy()
     if out.empty:
-        raise ValueError("the held-out season has no record with every measurement to send")
+        raise ValueError("the held-out rows have no record with every number present to send")
     return out.reset_index(drop=True)
 
 
-def _check_shift(shift: str, amount: float | None) -> float:
-    if shift not in SHIFTS:
-        raise ValueError(f"unknown shift '{shift}'; choose from: {', '.join(SHIFTS)}")
-    value = SHIFTS[shift].default if amount is None else float(amount)
-    if shift == "colony" and not 0.0 <= value <= 1.0:
-        raise ValueError(f"the colony shift's amount is a share between 0 and 1, not {value}")
-    return value
+def _champion_data(settings: Settings) -> PreparedData | None:
+    """The data version the champion learnt from, where the workspace has one."""
+    if settings.embedded and not settings.mlflow_db.exists():
+        return None
+    try:
+        return champion_data(settings)[1]
+    except ValueError:  # no champion yet
+        return None
 
 
 def apply_shift(
@@ -106,21 +232,20 @@ def apply_shift(
     pool: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """The records as the changed field would report them (truth unchanged, values rounded as sheets)."""
-    value = _check_shift(shift, amount)
-    missing = [c for c in NEEDS.get(shift, []) if c not in records.columns]
-    if missing:
-        raise ValueError(
-            f"the {shift} shift changes column(s) this table lacks: {', '.join(missing)}"
-        )
+    pool = records if pool is None else pool
+    parsed = parse_shift(shift, pool)
+    value = shift_amount(parsed, amount, pool)
     out = records.copy()
-    if shift == "calliper":
-        for col in ("bill_length_mm", "bill_depth_mm"):
-            out[col] = (out[col] + value).round(1)
-    elif shift == "scale":
-        out["body_mass_g"] = (out["body_mass_g"] + value).round(0)
-    elif shift == "colony":
+    if parsed.kind == "add":
+        for col in parsed.columns:
+            shifted = out[col] + value
+            out[col] = shifted.round(1 if parsed.unit == "mm" else 0) if parsed.unit else shifted
+    elif parsed.kind == "mix":
         rng = rng or np.random.default_rng(0)
-        pool = records if pool is None else pool
+        moved = rng.random(len(out)) < value
+        out.loc[moved, parsed.columns[0]] = parsed.value
+    elif parsed.kind == "colony":
+        rng = rng or np.random.default_rng(0)
         chinstraps = pool[pool[TRUTH] == "Chinstrap"]
         if chinstraps.empty:
             raise ValueError("the colony shift needs Chinstrap records in the season")
@@ -139,7 +264,7 @@ def draw_traffic(
     amount: float | None = None,
     seed: int = 42,
 ) -> pd.DataFrame:
-    """n records in a seeded order: passes through the season without repeats, then shifted."""
+    """n records in a seeded order: passes through the held-out rows without repeats, then shifted."""
     if n < 1:
         raise ValueError("traffic needs at least one record")
     rng = np.random.default_rng(seed)
@@ -168,6 +293,7 @@ class TrafficRun:
     records: pd.DataFrame
     truth_path: Path
     features: list[str] = field(default_factory=list)
+    description: str = ""  # the shift in words
 
     def batch_table(self) -> pd.DataFrame:
         """One row per batch: size, serving version, confidence, low-confidence share, accuracy."""
@@ -220,7 +346,8 @@ def read_truth(settings: Settings) -> pd.DataFrame:
     files = sorted(truth_dir(settings).glob("*.csv"))
     if not files:
         return pd.DataFrame(columns=[*KEY, TRUTH])
-    frames = [pd.read_csv(f, dtype={"request_id": str}, keep_default_na=False) for f in files]
+    kept_as_text = {"request_id": str, TRUTH: str}  # a class "0" stays "0", as the API answers
+    frames = [pd.read_csv(f, dtype=kept_as_text, keep_default_na=False) for f in files]
     return pd.concat(frames, ignore_index=True)
 
 
@@ -269,8 +396,9 @@ def simulate(
     """Send `batches` batches of records to the API; keep their truth aside; return what it answered."""
     if batches < 1 or batch_size < 1:
         raise ValueError("batches and batch size must be at least 1")
-    value = _check_shift(shift, amount)
     season = season_records(settings)
+    parsed = parse_shift(shift, season)
+    value = shift_amount(parsed, amount, season)
     features = [c for c in season.columns if c not in (TRUTH, "source_row")]
     sent = draw_traffic(season, batches * batch_size, shift=shift, amount=value, seed=seed)
     run_id = uuid.uuid4().hex[:12]
@@ -294,5 +422,14 @@ def simulate(
     got = pd.DataFrame(answers)[["predicted", "confidence", "low_confidence", "model_version"]]
     records = pd.concat([sent.reset_index(drop=True), got], axis=1)
     return TrafficRun(
-        run_id, phase, shift, value, seed, started_at, records, truth_path, features=features
+        run_id,
+        phase,
+        parsed.name,
+        value,
+        seed,
+        started_at,
+        records,
+        truth_path,
+        features=features,
+        description=parsed.describe(value),
     )
