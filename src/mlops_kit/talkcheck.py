@@ -163,7 +163,8 @@ def check_docs(settings: Settings) -> list[Item]:
 def jupyter_lab(notebook_dir: Path, timeout: float = 90.0) -> Iterator[str]:
     """`jupyter lab` headless on a free port of 127.0.0.1; yields its URL with the token; stops it.
 
-    Its layout is kept in a temporary folder: the presenter's open tabs are not touched.
+    Its layout and checkpoints are kept in a temporary folder: the presenter's open tabs and the
+    notebooks folder are not touched.
     """
     from mlops_kit.serving.process import HOST, free_port
 
@@ -174,6 +175,7 @@ def jupyter_lab(notebook_dir: Path, timeout: float = 90.0) -> Iterator[str]:
             str(Path(sys.executable).with_name("jupyter")), "lab", "--no-browser",
             f"--ip={HOST}", f"--port={port}", f"--IdentityProvider.token={token}",
             f"--notebook-dir={notebook_dir}", f"--LabApp.workspaces_dir={tmp}",
+            f"--FileCheckpoints.checkpoint_dir={tmp}/checkpoints",
             "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
         ]  # fmt: skip
         if os.geteuid() == 0:
