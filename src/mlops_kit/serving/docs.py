@@ -2,8 +2,9 @@
 
 FastAPI's default pages load Swagger UI and ReDoc from a CDN and stay blank without internet.
 Here the JavaScript, CSS and favicon come from the ``fastapi-offline`` package installed with the
-kit, and the API serves them itself, as FastAPI's docs describe ("Self-hosting JavaScript and CSS
-for docs"). Build the app with ``docs_url=None, redoc_url=None``, then call ``serve_docs(app)``.
+kit, and the API serves them itself, as FastAPI's how-to "Custom Docs UI Static Assets
+(Self-Hosting)" describes. Build the app with ``docs_url=None, redoc_url=None``, then call
+``serve_docs(app)``.
 """
 
 from __future__ import annotations
