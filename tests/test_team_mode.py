@@ -77,6 +77,9 @@ def test_team_stack_on_postgresql_trains_into_its_registry(tmp_path: Path) -> No
             f"PostgreSQL already up on 127.0.0.1:{stack.pg_port}",
             f"mlflow server already up on {stack.tracking_uri}",
         ]
+        state = root / "team.json"  # pids and the role's password, for root's eyes only
+        assert state.stat().st_mode & 0o777 == 0o600
+        assert team.load(root).mlflow_pid and team.load(root).postgres_pid
         exports = dict(
             line.removeprefix("export ").split("=", 1) for line in stack.exports().splitlines()
         )

@@ -146,17 +146,20 @@ def init_cluster(cluster: Cluster) -> bool:
     return True
 
 
-def cluster_running(cluster: Cluster) -> bool:
-    """True when the cluster's postmaster is alive."""
+def postmaster_pid(cluster: Cluster) -> int | None:
+    """The pid of the cluster's running postmaster, or None."""
     pid_file = cluster.data / "postmaster.pid"
-    if not pid_file.exists():
-        return False
     try:
         pid = int(pid_file.read_text().split()[0])
         os.kill(pid, 0)
-    except (ValueError, IndexError, ProcessLookupError, PermissionError):
-        return False
-    return True
+    except (OSError, ValueError, IndexError):
+        return None
+    return pid
+
+
+def cluster_running(cluster: Cluster) -> bool:
+    """True when the cluster's postmaster is alive."""
+    return postmaster_pid(cluster) is not None
 
 
 def start_cluster(cluster: Cluster, timeout: int = 60) -> None:
@@ -299,6 +302,7 @@ class Team:
     mlflow_port: int
     password: str
     mlflow_pid: int | None = None
+    postgres_pid: int | None = None
 
     @property
     def tracking_uri(self) -> str:
@@ -332,6 +336,7 @@ def _save(team: Team) -> None:
         "mlflow_port": team.mlflow_port,
         "password": team.password,
         "mlflow_pid": team.mlflow_pid,
+        "postgres_pid": team.postgres_pid,
     }
     path.touch(mode=0o600)
     path.write_text(json.dumps(state, indent=2) + "\n")
@@ -380,8 +385,14 @@ def up(
         start_cluster(cluster)
         news.append(f"PostgreSQL up on {HOST}:{cluster.port}")
     ensure_databases(cluster, team.password)
+    team.postgres_pid = postmaster_pid(cluster)
     _save(team)
-    if _alive(team.mlflow_pid) and _answers(team.tracking_uri):
+    if _alive(team.mlflow_pid):
+        if not _answers(team.tracking_uri):
+            raise TeamError(
+                f"mlflow server (pid {team.mlflow_pid}) runs but does not answer on "
+                f"{team.tracking_uri}: see {root / 'mlflow-server.log'}, or `mlops-kit team down`"
+            )
         news.append(f"mlflow server already up on {team.tracking_uri}")
     else:
         if _port_taken(team.mlflow_port):
@@ -404,12 +415,12 @@ def down(root: Path) -> list[str]:
     if _alive(team.mlflow_pid):
         stop_process_group(team.mlflow_pid)  # type: ignore[arg-type]
         news.append("mlflow server stopped")
-    team.mlflow_pid = None
-    _save(team)
     cluster = cluster_of(team)
     if cluster_running(cluster):
         stop_cluster(cluster)
         news.append("PostgreSQL stopped")
+    team.mlflow_pid = team.postgres_pid = None
+    _save(team)
     return news or ["nothing was running"]
 
 

@@ -37,7 +37,7 @@ review_cases = sa.Table(
     sa.Column("case_id", sa.String(200), primary_key=True),  # request id # position in it
     sa.Column("review_set", sa.ForeignKey("review_sets.version"), nullable=False, index=True),
     sa.Column("position", sa.Integer, nullable=False),  # order within the review set
-    sa.Column("prediction_id", sa.Integer, nullable=False),  # the row of the prediction log
+    sa.Column("prediction_id", sa.BigInteger, nullable=False),  # the row of the prediction log
     sa.Column("request_id", sa.String(64), nullable=False),
     sa.Column("record_index", sa.Integer, nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),  # when it was predicted
