@@ -624,7 +624,11 @@ def team_status(root: Path = TeamRootOpt) -> None:
     """Whether PostgreSQL and mlflow server are up, and where."""
     from mlops_kit import team
 
-    for name, value in team.status(_team_root(root)).items():
+    try:
+        state = team.status(_team_root(root))
+    except team.TeamError as exc:
+        _fail(str(exc), 1)
+    for name, value in state.items():
         typer.echo(f"{name:<10} {value}")
 
 
