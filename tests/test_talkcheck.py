@@ -89,7 +89,7 @@ def test_full_check_with_the_training_notebook_is_a_go_and_leaves_the_workspace_
     areas = {i.area for i in report.items}
     assert areas == {"setup", "notebooks", "api", "lab", "mlflow-ui"}
     checks = {i.check for i in report.items}
-    assert {"/docs offline, Try it out", "notebook on kernel 'mlops-kit'"} <= checks
+    assert {"/docs offline, Try it out", "opens on kernel 'mlops-kit'"} <= checks
     failures = [i for i in report.items if not i.ok and not i.check.startswith("port")]
     assert not failures, failures
     assert not settings.workspace.exists()  # the check ran in a temporary workspace

@@ -228,7 +228,7 @@ def check_lab(notebook: str = "00_o_que_e_mlops.ipynb") -> list[Item]:
             ok, detail = lab_opens_notebook(url, notebook, KERNEL_NAME)
     except RuntimeError as exc:
         ok, detail = False, str(exc).splitlines()[0]
-    return [Item("lab", f"notebook on kernel '{KERNEL_NAME}'", ok, detail)]
+    return [Item("lab", f"opens on kernel '{KERNEL_NAME}'", ok, detail)]
 
 
 def check_mlflow_ui(settings: Settings) -> list[Item]:
