@@ -258,3 +258,23 @@ def test_unreadable_features_are_refused_before_anything_runs(isolated, tmp_path
     assert "must look like [a, b] or 'a, b'" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "runs").exists()
+
+
+def test_the_loop_notebook_runs_on_a_users_table_given_only_path_and_target(
+    isolated, wine_csv: Path
+) -> None:
+    result = run_cli(
+        "pipeline", "04", "-p", "DATA_PATH=wine.csv", "-p", "TARGET=cultivar", cwd=wine_csv.parent
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    executed = next(isolated.runs_dir.rglob("04_*.ipynb"))
+    shown = "".join(
+        "".join(out.get("text", "")) + "".join(out.get("data", {}).get("text/plain", ""))
+        for cell in json.loads(executed.read_text())["cells"]
+        for out in cell.get("outputs", [])
+    )
+    assert "alcohol reads" in shown  # the default shift of this table: its first number
+    assert "retraining due" in shown and "captados" in shown
+    params = _training_runs(isolated)[0].data.params
+    assert params["target"] == "cultivar" and "proline" in params["features"]
