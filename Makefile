@@ -15,11 +15,12 @@ CANARY_VENV := .venv-canary
 CANARY_PACKAGES := mlflow scikit-learn pandas papermill nbval
 
 .PHONY: help install demo test test-fast unit-tests notebook-tests lint format lab mlflow-ui serve reset \
-	notebooks bench lock train-job deploy-smoke canary canary-versions talk-check
+	notebooks bench lock train-job deploy-smoke canary canary-versions talk-check system-deps
 
 help: ## show this list
 	@echo "mlops-kit — make <target>:"
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
+		sed -e 's/\$$(PORT)/$(PORT)/g' -e 's/\$$(MLFLOW_PORT)/$(MLFLOW_PORT)/g' | \
 		awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-15s\033[0m %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml constraints.txt
@@ -36,7 +37,21 @@ demo: install ## run every notebook headless with papermill and say where the re
 	@echo
 	@$(BIN)/mlops-kit status
 
-test: install lint unit-tests notebook-tests ## lint, unit/integration tests, and pytest --nbval on the notebooks
+test: install system-deps lint unit-tests notebook-tests ## lint, unit/integration tests, and pytest --nbval on the notebooks
+
+system-deps: ## programs the tests drive, from Debian where missing: chromium, PostgreSQL, Prometheus
+	@missing=""; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v prometheus >/dev/null || missing="$$missing prometheus"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing from Debian:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	else \
+		echo "missing:$$missing (Debian/Ubuntu: sudo apt-get install$$missing)"; exit 1; \
+	fi
 
 test-fast: install ## the inner loop: lint and the tests not marked slow (under two minutes)
 	$(BIN)/ruff check src tests benchmarks
@@ -102,7 +117,7 @@ serve: install ## the REST API serving the champion (http://127.0.0.1:$(PORT)/do
 bench: install ## benchmarks: notebook run times against a bare kernel start
 	$(BIN)/python benchmarks/bench_notebooks.py
 
-talk-check: install ## the evening before the talk: setup, all notebooks, API, MLflow UI -> GO / NO-GO
+talk-check: install system-deps ## the evening before the talk: setup, notebooks, API, /docs in a browser, JupyterLab, MLflow UI -> GO / NO-GO
 	$(BIN)/mlops-kit talk-check
 
 reset: ## remove everything generated (MLflow database, artifacts, processed data, runs); data/raw stays

@@ -284,7 +284,7 @@ def _report_move(move) -> None:  # noqa: ANN001 - a zero-argument callable retur
 def talk_check(
     notebooks: list[str] = typer.Argument(None, help="Only these notebooks (default: all)."),
 ) -> None:
-    """The evening before the talk: setup, every notebook, the API, the MLflow UI; GO or NO-GO."""
+    """The evening before the talk: setup, notebooks, API, /docs in chromium, JupyterLab, MLflow UI; GO or NO-GO."""
     from mlops_kit.talkcheck import run_talk_check
 
     typer.echo("talk check (in a temporary workspace: your demo state is not touched)")
