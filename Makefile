@@ -15,7 +15,8 @@ CANARY_VENV := .venv-canary
 CANARY_PACKAGES := mlflow scikit-learn pandas papermill nbval
 
 .PHONY: help install demo test test-fast unit-tests notebook-tests lint format lab mlflow-ui serve reset \
-	notebooks bench lock train-job deploy-smoke canary canary-versions talk-check system-deps
+	notebooks bench lock train-job deploy-smoke canary canary-versions talk-check system-deps \
+	team-up team-down
 
 help: ## show this list
 	@echo "mlops-kit — make <target>:"
@@ -120,7 +121,14 @@ bench: install ## benchmarks: notebook run times against a bare kernel start
 talk-check: install system-deps ## the evening before the talk: setup, notebooks, API, /docs in a browser, JupyterLab, MLflow UI -> GO / NO-GO
 	$(BIN)/mlops-kit talk-check
 
+team-up: install system-deps ## team mode on this machine: PostgreSQL + mlflow server (then apply the exports it prints)
+	@$(BIN)/mlops-kit team up
+
+team-down: ## stop the team stack (its data stays in workspace/team)
+	@$(BIN)/mlops-kit team down
+
 reset: ## remove everything generated (MLflow database, artifacts, processed data, runs); data/raw stays
+	@if [ -f workspace/team/team.json ]; then $(BIN)/mlops-kit team down; fi
 	rm -rf workspace runs
 	@echo "reset: workspace/ and runs/ removed; data/raw/ untouched"
 
