@@ -202,6 +202,10 @@ def test_two_workers_count_and_log_every_prediction_once(workers: Workers) -> No
         assert (
             total(text, "mlops_kit_refused_requests_total", status=status, reason=reason) == count
         )
+    deadline = time.monotonic() + 10  # each worker samples its backlog every second
+    while total(text, "mlops_kit_prediction_log_backlog_rows") and time.monotonic() < deadline:
+        time.sleep(0.2)
+        text = scrape(workers)
     assert total(text, "mlops_kit_prediction_log_backlog_rows") == 0
 
 

@@ -30,7 +30,6 @@ from typing import Any
 
 import numpy as np
 from prometheus_client import (
-    CONTENT_TYPE_PLAIN_0_0_4,
     CollectorRegistry,
     Counter,
     Gauge,
@@ -44,7 +43,7 @@ from mlops_kit.serving.errors import BadRequest
 from mlops_kit.store.predictions import LogEntry, PredictionLog
 
 MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
-CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4  # the Prometheus text format
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"  # the text format every Prometheus reads
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 CONFIDENCE_BUCKETS = (0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
 # why a request without itemised problems was refused (itemised ones: the first problem's type)

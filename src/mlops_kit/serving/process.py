@@ -139,7 +139,7 @@ def start_api(
 ) -> ApiProcess:
     """Start `python -m mlops_kit serve` in its own process group and wait until it answers.
 
-    ``workers`` > 1: that many worker processes on the port; this waits until one of them answers.
+    ``workers`` > 1: that many worker processes on the port; this waits until each has answered.
     """
     port = port or free_port()
     env = {
@@ -152,7 +152,15 @@ def start_api(
     if workers > 1:
         command += ["--workers", str(workers)]
     server = _launch(command, env, port, log)
-    return _wait(server, "the API", timeout, (200,) if require_model else (200, 503))
+    deadline = time.monotonic() + timeout
+    _wait(server, "the API", timeout, (200,) if require_model else (200, 503))
+    pids: set[int] = set()
+    while len(pids) < workers:  # a new connection is taken by any worker that is ready
+        if time.monotonic() > deadline:
+            server.stop()
+            raise RuntimeError(f"{len(pids)} of {workers} workers answered:\n{server.log_tail()}")
+        pids.add(_request(f"{server.url}/health", None, 5.0)[1].get("pid"))
+    return server
 
 
 def start_mlflow_server(
