@@ -6,7 +6,7 @@ What a platform team graphs and alerts on, all named ``mlops_kit_…``:
     predictions_total{model_version,class}           counter: every prediction served
     prediction_confidence{model_version}             histogram: the confidence of each prediction
     low_confidence_predictions_total{model_version}  counter: predictions flagged for review
-    refused_requests_total{status,reason}            counter: requests answered with a 4xx/5xx
+    refused_requests_total{status,reason}            counter: requests the API refused
     prediction_log_backlog_rows                      gauge: rows accepted but not yet written
 
 One process: the values live in the app's own registry, beside the process's CPU and memory.
@@ -192,7 +192,7 @@ def observe_many(histogram: Any, values: Sequence[float]) -> None:
     """``histogram.observe(v)`` for every value, as a few bucket increments.
 
     A 10,000-record batch observed one by one costs 14 ms (36 ms in multiprocess mode, where every
-    observation writes a file), as much as scoring it; counted with numpy first, well under 1 ms.
+    observation writes a file), as much as scoring it; counted with numpy first, 0.2 ms (0.4 ms).
     The client has no bulk call, so this fills the buckets ``Histogram.observe`` fills (the same
     text is scraped either way: tests/serving/test_metrics.py).
     """
