@@ -56,8 +56,12 @@ def mlops_cycle() -> Figure:
         scale = min(half_w / max(abs(direction[0]), 1e-9), half_h / max(abs(direction[1]), 1e-9))
         return center + direction * (scale + 0.15)
 
-    for i in range(n):
-        start, end = centers[i], centers[(i + 1) % n]
+    # each step leads to the next; retraining leads back to training ("o processo retorna para a
+    # etapa de treinamento"), not to the exploratory analysis
+    training = [label for label, _ in CYCLE].index("Treinamento")
+    steps = [(i, i + 1, 0.0) for i in range(n - 1)] + [(n - 1, training, -0.35)]
+    for i, j, bend in steps:
+        start, end = centers[i], centers[j]
         direction = (end - start) / np.linalg.norm(end - start)
         ax.add_patch(
             FancyArrowPatch(
@@ -66,7 +70,8 @@ def mlops_cycle() -> Figure:
                 arrowstyle="-|>",
                 mutation_scale=18,
                 lw=1.6,
-                color="#333333",
+                color="#C44E52" if bend else "#333333",
+                connectionstyle=f"arc3,rad={bend}",
             )
         )
     ax.text(0, 0.25, "MLOps", ha="center", fontsize=24, weight="bold", color="#333333")

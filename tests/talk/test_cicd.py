@@ -16,10 +16,12 @@ def test_workflows_table_lists_each_workflow_with_its_make_targets():
     assert table.loc["train.yml", "make targets, in order"] == "install → train-job → deploy-smoke"
 
 
-def test_targets_table_uses_the_makefiles_own_help():
+def test_targets_table_says_in_portuguese_what_each_target_the_workflows_call_does():
     table = cicd.targets_table().set_index("command")
-    assert table.loc["make deploy-smoke", "what it does"].startswith("CD:")
-    assert all(table["what it does"] != "")  # every target a workflow calls is documented
+    assert table.loc["make deploy-smoke", "what it does"].startswith("CD: sobe a API")
+    documented = cicd.make_targets()
+    assert set(table.index.str.removeprefix("make ")) <= set(documented)  # real targets
+    assert set(table.index.str.removeprefix("make ")) <= set(cicd.TARGETS_PT)  # all in Portuguese
 
 
 @pytest.mark.slow
@@ -37,5 +39,5 @@ def test_run_tests_reports_green_and_red(tmp_path: Path):
 def test_levels_table_shows_the_measured_times():
     table = cicd.levels_table(pipeline_seconds=3.0, delivery_seconds=5.5)
     assert list(table.index) == [0, 1, 2]
-    assert "3.0 s" in table.loc[1, "de dados novos a modelo servido"]
-    assert "8.5 s" in table.loc[2, "de dados novos a modelo servido"]
+    assert "3,0 s" in table.loc[1, "de dados novos a modelo servido"]
+    assert "8,5 s" in table.loc[2, "de dados novos a modelo servido"]

@@ -59,9 +59,27 @@ def workflows_table(directory: Path = WORKFLOWS_DIR) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+# What the make targets the workflows call do, for the audience (the Makefile's `##` help is the
+# English original; a target missing here is shown with it).
+TARGETS_PT = {
+    "install": "cria o .venv e instala o kit nas versões fixadas (constraints.txt)",
+    "lint": "ruff: lint e checagem de formatação",
+    "unit-tests": "os testes de tests/ (MLflow, papermill e um mlflow server de verdade)",
+    "notebook-tests": "pytest --nbval: reexecuta cada notebook num workspace novo e compara as saídas",
+    "demo": "roda todos os notebooks sem interface com o papermill e diz onde ficaram os resultados",
+    "train-job": "o treinamento agendado: notebook 02 sem interface; falha se o gate recusar",
+    "deploy-smoke": "CD: sobe a API no champion, faz o smoke test e volta o alias se ele falhar",
+    "canary": "os testes contra as versões mais novas de mlflow, scikit-learn, pandas, papermill e "
+    "nbval (não as fixadas), no .venv-canary",
+    "canary-versions": "quais versões o canary testou, ao lado das fixadas",
+    "system-deps": "programas que os testes usam, do Debian quando faltam: chromium, PostgreSQL, "
+    "Prometheus",
+}
+
+
 def targets_table(directory: Path = WORKFLOWS_DIR) -> pd.DataFrame:
-    """What each make target the workflows call checks or does (the Makefile's own words)."""
-    documented = make_targets()
+    """What each make target the workflows call checks or does (in Portuguese; else the Makefile's)."""
+    documented = {**make_targets(), **TARGETS_PT}
     used: list[str] = []
     for path in sorted(directory.glob("*.yml")):
         for command in _run_steps(yaml.safe_load(path.read_text())):
@@ -93,7 +111,7 @@ def run_tests(paths: list[str], root: Path = PROJ_ROOT) -> dict[str, object]:
 
 
 def _seconds(value: float | None) -> str:
-    return f"≈ {value:.1f} s" if value is not None else "—"
+    return f"≈ {value:.1f} s".replace(".", ",") if value is not None else "—"
 
 
 def levels_table(pipeline_seconds: float, delivery_seconds: float) -> pd.DataFrame:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 
@@ -62,6 +63,19 @@ def starting_champion(settings: Settings, **pipeline_options: object) -> Startin
             raise RuntimeError(f"the starting model failed the gate: {result.decision.reason}")
         registry.promote(settings, version, RESTART_REASON)
     return StartingPoint(version, season_data, "trained now")
+
+
+def one_request(api: ApiProcess) -> str:
+    """One POST /predict as any client sends it (the record of the API's /docs example), and the
+    API's JSON answer."""
+    body = api.get("/openapi.json")["paths"]["/predict"]["post"]["requestBody"]
+    record = body["content"]["application/json"]["examples"]["one record"]["value"]
+    sent = json.dumps(record, ensure_ascii=False)
+    status, answer = api.post("/predict", record)
+    curl = (
+        f"$ curl -X POST {api.url}/predict -H 'Content-Type: application/json' \\\n    -d '{sent}'"
+    )
+    return f"{curl}\nHTTP {status}\n{json.dumps(answer, indent=2, ensure_ascii=False)}"
 
 
 def serving_version(api: ApiProcess) -> str | None:
