@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 import random
 import shutil
-import subprocess
 import threading
 import time
+import urllib.parse
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -209,58 +209,27 @@ def test_two_workers_count_and_log_every_prediction_once(workers: Workers) -> No
     assert total(text, "mlops_kit_prediction_log_backlog_rows") == 0
 
 
-def prometheus_binary() -> str:
-    """Debian's prometheus: a failure in CI (it must be there), a skip elsewhere."""
-    binary = shutil.which("prometheus")
-    if binary is None:
+@pytest.fixture
+def prometheus(workers: Workers, tmp_path: Path) -> Iterator[process.ApiProcess]:
+    """A real Prometheus on 127.0.0.1 scraping the API every second (CI: it must be installed)."""
+    if shutil.which("prometheus") is None:
         message = "the prometheus binary is missing: run `make system-deps` (Debian package)"
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
-    return binary
+    target = f"127.0.0.1:{workers.api.port}"
+    with process.start_prometheus([target], tmp_path / "prometheus", interval=1) as server:
+        yield server
 
 
-@pytest.fixture
-def prometheus(workers: Workers, tmp_path: Path) -> Iterator[str]:
-    """A real Prometheus on 127.0.0.1 scraping the API every second; its URL."""
-    binary = prometheus_binary()
-    port = process.free_port()
-    config = tmp_path / "prometheus.yml"
-    config.write_text(
-        "global: {scrape_interval: 1s, scrape_timeout: 1s}\n"
-        "scrape_configs:\n"
-        "  - job_name: mlops-kit-api\n"
-        f"    static_configs: [{{targets: ['127.0.0.1:{workers.api.port}']}}]\n"
-    )
-    log = tmp_path / "prometheus.log"
-    with open(log, "w") as out:
-        proc = subprocess.Popen(
-            [
-                binary, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-                f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn",
-            ],
-            stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+def query(prometheus: process.ApiProcess, promql: str) -> dict:
+    """Prometheus' HTTP API answer to an instant query."""
+    return prometheus.get(f"/api/v1/query?{urllib.parse.urlencode({'query': promql})}")
 
 
-def query(prometheus: str, promql: str) -> dict:
-    """Prometheus' HTTP API answer to an instant query (an error while it starts: {})."""
-    try:
-        return httpx.get(f"{prometheus}/api/v1/query", params={"query": promql}, timeout=5).json()
-    except httpx.TransportError:
-        return {}
-
-
-def test_prometheus_scrapes_every_workers_predictions(workers: Workers, prometheus: str) -> None:
+def test_prometheus_scrapes_every_workers_predictions(
+    workers: Workers, prometheus: process.ApiProcess
+) -> None:
     for body in (RECORDS, RECORDS[:1], RECORDS[1:]):
         assert workers.post(body).status_code == 200
     expected = len(workers.answered)

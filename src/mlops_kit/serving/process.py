@@ -1,10 +1,11 @@
-"""Run the API (or an MLflow server) as a background process on 127.0.0.1: notebooks, checks, tests."""
+"""Run the API (or an MLflow server, or Prometheus) in the background on 127.0.0.1: notebooks, tests."""
 
 from __future__ import annotations
 
 import atexit
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -15,6 +16,8 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import yaml
 
 from mlops_kit.config import Settings, settings_env
 
@@ -113,14 +116,20 @@ def _launch(command: list[str], env: dict[str, str], port: int, log: Path | None
     return server
 
 
-def _wait(server: ApiProcess, what: str, timeout: float, accept: tuple[int, ...]) -> ApiProcess:
+def _wait(
+    server: ApiProcess,
+    what: str,
+    timeout: float,
+    accept: tuple[int, ...],
+    path: str = "/health",
+) -> ApiProcess:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.proc.poll() is not None:
             server.stop()
             raise RuntimeError(f"{what} exited with {server.proc.returncode}:\n{server.log_tail()}")
         try:
-            if _request(f"{server.url}/health", None, 2.0)[0] in accept:
+            if _request(f"{server.url}{path}", None, 2.0)[0] in accept:
                 return server
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             pass
@@ -185,3 +194,36 @@ def start_mlflow_server(
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
     }
     return _wait(_launch(command, env, port, log), "mlflow server", timeout, (200,))
+
+
+def prometheus_config(targets: list[str], interval: int = 5) -> str:
+    """A prometheus.yml that scrapes GET /metrics of the APIs at ``targets`` ("host:port")."""
+    every = f"{interval}s"
+    config = {
+        "global": {"scrape_interval": every, "scrape_timeout": every},
+        "scrape_configs": [{"job_name": "mlops-kit-api", "static_configs": [{"targets": targets}]}],
+    }
+    return yaml.safe_dump(config, sort_keys=False)
+
+
+def start_prometheus(
+    targets: list[str],
+    folder: Path,
+    port: int | None = None,
+    interval: int = 5,
+    timeout: float = 60.0,
+) -> ApiProcess:
+    """Start Prometheus (Debian's package) scraping ``targets``; its config and data in ``folder``."""
+    binary = shutil.which("prometheus")
+    if binary is None:
+        raise FileNotFoundError("prometheus is not installed: run `make system-deps`")
+    port = port or free_port()
+    folder.mkdir(parents=True, exist_ok=True)
+    config = folder / "prometheus.yml"
+    config.write_text(prometheus_config(targets, interval))
+    command = [
+        binary, f"--config.file={config}", f"--storage.tsdb.path={folder / 'data'}",
+        f"--web.listen-address={HOST}:{port}", "--log.level=warn",
+    ]  # fmt: skip
+    server = _launch(command, dict(os.environ), port, folder / "prometheus.log")
+    return _wait(server, "prometheus", timeout, (200,), path="/-/ready")
