@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from jupyter_client import AsyncKernelManager
 from mlflow.tracking import MlflowClient
 
 from mlops_kit.config import get_settings
 from mlops_kit.notebook_runner import (
+    KERNEL_NAME,
     NOTEBOOKS_DIR,
+    FinishedNotebookKernelManager,
     parsed_parameters,
     resolve_notebooks,
     run_notebooks,
@@ -62,8 +66,13 @@ def test_training_notebook_runs_with_parameters_and_is_attached_as_report(isolat
     client = MlflowClient(isolated.tracking_uri)
     for run_id in runs[0].mlflow_run_ids:
         assert client.get_run(run_id).data.params["quality_gate"] == "0.5"
-        reports = [a.path for a in client.list_artifacts(run_id, "report")]
-        assert reports == [f"report/{runs[0].output.name}"]
+        reports = {a.path for a in client.list_artifacts(run_id, "report")}
+        html = runs[0].output.with_suffix(".html").name
+        # the .ipynb to re-run, and a page MLflow's UI previews
+        assert reports == {f"report/{runs[0].output.name}", f"report/{html}"}
+    page = runs[0].output.with_suffix(".html").read_text()
+    assert page.startswith("<!DOCTYPE html>") and "celltag_injected-parameters" in page
+    assert "data:image/png;base64," in page  # the notebook's figures travel inside the page
     table = registry_table(isolated)
     assert list(table["version"]) == [1, 2]
     assert table.loc[0, "aliases"] == "champion"
@@ -125,6 +134,41 @@ def test_papermill_cli_runs_the_training_notebook_headless(isolated, tmp_path: P
     assert result.returncode != 0
     assert "quality gate must be between 0 and 1" in result.stderr + out.read_text()
     assert registry_table(isolated).empty
+
+
+async def _sigint_seen_at_shutdown(manager_class: type, marker: Path) -> bool:
+    """Start a kernel, make it note any SIGINT in a file, shut it down: was it interrupted?"""
+    code = (
+        "import signal\n"
+        "kernel = get_ipython().kernel\n"
+        "kernel.pre_handler_hook = kernel.post_handler_hook = lambda: None  # keep our handler\n"
+        f"signal.signal(signal.SIGINT, lambda *_: open({str(marker)!r}, 'w').write('SIGINT'))\n"
+    )
+    manager = manager_class(kernel_name=KERNEL_NAME)
+    await manager.start_kernel()
+    client = manager.client()
+    client.start_channels()
+    try:
+        await client.wait_for_ready(timeout=60)
+        reply = await client.execute_interactive(code, timeout=60)
+        assert reply["content"]["status"] == "ok"
+    finally:
+        client.stop_channels()
+        await manager.shutdown_kernel()
+    return marker.exists()
+
+
+@pytest.mark.parametrize(
+    ("manager_class", "interrupted"),
+    [(AsyncKernelManager, True), (FinishedNotebookKernelManager, False)],
+)
+def test_a_finished_notebooks_kernel_is_shut_down_without_a_sigint(
+    tmp_path: Path, manager_class: type, interrupted: bool
+) -> None:
+    # jupyter_client's default shutdown interrupts first; a kernel still finishing papermill's
+    # last request then logs "[IPKernelApp] ERROR | KeyboardInterrupt caught in kernel."
+    marker = tmp_path / "sigint"
+    assert asyncio.run(_sigint_seen_at_shutdown(manager_class, marker)) is interrupted
 
 
 def test_a_pipeline_that_finds_the_workspace_busy_exits_75(isolated, tmp_path: Path) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+
+import mlflow
 import numpy as np
 import pandas as pd
 import pytest
@@ -9,6 +12,7 @@ import pytest
 from mlops_kit.config import Settings
 from mlops_kit.data import PreparedData, prepare
 from mlops_kit.model import predict_with_confidence
+from mlops_kit.tracking import log_data_inputs
 from mlops_kit.train import (
     CANDIDATES,
     CandidateResult,
@@ -135,3 +139,23 @@ def test_a_tiny_training_set_still_trains_every_candidate(tmp_path, write_csv) -
     assert set(results) == set(CANDIDATES)
     assert results["knn"].params["n_neighbors"] == len(tiny.X_train)
     assert all(0 <= r.metrics["accuracy"] <= 1 for r in results.values())
+
+
+def test_the_tables_are_logged_as_run_inputs_named_by_data_version(prepared, tmp_path):
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    with mlflow.start_run() as run:
+        log_data_inputs(prepared)
+
+    inputs = mlflow.get_run(run.info.run_id).inputs.dataset_inputs
+    version = prepared.card.data_version
+    logged = {
+        i.dataset.name: (
+            {t.value for t in i.tags if t.key == "mlflow.data.context"},
+            json.loads(i.dataset.profile)["num_rows"],
+        )
+        for i in inputs
+    }
+    assert logged == {
+        f"train-{version}": ({"training"}, len(prepared.train)),
+        f"eval-{version}": ({"evaluation"}, len(prepared.eval)),
+    }

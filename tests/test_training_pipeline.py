@@ -84,11 +84,31 @@ def test_pipeline_run_keeps_its_evidence_in_mlflow(settings, tmp_path):
     child = client.get_run(result.best.run_id)
     assert child.data.tags["mlflow.parentRunId"] == result.run_id
     assert child.data.metrics["eval_f1_macro"] == pytest.approx(result.best.metrics["f1_macro"])
+    version = result.prepared.card.data_version
+    for logged in (run, child):  # the pipeline's run and each candidate's name the tables used
+        inputs = {
+            i.dataset.name: {t.value for t in i.tags if t.key == "mlflow.data.context"}
+            for i in logged.inputs.dataset_inputs
+        }
+        assert inputs == {f"train-{version}": {"training"}, f"eval-{version}": {"evaluation"}}
+    # MLflow's UI opens the kit's experiment in its model-training view, not the GenAI one
+    experiment = client.get_experiment(result.experiment_id)
+    assert experiment.tags[tracking.EXPERIMENT_KIND_TAG] == "custom_model_development"
     plots = {a.path for a in client.list_artifacts(result.best.run_id, "plots")}
     assert plots == {"plots/confusion_matrix.png", "plots/confidence_histogram.png"}
     summary = dict(result.summary().itertuples(index=False))
     assert summary["promoted to champion"] == "yes"
     assert summary["champion now"] == "v1"
+
+
+def test_an_experiment_made_before_the_kind_tag_gets_it(settings):
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    settings.workspace.mkdir(parents=True)
+    old = mlflow.MlflowClient().create_experiment(settings.experiment_name)
+
+    assert tracking.configure(settings) == old
+    tags = tracking.client(settings).get_experiment(old).tags
+    assert tags[tracking.EXPERIMENT_KIND_TAG] == tracking.EXPERIMENT_KIND
 
 
 @pytest.mark.parametrize("gate", [1.01, -0.1])

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from jupyter_client import AsyncKernelManager
+
 from mlops_kit.config import (
     PROJ_ROOT,
     Settings,
@@ -82,6 +84,21 @@ def install_kernel(prefix: str = sys.prefix) -> str:
         )
     finally:
         shutil.rmtree(spec_dir, ignore_errors=True)
+
+
+class FinishedNotebookKernelManager(AsyncKernelManager):
+    """Shuts a kernel down with a shutdown request only, without the SIGINT sent first by default.
+
+    jupyter_client interrupts a kernel before asking it to quit, in case code is still running.
+    Papermill's last message is a kernel_info request, and it shuts down as soon as the reply
+    arrives: the SIGINT can then land while the kernel is still finishing that request, which it
+    logs as "[IPKernelApp] ERROR | KeyboardInterrupt caught in kernel." Once the notebook is done,
+    nothing runs; a kernel that does not quit still gets SIGTERM, then SIGKILL.
+    """
+
+    async def _async_interrupt_kernel(self) -> None:
+        if not self.shutting_down:
+            await super()._async_interrupt_kernel()
 
 
 def list_notebooks(directory: Path = NOTEBOOKS_DIR) -> list[Path]:
@@ -162,6 +179,7 @@ def _execute(
                     cwd=str(notebook.parent),
                     progress_bar=False,
                     log_output=False,
+                    kernel_manager_class=FinishedNotebookKernelManager,
                 )
         except Exception as exc:  # noqa: BLE001 - papermill raises many kinds; all mean "failed"
             error = _first_line(exc)
@@ -217,7 +235,7 @@ def _first_line(exc: Exception) -> str:
 
 
 def attach_report(output: Path, invocation: str, settings: Settings) -> list[str]:
-    """Log the executed notebook as the report of every top-level MLflow run its invocation created."""
+    """Log the executed notebook (.ipynb and .html) as the report of each top-level run it made."""
     import mlflow
 
     from mlops_kit import tracking
@@ -237,9 +255,26 @@ def attach_report(output: Path, invocation: str, settings: Settings) -> list[str
     # the top-level runs the notebook started (training, monitoring, retraining…), not the
     # nested candidate runs inside them
     runs = [r for r in found if "mlflow.parentRunId" not in r.data.tags]
-    for run in runs:
-        client.log_artifact(run.info.run_id, str(output), "report")
+    if runs:
+        html = render_html(output)  # MLflow's UI previews .html; an .ipynb shows as raw JSON
+        for run in runs:
+            client.log_artifact(run.info.run_id, str(output), "report")
+            client.log_artifact(run.info.run_id, str(html), "report")
     return [r.info.run_id for r in runs]
+
+
+def render_html(notebook: Path) -> Path:
+    """Write the executed notebook as one self-contained HTML page beside it (JupyterLab's look)."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    exporter = HTMLExporter(template_name="lab", embed_images=True)
+    # images a markdown cell links to are found next to the notebook the kit ships
+    resources = {"metadata": {"path": str(NOTEBOOKS_DIR)}}
+    body, _ = exporter.from_notebook_node(nbformat.read(notebook, as_version=4), resources)
+    html = notebook.with_suffix(".html")
+    html.write_text(body, encoding="utf-8")
+    return html
 
 
 def summary_lines(results: list[NotebookRun]) -> list[str]:

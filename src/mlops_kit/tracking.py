@@ -6,13 +6,19 @@ import logging
 import os
 
 import mlflow
+from mlflow.data.sources import LocalArtifactDatasetSource
 from mlflow.tracking import MlflowClient
 
 from mlops_kit.config import Settings
+from mlops_kit.dataset import PreparedData
 
 INVOCATION_ENV = "MLOPS_KIT_INVOCATION_ID"  # set by the papermill runner, tagged on every run
 _QUIET = ("mlflow", "alembic")
 _EXPORTED = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_EXPERIMENT_ID")
+# MLflow 3's UI reads this experiment tag to choose its view; without it the UI may open an
+# experiment as GenAI work (traces, "Evaluations"). The kit trains classic models.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
 
 
 def configure(settings: Settings) -> str:
@@ -33,10 +39,14 @@ def configure(settings: Settings) -> str:
     if experiment is None:
         location = settings.artifact_root.as_uri() if settings.embedded else None
         experiment_id = client.create_experiment(
-            settings.experiment_name, artifact_location=location
+            settings.experiment_name,
+            artifact_location=location,
+            tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND},
         )
     else:
         experiment_id = experiment.experiment_id
+        if EXPERIMENT_KIND_TAG not in experiment.tags:  # made before the kit set the tag
+            client.set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
     mlflow.set_experiment(experiment_id=experiment_id)
     for name, value in exported.items():
         if value is None:
@@ -55,3 +65,21 @@ def invocation_tags() -> dict[str, str]:
     """Tags that tie a run to the papermill invocation that started it (if any)."""
     invocation = os.environ.get(INVOCATION_ENV)
     return {"mlops_kit.invocation_id": invocation} if invocation else {}
+
+
+def log_data_inputs(prepared: PreparedData) -> None:
+    """Log the training and held-out tables as the active run's dataset inputs, named by data version."""
+    card = prepared.card
+    for split, frame, context in (
+        ("train", prepared.train, "training"),
+        ("eval", prepared.eval, "evaluation"),
+    ):
+        dataset = mlflow.data.from_pandas(
+            frame,
+            # the split's file in the data version (an explicit source: a bare path string makes
+            # MLflow warn that two local sources could read it, mlflow/mlflow#9702)
+            source=LocalArtifactDatasetSource(card.files.get(split, card.source)),
+            targets=prepared.spec.target,
+            name=f"{split}-{card.data_version}",
+        )
+        mlflow.log_input(dataset, context=context)

@@ -26,7 +26,7 @@ from mlops_kit import model as model_module
 from mlops_kit.data import DatasetSpec, PreparedData
 from mlops_kit.model import CONFIDENCE, PREDICTED, PROBA_PREFIX, ClassifierWithConfidence
 from mlops_kit.model import predict_with_confidence as predict_with_confidence
-from mlops_kit.tracking import invocation_tags
+from mlops_kit.tracking import invocation_tags, log_data_inputs
 
 
 def _classifiers(seed: int) -> dict[str, Callable[[], object]]:
@@ -141,12 +141,13 @@ def pip_requirements() -> list[str]:
 def log_candidate(
     result: CandidateResult, prepared: PreparedData, tags: dict[str, str] | None = None
 ) -> CandidateResult:
-    """Log one candidate as a nested MLflow run: params, metrics, data version, plots, model."""
+    """Log one candidate as a nested MLflow run: params, metrics, data inputs, plots, model."""
     with mlflow.start_run(run_name=result.name, nested=True) as run:
         mlflow.set_tags({"candidate": result.name, "data_version": prepared.card.data_version})
         mlflow.set_tags({**invocation_tags(), **(tags or {})})
         mlflow.log_params({"candidate": result.name, **result.params})
         mlflow.log_metrics({f"eval_{k}": v for k, v in result.metrics.items()})
+        log_data_inputs(prepared)  # the tables it learned from and was scored on
         scored = predict_with_confidence(result.pipeline, prepared.X_eval)
         for fig_name, fig in (
             ("confusion_matrix.png", plots.confusion_matrix(prepared.y_eval, scored[PREDICTED])),

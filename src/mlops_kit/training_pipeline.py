@@ -90,6 +90,7 @@ def run_training_pipeline(
             }
         )
         mlflow.log_dict(prepared.card.to_dict(), "data/data_card.json")
+        tracking.log_data_inputs(prepared)
         results = train.train_candidates(
             prepared, candidates, settings.seed, low_confidence=settings.low_confidence
         )
