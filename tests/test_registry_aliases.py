@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from mlops_kit import tracking
-from mlops_kit.registry import CHAMPION, champion_version, promote, rollback
+from mlops_kit.registry import (
+    CHAMPION,
+    champion_version,
+    promote,
+    registry_table,
+    retire_champion,
+    rollback,
+)
 from mlops_kit.training_pipeline import run_training_pipeline
 
 pytestmark = pytest.mark.slow  # real training, notebooks or server processes
@@ -65,3 +72,17 @@ def test_bad_promotions_are_refused_and_change_nothing(two_versions, version, re
 def test_rollback_without_any_champion_is_refused(settings):
     with pytest.raises(ValueError, match="no champion to roll back"):
         rollback(settings, "empty registry")
+
+
+def test_retiring_the_champion_keeps_the_version_and_the_reason(two_versions):
+    with pytest.raises(ValueError, match="needs a reason"):
+        retire_champion(two_versions, " ")
+    assert retire_champion(two_versions, "notebook 02 starts its story") == "1"
+    assert champion_version(two_versions) is None
+    assert _version(two_versions, "1").tags["retired_reason"] == "notebook 02 starts its story"
+    assert retire_champion(two_versions, "again") is None  # nothing left to retire
+    # the next run of the pipeline is promoted: there is no champion to beat
+    again = run_training_pipeline(two_versions, candidates=["logistic_regression"])
+    assert again.decision.promoted and champion_version(two_versions) == "3"
+    shown = registry_table(two_versions, versions=["1", "3"])
+    assert shown["version"].tolist() == [1, 3] and shown["aliases"].tolist() == ["", CHAMPION]

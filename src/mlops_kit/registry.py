@@ -244,11 +244,36 @@ def rollback(settings: Settings, reason: str) -> AliasMove:
     return _move_champion(client, name, previous, reason, "rollback", record_previous=False)
 
 
-def registry_table(settings: Settings) -> pd.DataFrame:
-    """Every version of the kit's model: aliases, gate result, score, data version."""
+def retire_champion(settings: Settings, reason: str) -> str | None:
+    """Take the `champion` alias off its version (the reason is recorded there); the version stays.
+
+    Returns the version that was champion, or None when there was none.
+    """
+    if not reason.strip():
+        raise ValueError(
+            "retiring the champion needs a reason (it is recorded on the model version)"
+        )
+    client = make_client(settings)
+    current = champion_version(settings, client)
+    if current is None:
+        return None
+    client.delete_registered_model_alias(settings.model_name, CHAMPION)
+    client.set_model_version_tag(settings.model_name, current, "retired_reason", reason)
+    client.set_model_version_tag(
+        settings.model_name,
+        current,
+        "champion_until",
+        datetime.now(UTC).isoformat(timespec="seconds"),
+    )
+    return current
+
+
+def registry_table(settings: Settings, versions: list[str] | None = None) -> pd.DataFrame:
+    """The versions of the kit's model (all, or the ones named): aliases, gate, score, data version."""
     client = make_client(settings)
     try:
-        versions = client.search_model_versions(f"name = '{settings.model_name}'")
+        found = client.search_model_versions(f"name = '{settings.model_name}'")
+        versions = [v for v in found if versions is None or str(v.version) in map(str, versions)]
         aliases = client.get_registered_model(settings.model_name).aliases
     except MlflowException:
         versions, aliases = [], {}
