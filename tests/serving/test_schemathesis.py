@@ -24,6 +24,7 @@ CASES = [  # GET endpoints take no input, so there is nothing to make invalid
     ("POST", "/admin/reload", NEGATIVE),
     ("GET", "/health", POSITIVE),
     ("GET", "/model", POSITIVE),
+    ("GET", "/metrics", POSITIVE),
 ]
 
 

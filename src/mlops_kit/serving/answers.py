@@ -155,6 +155,7 @@ class Health(BaseModel):
     """Liveness, whether a model is loaded, and whether the registry and the log are working."""
 
     status: Literal["ok", "degraded", "unavailable"]
+    pid: int = Field(description="the worker process that answered (one of several with --workers)")
     model_loaded: bool
     model_name: str
     model_version: str | None
