@@ -71,7 +71,8 @@ notebook-tests: install ## pytest --nbval: re-run each committed notebook in a f
 	done
 
 train-job: install ## the scheduled training job: notebook 02 headless; fails if the gate refuses (QUALITY_GATE=0.90)
-	$(BIN)/mlops-kit pipeline 02 -p QUALITY_GATE=$(QUALITY_GATE) -p FAIL_ON_REFUSAL=true -p FRESH_START=false
+	$(BIN)/mlops-kit pipeline 02 -p QUALITY_GATE=$(QUALITY_GATE) -p FAIL_ON_REFUSAL=true -p FRESH_START=false \
+		-p 'LEVEL0_FEATURES=[]'
 
 deploy-smoke: install ## CD: start the API on the champion, smoke-test it, roll the alias back if it fails
 	$(BIN)/mlops-kit deploy-smoke

@@ -156,7 +156,12 @@ def metric_bars(table: pd.DataFrame, metric: str, gate: float | None = None) -> 
     ax = fig.subplots()
     ax.bar(table["candidate"], table[metric], color="#4C72B0")
     if gate is not None:
-        ax.axhline(gate, color="#C44E52", linestyle="--", label=f"quality gate ({gate:.2f})")
+        ax.axhline(
+            gate,
+            color="#C44E52",
+            linestyle="--",
+            label=f"quality gate ({gate:.2f})".replace(".", ","),
+        )
         ax.legend(loc="lower right")
     ax.set_ylim(0, 1.05)
     ax.set_title(f"Candidatos: {metric} na temporada de validação")
