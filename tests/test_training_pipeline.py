@@ -109,6 +109,9 @@ def test_an_experiment_made_before_the_kind_tag_gets_it(settings):
     assert tracking.configure(settings) == old
     tags = tracking.client(settings).get_experiment(old).tags
     assert tags[tracking.EXPERIMENT_KIND_TAG] == tracking.EXPERIMENT_KIND
+    # MLflow 3.17's UI picks its view from the page address (or a switch kept in the browser)
+    url = tracking.ui_url(settings, "http://127.0.0.1:5000/")
+    assert url == f"http://127.0.0.1:5000/#/experiments/{old}/runs?workflowType=machine_learning"
 
 
 @pytest.mark.parametrize("gate", [1.01, -0.1])

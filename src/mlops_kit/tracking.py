@@ -15,10 +15,12 @@ from mlops_kit.dataset import PreparedData
 INVOCATION_ENV = "MLOPS_KIT_INVOCATION_ID"  # set by the papermill runner, tagged on every run
 _QUIET = ("mlflow", "alembic")
 _EXPORTED = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_EXPERIMENT_ID")
-# MLflow 3's UI reads this experiment tag to choose its view; without it the UI may open an
-# experiment as GenAI work (traces, "Evaluations"). The kit trains classic models.
+# The kit trains classic models: its experiments say so with the tag MLflow 3 defines for it.
+# MLflow 3.17's UI, though, picks its view from a "GenAI | Model training" switch kept in the
+# browser (GenAI until clicked) or from the page's ?workflowType=: ui_url() links with it.
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"
+UI_VIEW = "workflowType=machine_learning"
 
 
 def configure(settings: Settings) -> str:
@@ -54,6 +56,11 @@ def configure(settings: Settings) -> str:
         else:
             os.environ[name] = value
     return experiment_id
+
+
+def ui_url(settings: Settings, ui: str = "http://127.0.0.1:5000") -> str:
+    """The MLflow UI's page of the kit's runs, in its model-training view."""
+    return f"{ui.rstrip('/')}/#/experiments/{configure(settings)}/runs?{UI_VIEW}"
 
 
 def client(settings: Settings) -> MlflowClient:
