@@ -263,12 +263,26 @@ def attach_report(output: Path, invocation: str, settings: Settings) -> list[str
     return [r.info.run_id for r in runs]
 
 
+# JupyterLab's look without the scripts it fetches from a CDN (require.js for widgets, MathJax
+# for formulas; the notebooks have neither): the page is read offline, e.g. in MLflow's UI.
+_OFFLINE_REPORT = """{%- extends 'lab/index.html.j2' -%}
+{%- block html_head_js -%}{%- endblock html_head_js -%}
+{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
+"""
+
+
 def render_html(notebook: Path) -> Path:
-    """Write the executed notebook as one self-contained HTML page beside it (JupyterLab's look)."""
+    """Write the executed notebook as one self-contained HTML page beside it."""
     import nbformat
+    from jinja2 import DictLoader
     from nbconvert import HTMLExporter
 
-    exporter = HTMLExporter(template_name="lab", embed_images=True)
+    exporter = HTMLExporter(
+        template_name="lab",
+        template_file="report.html.j2",
+        extra_loaders=[DictLoader({"report.html.j2": _OFFLINE_REPORT})],
+        embed_images=True,
+    )
     # images a markdown cell links to are found next to the notebook the kit ships
     resources = {"metadata": {"path": str(NOTEBOOKS_DIR)}}
     body, _ = exporter.from_notebook_node(nbformat.read(notebook, as_version=4), resources)
