@@ -188,7 +188,10 @@ def test_a_pipeline_that_finds_the_workspace_busy_exits_75(isolated, tmp_path: P
 def test_scheduled_job_fails_visibly_when_the_gate_refuses(isolated, tmp_path: Path) -> None:
     run_training_pipeline(isolated)  # a champion exists; the job's model will not beat it
 
-    result = run_cli("pipeline", TRAINING_NOTEBOOK, "-p", "FAIL_ON_REFUSAL=true")
+    # a scheduled job continues the registry's story (FRESH_START would retire the champion)
+    result = run_cli(
+        "pipeline", TRAINING_NOTEBOOK, "-p", "FAIL_ON_REFUSAL=true", "-p", "FRESH_START=false"
+    )
 
     assert result.returncode == 1
     assert "FAILED" in result.stdout and "quality gate refused" in result.stdout
@@ -294,7 +297,10 @@ def test_features_and_split_column_none_as_written_on_the_command_line(isolated)
     assert result.returncode == 0, result.stdout + result.stderr
     runs = _training_runs(isolated)
     assert {r.data.params["split"] for r in runs} == {"random"}
-    assert {r.data.params["features"] for r in runs} == {"bill_length_mm,flipper_length_mm"}
+    # the pipeline and its repeat train on the given features (a third run, on the penguins,
+    # trains level 0's own measurements for comparison)
+    features = [r.data.params["features"] for r in runs]
+    assert features.count("bill_length_mm,flipper_length_mm") == 2
 
 
 def test_unreadable_features_are_refused_before_anything_runs(isolated, tmp_path: Path) -> None:
@@ -320,7 +326,7 @@ def test_the_loop_notebook_runs_on_a_users_table_given_only_path_and_target(
         for cell in json.loads(executed.read_text())["cells"]
         for out in cell.get("outputs", [])
     )
-    assert "alcohol reads" in shown  # the default shift of this table: its first number
-    assert "retraining due" in shown and "captados" in shown
+    assert "alcohol: valores" in shown  # the default shift of this table: its first number
+    assert "retreino devido" in shown and "captados" in shown
     params = _training_runs(isolated)[0].data.params
     assert params["target"] == "cultivar" and "proline" in params["features"]

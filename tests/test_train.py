@@ -143,6 +143,7 @@ def test_a_tiny_training_set_still_trains_every_candidate(tmp_path, write_csv) -
 
 def test_the_tables_are_logged_as_run_inputs_named_by_data_version(prepared, tmp_path):
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    mlflow.set_experiment("inputs")
     with mlflow.start_run() as run:
         log_data_inputs(prepared)
 
