@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from mlops_kit import monitoring, monitoring_plots, traffic
+from mlops_kit.store.predictions import read_predictions
 from tests.helpers import log_predictions, run_cli
 
 CLASSES = ["Adelie", "Chinstrap", "Gentoo"]
@@ -185,3 +186,97 @@ def test_cli_monitor_exits_10_when_retraining_is_due(settings, season, tmp_path)
     assert "bill_depth_mm" in due.stdout
     for name in ("confidence_by_segment.png", "drift_by_feature.png", "report.json"):
         assert (tmp_path / "due" / name).exists()
+
+
+# --- windows read from the store by SQL: bounded segments, the same answers as the table -------
+
+
+def store_log(settings, frame: pd.DataFrame) -> None:
+    """Write a `fake_log` table to the store with the kit's writer, keeping its times."""
+    from mlops_kit.store.predictions import LogEntry, PredictionLog
+
+    features = [c for c in frame.columns if c not in BASE and not c.startswith("proba_")]
+    writer = PredictionLog(settings.store)
+    writer.start()
+    for request_id, part in frame.groupby("request_id", sort=False):
+        writer.submit(
+            LogEntry.from_records(
+                str(request_id), part["created_at"].iloc[0].to_pydatetime(),
+                settings.model_name, "1",
+                part[features].astype(object).where(part[features].notna(), None).to_dict("records"),
+                part["predicted"].tolist(), part["confidence"].tolist(),
+                part[[f"proba_{c}" for c in CLASSES]].to_numpy().tolist(), CLASSES,
+                part["low_confidence"].tolist(),
+            )
+        )  # fmt: skip
+    writer.close()
+
+
+BASE = ["id", "request_id", "created_at", "record_index", "model_name", "model_version"]
+BASE += ["predicted", "confidence", "low_confidence"]
+
+
+def same_report(from_store: monitoring.MonitorReport, from_table: monitoring.MonitorReport):
+    """The store's SQL path and the pandas path tell the same story."""
+    assert from_store.text() == from_table.text()
+    pd.testing.assert_frame_equal(from_store.drift, from_table.drift)
+    pd.testing.assert_frame_equal(from_store.segment_drift, from_table.segment_drift)
+    columns = [c for c in monitoring.SEGMENT_COLUMNS if c != "start"]
+    pd.testing.assert_frame_equal(from_store.segments[columns], from_table.segments[columns])
+
+
+def test_a_small_window_from_the_store_reads_as_before(settings, season, reference):
+    """The notebook's size (200 predictions, segments of 25): every prediction tested, 8 segments."""
+    store_log(settings, fake_log(100, 100, season))
+    report = monitoring.monitor(settings, reference=reference, recent=100, segment=25)
+    assert report.retrain_due and set(report.drifted) == {"bill_length_mm", "bill_depth_mm"}
+    assert report.segments["predictions"].tolist() == [25] * 8
+    assert report.segments["tested"].tolist() == [25] * 8 and not report.sampled
+    assert report.segment_view()["mean_confidence"].tolist() == [0.95] * 4 + [0.55] * 4
+    table = monitoring.monitor(
+        settings, read_predictions(settings), reference=reference, recent=100, segment=25
+    )
+    same_report(report, table)
+
+
+def test_a_long_window_has_at_most_the_segment_cap(settings, season, reference, monkeypatch):
+    """20k predictions in segments of 25 would be 800: they become 50 of 400, tested on samples."""
+    store_log(settings, fake_log(10_000, 10_000, season))
+    monkeypatch.setattr(monitoring, "SAMPLE_ROWS", 100)  # every 4th prediction of a segment
+    report = monitoring.monitor(settings, reference=reference, segment=25)
+    segments = report.segments
+    assert len(segments) == monitoring.MAX_SEGMENTS == 50
+    assert segments["predictions"].tolist() == [400] * 50 and report.predictions == 20_000
+    assert segments["tested"].tolist() == [100] * 50 and report.sampled
+    assert "every k-th prediction" in report.text()
+    assert segments["mean_confidence"].round(3).tolist() == [0.95] * 25 + [0.55] * 25
+    assert not segments["drifted"][:25].str.contains("bill_depth_mm").any()  # before the shift
+    assert segments["drifted"][25:].str.contains("bill_depth_mm").all()
+    assert report.retrain_due and report.recent == 100
+    same_report(
+        report, monitoring.monitor(settings, read_predictions(settings), reference=reference)
+    )
+
+
+def test_time_segments_widen_past_the_cap(settings, season, reference):
+    log = fake_log(60, 60, season, prefix="t")
+    log["request_id"] = [f"t{i}" for i in range(len(log))]  # one request a minute
+    store_log(settings, log)
+    halves = monitoring.monitor(settings, reference=reference, segment="30min")
+    assert halves.segments["predictions"].tolist() == [30, 30, 30, 30]  # 4 windows: as asked
+    minutes = monitoring.monitor(settings, reference=reference, segment="1min")
+    assert minutes.segments["predictions"].tolist() == [3] * 40  # 120 windows -> 40 of 3 min
+    table = monitoring.monitor(
+        settings, read_predictions(settings), reference=reference, segment="1min"
+    )
+    same_report(minutes, table)
+
+
+def test_monitor_reads_a_window_of_the_store(settings, season, reference):
+    store_log(settings, fake_log(100, 100, season))
+    since = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(minutes=150)
+    window = monitoring.monitor(settings, since=since, reference=reference, segment=25)
+    assert window.predictions == 50 and window.segments["predictions"].tolist() == [25, 25]
+    newest = monitoring.monitor(settings, last=30, recent=10, reference=reference)
+    assert (newest.predictions, newest.recent) == (30, 10)
+    assert newest.segments["first_id"].tolist() == [171, 196]

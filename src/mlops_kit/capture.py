@@ -24,6 +24,7 @@ from typing import Any
 
 import mlflow
 import pandas as pd
+import sqlalchemy as sa
 
 from mlops_kit import tracking
 from mlops_kit.config import Settings
@@ -31,7 +32,8 @@ from mlops_kit.model import PROBA_PREFIX
 from mlops_kit.store import reviews
 from mlops_kit.store.files import atomic_write
 from mlops_kit.store.lock import holds_workspace_lock
-from mlops_kit.store.predictions import BASE_COLUMNS
+from mlops_kit.store.predictions import BASE_COLUMNS, LogWindow
+from mlops_kit.store.predictions import predictions as log_table
 from mlops_kit.tables import DataValidationError, read_text, sniff_separator
 
 SIMULATED_REVIEWER = "simulated-reviewer (simulator truth)"
@@ -152,6 +154,33 @@ def _case_rows(cases: pd.DataFrame, features: list[str]) -> list[dict[str, Any]]
     ]
 
 
+CHUNK_ROWS = 10_000  # low-confidence predictions read from the store at a time
+
+
+def uncaptured_low_confidence(
+    settings: Settings,
+    *,
+    since: datetime | None = None,
+    last: int | None = None,
+    threshold: float | None = None,
+) -> pd.DataFrame:
+    """The window's low-confidence predictions that no review set holds yet, read in chunks.
+
+    The database chooses them (the API's flag, or confidence below `threshold`, and no case of
+    that request id and position in ``review_cases``): the rest of the log is never read.
+    """
+    log = log_table
+    low = log.c.low_confidence.is_(True) if threshold is None else log.c.confidence < threshold
+    case_id = log.c.request_id + "#" + sa.cast(log.c.record_index, sa.String)
+    taken = sa.exists().where(reviews.review_cases.c.case_id == case_id)
+    with LogWindow(settings, since=since, last=last) as window:
+        conditions = [low]
+        if window.has_table(reviews.review_cases.name):
+            conditions.append(~taken)
+        chunks = list(window.chunks(*conditions, size=CHUNK_ROWS))
+    return pd.concat(chunks, ignore_index=True) if chunks else pd.DataFrame(columns=BASE_COLUMNS)
+
+
 @holds_workspace_lock("capture")
 def capture(
     settings: Settings,
@@ -162,14 +191,20 @@ def capture(
     threshold: float | None = None,
     track: bool = True,
 ) -> ReviewSet:
-    """Put every low-confidence prediction that no review set holds yet into a new review set."""
-    from mlops_kit.store.predictions import read_predictions
+    """Put every low-confidence prediction that no review set holds yet into a new review set.
 
-    log = read_predictions(settings, since, last) if predictions is None else predictions
+    From the store, only those predictions are read (chosen by SQL, in chunks), not the whole log.
+    """
+
+    def candidates() -> pd.DataFrame:
+        if predictions is not None:
+            return predictions
+        return uncaptured_low_confidence(settings, since=since, last=last, threshold=threshold)
+
     try:
-        review = _capture(settings, log, threshold)
+        review = _capture(settings, candidates(), threshold)
     except reviews.CaseAlreadyCaptured:  # another machine's capture took some: take the rest
-        review = _capture(settings, log, threshold)
+        review = _capture(settings, candidates(), threshold)
     if track and review.version is not None:
         _track(
             settings,

@@ -11,9 +11,10 @@ differences in big windows; PSI alone is noisy in small ones.
 from __future__ import annotations
 
 import json
+import math
 import tempfile
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import mlflow
@@ -26,6 +27,7 @@ from mlops_kit.config import Settings
 from mlops_kit.data import prepare
 from mlops_kit.model import PROBA_PREFIX
 from mlops_kit.store import datasets
+from mlops_kit.store.predictions import LogWindow, Span, Totals
 
 MISSING = "<missing>"  # a category of its own: a field production stops sending is drift too
 PSI_BINS = 10
@@ -172,19 +174,59 @@ def reference_for(settings: Settings, model_version: str | None = None) -> Refer
 # --- segments of the log and the report ------------------------------------------------------
 
 
-def segment_ids(predictions: pd.DataFrame, segment: int | str) -> pd.Series:
-    """Number the log's rows by segment: every `segment` predictions, or per time window ('1h')."""
+MAX_SEGMENTS = 50  # the history has at most this many segments: a long window gets wider ones
+SAMPLE_ROWS = 2_000  # drift is tested on at most this many predictions of a segment (every k-th)
+RECENT_ROWS = 20_000  # ... and of the recent window
+
+
+def segment_step(segment: int | str) -> int | pd.Timedelta:
+    """A segment as asked: a number of predictions, or a time window such as '1h' or '30min'."""
     if isinstance(segment, int) or str(segment).isdigit():
         size = int(segment)
         if size < 1:
             raise ValueError("a segment needs at least one prediction")
-        return pd.Series(np.arange(len(predictions)) // size + 1, index=predictions.index)
+        return size
     try:
-        windows = pd.to_datetime(predictions["created_at"], utc=True).dt.floor(str(segment))
+        width = pd.to_timedelta(str(segment))
     except ValueError as exc:
         raise ValueError(
             f"segment must be a number of predictions or a time window like '1h', not '{segment}'"
         ) from exc
+    if width <= pd.Timedelta(0):
+        raise ValueError("a time window must be longer than zero")
+    return width
+
+
+def bounded_step(
+    step: int | pd.Timedelta, count: int, first: datetime | None, last: datetime | None
+) -> int | pd.Timedelta:
+    """The step widened just enough that the window has at most ``MAX_SEGMENTS`` segments."""
+    if isinstance(step, int):
+        return max(step, math.ceil(count / MAX_SEGMENTS))
+    if first is None or last is None:
+        return step
+    windows = (_floor(last, step) - _floor(first, step)) // step + 1
+    return step * math.ceil(windows / MAX_SEGMENTS)
+
+
+def _floor(moment: datetime, width: pd.Timedelta) -> pd.Timestamp:
+    """The start of the time window a moment falls in (windows counted from the Unix epoch)."""
+    return pd.Timestamp(moment).tz_convert(UTC).floor(width)
+
+
+def segment_ids(predictions: pd.DataFrame, segment: int | str) -> pd.Series:
+    """Number the log's rows by segment: every `segment` predictions, or per time window ('1h').
+
+    A window with more than ``MAX_SEGMENTS`` segments gets wider ones, so that the history's
+    length does not grow with the log.
+    """
+    step = segment_step(segment)
+    if isinstance(step, int):
+        size = bounded_step(step, len(predictions), None, None)
+        return pd.Series(np.arange(len(predictions)) // size + 1, index=predictions.index)
+    times = pd.to_datetime(predictions["created_at"], utc=True)
+    width = bounded_step(step, len(times), times.min(), times.max()) if len(times) else step
+    windows = times.dt.floor(width)
     codes = {w: i + 1 for i, w in enumerate(sorted(windows.unique()))}
     return windows.map(codes).astype(int)
 
@@ -214,6 +256,16 @@ class MonitorReport:
     segment_drift: pd.DataFrame
     retrain_due: bool
     reasons: list[str] = field(default_factory=list)
+    recent_tested: int = 0  # predictions of the recent window its drift was tested on
+
+    @property
+    def sampled(self) -> bool:
+        """True when drift was tested on every k-th prediction of a long window or segment."""
+        segments = self.segments
+        long = (
+            bool((segments["tested"] < segments["predictions"]).any()) if len(segments) else False
+        )
+        return long or self.recent_tested < self.recent
 
     @property
     def drifted(self) -> list[str]:
@@ -276,6 +328,12 @@ class MonitorReport:
         if self.predictions:
             lines += [self.segment_view().to_string(index=False), ""]
             lines += [self.drift_view().to_string(index=False), ""]
+        if self.sampled:
+            lines += [
+                f"drift tested on every k-th prediction: at most {SAMPLE_ROWS} per segment and "
+                f"{RECENT_ROWS} in the recent window (counts and shares use every prediction)",
+                "",
+            ]
         lines.append(self.verdict)
         return "\n".join(lines)
 
@@ -301,26 +359,93 @@ class MonitorReport:
             "class_mix": records(self.class_mix),
             "drift": records(self.drift),
             "segments": records(self.segments),
+            "recent_tested": self.recent_tested,
             "retrain_due": self.retrain_due,
             "reasons": self.reasons,
         }
 
 
-def _class_mix(recent: pd.DataFrame, reference: Reference, classes: list[str]) -> pd.DataFrame:
-    produced = recent["predicted"].value_counts(normalize=True) if len(recent) else pd.Series()
+def _class_mix(produced: dict[str, int], reference: Reference, classes: list[str]) -> pd.DataFrame:
+    total = sum(produced.values())
     trained = (
         reference.frame[reference.target].value_counts(normalize=True)
         if reference.target in reference.frame
         else pd.Series()
     )
-    names = sorted(set(classes) | set(produced.index) | set(trained.index))
+    names = sorted(set(classes) | set(produced) | set(trained.index))
     return pd.DataFrame(
         {
             "class": names,
-            "predicted_share": [round(float(produced.get(c, 0.0)), 3) for c in names],
+            "predicted_share": [
+                round(produced.get(c, 0) / total, 3) if total else 0.0 for c in names
+            ],
             "training_share": [round(float(trained.get(c, 0.0)), 3) for c in names],
         }
     )
+
+
+@dataclass
+class Part:
+    """A stretch of the log as monitoring reads it: exact totals, and the rows drift is tested on."""
+
+    totals: Totals
+    rows: pd.DataFrame  # all its predictions, or every k-th one when it is long
+
+
+def _every(count: int, cap: int) -> int:
+    """The k of "every k-th prediction" that keeps at most `cap` of `count`."""
+    return max(1, math.ceil(count / cap))
+
+
+def _totals(frame: pd.DataFrame) -> Totals:
+    """A table's totals, as the store's SQL sums them."""
+    empty = frame.empty
+    return Totals(
+        predictions=len(frame),
+        confidence_sum=float(frame["confidence"].sum()) if not empty else 0.0,
+        low_confidence=int(frame["low_confidence"].astype(bool).sum()) if not empty else 0,
+        first_id=None if empty or "id" not in frame else int(frame["id"].min()),
+        last_id=None if empty or "id" not in frame else int(frame["id"].max()),
+        start=None if empty or "created_at" not in frame else frame["created_at"].min(),
+        versions=frame.get("model_version", pd.Series(dtype=str))
+        .astype(str)
+        .value_counts()
+        .to_dict(),
+    )
+
+
+def _frame_part(frame: pd.DataFrame, cap: int) -> Part:
+    return Part(_totals(frame), frame.iloc[:: _every(len(frame), cap)])
+
+
+def _frame_parts(log: pd.DataFrame, segment: int | str) -> list[Part]:
+    """A given table's segments (pandas)."""
+    ids = segment_ids(log, segment)
+    return [_frame_part(part, SAMPLE_ROWS) for _, part in log.groupby(ids, sort=True)]
+
+
+def _store_parts(window: LogWindow, segment: int | str, count: int) -> list[Part]:
+    """The log window's segments: boundaries and totals by SQL, a bounded sample of rows each."""
+    step = segment_step(segment)
+    if isinstance(step, int):
+        firsts = window.ids_every(bounded_step(step, count, None, None))
+        spans = [Span(first, end) for first, end in zip(firsts, [*firsts[1:], None], strict=True)]
+    else:
+        times = window.time_range()
+        spans = []
+        if times is not None:
+            width = bounded_step(step, count, *times)
+            start = _floor(times[0], width)
+            while start <= times[1]:
+                spans.append(Span(start=start.to_pydatetime(), end=(start + width).to_pydatetime()))
+                start += width
+    parts = []
+    for span in spans:
+        totals = window.totals(span)
+        if totals.predictions:  # an empty time window is no segment
+            rows = window.rows(span, every=_every(totals.predictions, SAMPLE_ROWS))
+            parts.append(Part(totals, rows))
+    return parts
 
 
 def monitor(
@@ -333,40 +458,61 @@ def monitor(
     segment: int | str = 25,
     reference: Reference | None = None,
 ) -> MonitorReport:
-    """Monitor the prediction log (or a given slice of it) against the serving model's training data."""
-    from mlops_kit.store.predictions import read_predictions
+    """Monitor the prediction log (or a given slice of it) against the serving model's training data.
 
-    log = read_predictions(settings, since=since, last=last) if predictions is None else predictions
-    log = log.reset_index(drop=True)
+    From the store, the window (``since``, ``last``) is read by SQL: counts and sums in the
+    database, rows only for at most ``MAX_SEGMENTS`` segments of at most ``SAMPLE_ROWS`` each and
+    the recent window; so time and memory do not grow with the log.
+    """
+    segment_step(segment)  # a wrong segment fails before anything is read
     window = settings.monitor_window if recent is None else recent
-    current = log.tail(window) if window else log
-    versions = sorted(set(current.get("model_version", pd.Series(dtype=str)).astype(str)), key=_num)
+    if predictions is None:
+        with LogWindow(settings, since=since, last=last) as log:
+            count = log.count()
+            span = Span(first_id=log.id_from_end(window) if window else None)
+            totals = log.totals(span)
+            current = log.rows(span, every=_every(totals.predictions, RECENT_ROWS))
+            produced = log.class_counts(span)
+            parts = _store_parts(log, segment, count) if count else []
+    else:
+        frame = predictions.reset_index(drop=True)
+        count = len(frame)
+        newest = frame.tail(window) if window else frame
+        totals, current = _totals(newest), newest.iloc[:: _every(len(newest), RECENT_ROWS)]
+        produced = newest.get("predicted", pd.Series(dtype=str)).astype(str).value_counts()
+        produced = {str(k): int(v) for k, v in produced.items()}
+        parts = _frame_parts(frame, segment) if count else []
+    versions = sorted(totals.versions, key=_num)
     if reference is None:
         # the version that answered most of the window: its training data is the baseline
-        served = current["model_version"].astype(str).value_counts() if len(current) else None
-        reference = reference_for(settings, str(served.index[0]) if served is not None else None)
+        served = max(versions, key=lambda v: totals.versions[v]) if versions else None
+        reference = reference_for(settings, served)
     thresholds = {"p_value": settings.drift_p_value, "psi": settings.drift_psi}
     drift = drift_table(
         reference.frame, current, reference.numeric, reference.categorical, **thresholds
     )
-    segments, segment_drift = _segments(log, segment, reference, thresholds)
-    mean_conf = float(current["confidence"].mean()) if len(current) else float("nan")
-    low_share = float(current["low_confidence"].mean()) if len(current) else 0.0
+    segments, segment_drift = _segments(parts, reference, thresholds)
+    n = totals.predictions
+    mean_conf = totals.confidence_sum / n if n else float("nan")
+    low_share = totals.low_confidence / n if n else 0.0
     reasons = []
-    if len(current) and low_share > settings.low_confidence_share:
+    if n and low_share > settings.low_confidence_share:
         reasons.append(
             f"low-confidence share {low_share:.2f} is above {settings.low_confidence_share:.2f} "
             f"(confidence < {settings.low_confidence:.2f})"
         )
-    drifted = drift.loc[drift["drift"], "feature"].tolist() if len(current) else []
+    drifted = drift.loc[drift["drift"], "feature"].tolist() if n else []
     if drifted:
         reasons.append(
             f"input drift in {', '.join(drifted)} (p < {settings.drift_p_value:g} "
             f"and PSI > {settings.drift_psi:g})"
         )
+    classes = list(
+        dict.fromkeys(c for f in [current, *(p.rows for p in parts)] for c in classes_of(f))
+    )
     return MonitorReport(
-        predictions=len(log),
-        recent=len(current),
+        predictions=count,
+        recent=n,
         model_versions=versions,
         reference_data_version=reference.data_version,
         low_confidence=settings.low_confidence,
@@ -375,12 +521,13 @@ def monitor(
         drift_psi=settings.drift_psi,
         mean_confidence=mean_conf,
         low_confidence_share=low_share,
-        class_mix=_class_mix(current, reference, classes_of(log)),
+        class_mix=_class_mix(produced, reference, classes),
         drift=drift,
         segments=segments,
         segment_drift=segment_drift,
         retrain_due=bool(reasons),
         reasons=reasons,
+        recent_tested=len(current),
     )
 
 
@@ -398,37 +545,37 @@ SEGMENT_COLUMNS = [
     "mean_confidence",
     "p10_confidence",
     "low_confidence_share",
+    "tested",  # the predictions drift and the 10th percentile were computed on
     "drifted",
 ]
 
 
 def _segments(
-    log: pd.DataFrame, segment: int | str, reference: Reference, thresholds: dict[str, float]
+    parts: list[Part], reference: Reference, thresholds: dict[str, float]
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    if log.empty:
+    if not parts:
         return pd.DataFrame(columns=SEGMENT_COLUMNS), pd.DataFrame(
             columns=["segment", *DRIFT_COLUMNS]
         )
-    ids = segment_ids(log, segment)
     rows, drifts = [], []
-    for number, part in log.groupby(ids, sort=True):
+    for number, part in enumerate(parts, start=1):
+        totals, sample = part.totals, part.rows
         table = drift_table(
-            reference.frame, part, reference.numeric, reference.categorical, **thresholds
+            reference.frame, sample, reference.numeric, reference.categorical, **thresholds
         )
         drifts.append(table.assign(segment=number))
         rows.append(
             {
-                "segment": int(number),
-                "first_id": int(part["id"].min()) if "id" in part else None,
-                "last_id": int(part["id"].max()) if "id" in part else None,
-                "start": part["created_at"].min() if "created_at" in part else None,
-                "model_version": ", ".join(
-                    sorted(set(part["model_version"].astype(str)), key=_num)
-                ),
-                "predictions": len(part),
-                "mean_confidence": float(part["confidence"].mean()),
-                "p10_confidence": float(part["confidence"].quantile(0.1)),
-                "low_confidence_share": float(part["low_confidence"].mean()),
+                "segment": number,
+                "first_id": totals.first_id,
+                "last_id": totals.last_id,
+                "start": None if totals.start is None else pd.Timestamp(totals.start),
+                "model_version": ", ".join(sorted(totals.versions, key=_num)),
+                "predictions": totals.predictions,
+                "mean_confidence": totals.confidence_sum / totals.predictions,
+                "p10_confidence": float(sample["confidence"].quantile(0.1)),
+                "low_confidence_share": totals.low_confidence / totals.predictions,
+                "tested": len(sample),
                 "drifted": ", ".join(table.loc[table["drift"], "feature"]) or "-",
             }
         )
