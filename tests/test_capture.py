@@ -10,7 +10,7 @@ import pytest
 
 from mlops_kit import capture, traffic
 from mlops_kit.store.lock import WorkspaceBusy, workspace_lock
-from mlops_kit.store.predictions import read_predictions
+from mlops_kit.store.predictions import LogWindow, read_predictions
 from tests.helpers import log_predictions, run_cli
 
 
@@ -224,3 +224,30 @@ def test_review_sets_and_labels_live_in_the_store_a_team_shares(settings, season
     assert seen.version == review.version and len(seen) == len(review) == 8
     assert len(capture.labelled_cases(bob)) == 8
     assert not (bob.workspace / "review").exists()  # the record is the database, not files
+
+
+def test_capture_reads_only_uncaptured_low_confidence_predictions_in_chunks(
+    settings, season, monkeypatch
+):
+    """Chunks of 7 rows: only the 24 low-confidence predictions are read, and all of them kept."""
+    read: list[int] = []
+    chunks = LogWindow.chunks
+
+    def counted(self, *conditions, size):
+        for chunk in chunks(self, *conditions, size=size):
+            read.append(len(chunk))
+            yield chunk
+
+    monkeypatch.setattr(capture, "CHUNK_ROWS", 7)
+    monkeypatch.setattr(LogWindow, "chunks", counted)
+    serve_batches(settings, season, batches=6, seed=13)  # 60 predictions, 24 low-confidence
+    first = capture.capture(settings, track=False)
+    assert read == [7, 7, 7, 3]
+    assert set(first.cases["case_id"]) == low_confidence_ids(settings)
+
+    read.clear()
+    serve_batches(settings, season, batches=1, seed=14)
+    second = capture.capture(settings, track=False)
+    assert read == [4] and len(second) == 4  # the captured ones are left in the database
+    assert capture.capture(settings, threshold=0.6, track=False).version is None
+    assert len(capture.capture(settings, threshold=0.99, track=False)) == 42  # the others

@@ -253,6 +253,8 @@ def test_a_long_window_has_at_most_the_segment_cap(settings, season, reference, 
     assert not segments["drifted"][:25].str.contains("bill_depth_mm").any()  # before the shift
     assert segments["drifted"][25:].str.contains("bill_depth_mm").all()
     assert report.retrain_due and report.recent == 100
+    ticks = monitoring_plots.drift_by_segment(report).axes[0].get_xticks()
+    assert 3 <= len(ticks) <= 12  # a few, not one per segment
     same_report(
         report, monitoring.monitor(settings, read_predictions(settings), reference=reference)
     )
@@ -280,3 +282,26 @@ def test_monitor_reads_a_window_of_the_store(settings, season, reference):
     newest = monitoring.monitor(settings, last=30, recent=10, reference=reference)
     assert (newest.predictions, newest.recent) == (30, 10)
     assert newest.segments["first_id"].tolist() == [171, 196]
+
+
+@pytest.mark.slow
+def test_monitor_and_capture_read_a_postgresql_store_as_they_read_sqlite(
+    settings, season, reference
+):
+    """A team's store: the same segments, drift and captured cases as from the SQLite store."""
+    from mlops_kit import capture
+    from tests.store.postgres import throwaway_cluster
+
+    log = fake_log(100, 100, season)
+    store_log(settings, log)
+    lite = monitoring.monitor(settings, reference=reference, segment=25)
+    lite_minutes = monitoring.monitor(settings, reference=reference, segment="1min")
+    lite_cases = capture.capture(settings, track=False).cases
+    with throwaway_cluster() as postgres:
+        team = settings.model_copy(update={"store_url": postgres.url})
+        store_log(team, log)
+        same_report(monitoring.monitor(team, reference=reference, segment=25), lite)
+        same_report(monitoring.monitor(team, reference=reference, segment="1min"), lite_minutes)
+        cases = capture.capture(team, track=False).cases
+        pd.testing.assert_frame_equal(cases, lite_cases)
+        assert len(cases) == 100 and capture.capture(team, track=False).version is None

@@ -6,7 +6,9 @@ Each function returns a closed Figure, as in ``plots.py``: a notebook shows it o
 from __future__ import annotations
 
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from mlops_kit.monitoring import MonitorReport
 from mlops_kit.plots import _figure
@@ -14,6 +16,14 @@ from mlops_kit.plots import _figure
 VERSION_COLORS = ["#4C72B0", "#55A868", "#8172B2", "#CCB974", "#64B5CD"]
 FEATURE_COLORS = ["#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B2", "#937860", "#DA8BC3"]
 MAX_EVIDENCE = 12.0  # −log10(p) is clipped here so one huge value does not flatten the rest
+EVERY_TICK = 20  # up to this many segments each gets its tick; more (up to 50) get a few
+
+
+def _segment_ticks(ax: Axes, segments: list[int]) -> None:
+    if len(segments) <= EVERY_TICK:
+        ax.set_xticks(segments)
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
 def _version_colors(report: MonitorReport) -> dict[str, str]:
@@ -50,7 +60,7 @@ def confidence_by_segment(report: MonitorReport) -> Figure:
     ax_low.text(x.max() + 0.45, limit + 0.02, "limite para retreino", color="#C44E52", ha="right")
     ax_low.set_ylabel("% baixa\nconfiança")
     ax_low.set_xlabel("Lote de previsões (em ordem de chegada)")
-    ax_low.set_xticks(x)
+    _segment_ticks(ax_low, x.tolist())
     fig.tight_layout()
     return fig
 
@@ -72,7 +82,7 @@ def drift_by_segment(report: MonitorReport) -> Figure:
         long["segment"].min(), limit + 0.2, f"p-valor = {report.drift_p_value:g}", color="#C44E52"
     )
     ax.set_ylim(0, MAX_EVIDENCE + 0.5)
-    ax.set_xticks(sorted(long["segment"].unique()))
+    _segment_ticks(ax, sorted(long["segment"].unique()))
     ax.set_title("Drift dos dados de entrada, lote a lote (● = drift)")
     ax.set_xlabel("Lote de previsões (em ordem de chegada)")
     ax.set_ylabel("Evidência de drift: −log10(p-valor)")
