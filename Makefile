@@ -109,7 +109,8 @@ notebooks: install ## re-execute each notebook in place, in a fresh workspace, t
 lab: install ## open JupyterLab on the notebooks with the kit's kernel
 	$(BIN)/jupyter lab --allow-root --notebook-dir=notebooks --ServerApp.ip=127.0.0.1
 
-mlflow-ui: install ## MLflow UI on the kit's tracking store (http://127.0.0.1:$(MLFLOW_PORT))
+mlflow-ui: install ## MLflow UI on the kit's tracking store; prints the link to its model-training view
+	@echo "MLflow UI (visão de treinamento de modelos): $$($(BIN)/python -c 'from mlops_kit.config import Settings; from mlops_kit.tracking import ui_url; print(ui_url(Settings(), "http://127.0.0.1:$(MLFLOW_PORT)"))')"
 	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow ui --backend-store-uri "$$($(BIN)/python -c 'from mlops_kit.config import Settings; print(Settings().tracking_uri)')" \
 		--host 127.0.0.1 --port $(MLFLOW_PORT) --workers 1
 

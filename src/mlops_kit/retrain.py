@@ -297,6 +297,7 @@ def retrain(
             }
         )
         mlflow.log_dict(prepared.card.to_dict(), "data/data_card.json")
+        tracking.log_data_inputs(prepared)  # the training and evaluation tables, by data version
         mlflow.log_dict(new.lineage(), "data/lineage.json")
         results = train.train_candidates(prepared, candidates, settings.seed, low_confidence=low)
         for result in results:
