@@ -350,11 +350,14 @@ def main() -> None:
     try:
         code = {"now": str(ROOT / "src")}
         if args.before:  # that commit's src/ beside this one
+            before = workdir / "before"
+            before.mkdir()
             subprocess.run(
-                f"git archive {shlex.quote(args.before)} src | tar -x -C {shlex.quote(str(workdir))}",
+                f"git archive {shlex.quote(args.before)} src | tar -x -C {shlex.quote(str(before))}",
                 shell=True, check=True, cwd=ROOT,
             )  # fmt: skip
-            code[args.before] = str(workdir / "src")
+            (before / "data").symlink_to(ROOT / "data")  # its project root needs the raw data
+            code[args.before] = str(before / "src")
         for n in [] if args.no_monitor else log_sizes:
             for version, src in code.items():
                 if version != "now" and n != log_sizes[0]:
