@@ -253,6 +253,8 @@ def retire_champion(settings: Settings, reason: str) -> str | None:
         raise ValueError(
             "retiring the champion needs a reason (it is recorded on the model version)"
         )
+    if settings.embedded and not settings.mlflow_db.exists():
+        return None  # a fresh workspace has no registry yet, so no champion (and none is made)
     client = make_client(settings)
     current = champion_version(settings, client)
     if current is None:
