@@ -7,7 +7,8 @@ is its own: the child reports its wall time and its peak RSS (VmHWM from /proc/s
   into a temp store with the kit's writer (``PredictionLog``): penguin-shaped records resampled
   from the training data with noise, the newest tenth shifted (a calliper 5 mm off) and less
   confident, spread over 30 days. ``monitor`` reads the whole log (segments of 25, the default);
-  ``capture`` takes every low-confidence case (about 9% of the log).
+  ``capture`` takes every low-confidence case (about 9% of the log). ``--pg``: also with the store
+  on a throwaway PostgreSQL cluster (as the store's tests start it).
 - training (``run_training_pipeline``, every candidate, tracked in a temp MLflow) at 10k, 100k
   and 1M rows of a table scaled up from the raw penguins (rows resampled with seeded noise).
 - with ``--api``: sustained rows/s of the API into PostgreSQL with 1 and 2 workers beside SQLite
@@ -17,7 +18,7 @@ It prints the figures and the issue's targets beside them; it is a measurement, 
 ``--before REV`` also runs monitor and capture on the smaller log with the code of an earlier
 commit (its src/).
 
-    .venv/bin/python benchmarks/bench_scale.py [--quick] [--api] [--no-train] [--before REV]
+    .venv/bin/python benchmarks/bench_scale.py [--quick] [--pg] [--api] [--no-train] [--before REV]
 """
 
 from __future__ import annotations
@@ -305,6 +306,36 @@ def api_rows_per_s(workdir: Path, env: dict[str, str], quick: bool) -> list[tupl
     return out
 
 
+def log_cases_on_postgres(
+    workdir: Path, env: dict[str, str], sizes: list[int], timeout: float
+) -> list[tuple[str, str]]:
+    """Fill, monitor and capture with the store on a throwaway PostgreSQL cluster."""
+    import sqlalchemy as sa
+
+    sys.path.insert(0, str(ROOT))
+    from mlops_kit import team
+    from mlops_kit.store.db import metadata
+    from tests.store.postgres import throwaway_cluster
+
+    if team.postgres_bin() is None:
+        return [("PostgreSQL store", "skipped: PostgreSQL is not installed")]
+    out = []
+    with throwaway_cluster() as postgres:
+        for n in sizes:
+            engine = sa.create_engine(postgres.url)
+            metadata.drop_all(engine)
+            engine.dispose()
+            common = ["--workspace", str(workdir / f"pg-{n}"), "--store", postgres.url]
+            common += ["--rows", str(n)]
+            filled = child(["--case", "fill", *common], env, timeout)
+            out.append((f"fill PostgreSQL with {n:,} predictions", filled.get("note", "")))
+            for case in ("monitor", "capture"):
+                out.append((f"{case} over {n:,} predictions on PostgreSQL", figure(
+                    child(["--case", case, *common], env, timeout))))  # fmt: skip
+                print(f"  {out[-1][0]}: {out[-1][1]}", flush=True)
+    return out
+
+
 # ---------------------------------------------------------------- the run
 
 
@@ -323,6 +354,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
     parser.add_argument("--api", action="store_true", help="also the API's rows/s into PostgreSQL")
+    parser.add_argument("--pg", action="store_true", help="monitor/capture on PostgreSQL too")
     parser.add_argument("--no-train", action="store_true", help="skip the training cases")
     parser.add_argument("--no-monitor", action="store_true", help="skip monitor and capture")
     parser.add_argument("--before", metavar="REV", help="monitor/capture with this commit's code")
@@ -381,6 +413,8 @@ def main() -> None:
                     )
                     print(f"  {rows[-1][0]}: {rows[-1][1]}", flush=True)
                 shutil.rmtree(workspace, ignore_errors=True)
+        if args.pg and not args.no_monitor:
+            rows += log_cases_on_postgres(workdir, env, log_sizes, timeout)
         for n in [] if args.no_train else table_sizes:
             path = workdir / f"penguins-{n}.csv"
             scaled_penguins(n).to_csv(path, index=False)

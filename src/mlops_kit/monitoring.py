@@ -6,6 +6,12 @@ Drift compares each input feature in production with the data the serving model 
 chi-square for categories: p-value below ``drift_p_value``) **and** the Population Stability
 Index says it is big enough to matter (PSI above ``drift_psi``). The test alone flags trivial
 differences in big windows; PSI alone is noisy in small ones.
+
+A log of millions of predictions is read by SQL (``store.predictions.LogWindow``): counts, sums
+and segment boundaries come from the database, and rows only for the recent window and for at
+most ``MAX_SEGMENTS`` segments (a long window gets wider ones), each tested on at most
+``SAMPLE_ROWS`` of its predictions (every k-th). Time and memory do not grow with the log
+(bench_scale.py: 1M logged predictions in about 5 s and 275 MB, against 65 s for 100k before).
 """
 
 from __future__ import annotations
@@ -261,11 +267,8 @@ class MonitorReport:
     @property
     def sampled(self) -> bool:
         """True when drift was tested on every k-th prediction of a long window or segment."""
-        segments = self.segments
-        long = (
-            bool((segments["tested"] < segments["predictions"]).any()) if len(segments) else False
-        )
-        return long or self.recent_tested < self.recent
+        short = (self.segments["tested"] == self.segments["predictions"]).all()
+        return not short or self.recent_tested < self.recent
 
     @property
     def drifted(self) -> list[str]:
