@@ -56,10 +56,10 @@ system-deps: ## programs the tests drive, from Debian where missing: chromium, P
 
 test-fast: install ## the inner loop: lint and the tests not marked slow (under two minutes)
 	$(BIN)/ruff check src tests benchmarks
-	env -u MLFLOW_TRACKING_URI $(BIN)/python -m pytest -q -m "not slow" tests
+	env -u MLFLOW_TRACKING_URI $(BIN)/python -m pytest -q -n 2 --dist loadfile -m "not slow" tests
 
 unit-tests: install ## the tests under tests/ (real MLflow, real papermill, a real mlflow server)
-	env -u MLFLOW_TRACKING_URI $(BIN)/python -m pytest tests
+	env -u MLFLOW_TRACKING_URI $(BIN)/python -m pytest -n 2 --dist loadfile tests
 
 notebook-tests: install ## pytest --nbval: re-run each committed notebook in a fresh workspace and compare outputs
 	@for nb in notebooks/[0-9][0-9]_*.ipynb; do \
