@@ -10,6 +10,9 @@ from dataclasses import asdict, dataclass, field
 
 import pandas as pd
 
+ORIGIN = "origin"  # where a row comes from: the original table, or a labelled production case
+SEASON, PRODUCTION = "season", "production"
+
 
 @dataclass(frozen=True)
 class DatasetSpec:

@@ -13,8 +13,9 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from mlops_kit.config import CHAMPION, Settings
-from mlops_kit.data import PreparedData
+from mlops_kit.data import PreparedData, prepare
 from mlops_kit.evaluation import GATE_METRICS, MissingInputsError, evaluate_logged
+from mlops_kit.store import datasets
 from mlops_kit.tracking import client as make_client
 
 CHALLENGER = "challenger"
@@ -68,6 +69,20 @@ def champion_version(settings: Settings, client: MlflowClient | None = None) -> 
         return str(client.get_model_version_by_alias(settings.model_name, CHAMPION).version)
     except MlflowException:
         return None
+
+
+def champion_data(settings: Settings) -> tuple[str, PreparedData]:
+    """The champion's version and the data version it was trained on."""
+    client = make_client(settings)
+    version = champion_version(settings, client)
+    if version is None:
+        raise ValueError("there is no champion to retrain: train one first (mlops-kit train)")
+    tags = client.get_model_version(settings.model_name, version).tags
+    data_version = tags.get("data_version", "")
+    if datasets.has_version(settings, data_version):
+        return version, datasets.load_version(settings, data_version)
+    # the catalogue was removed (make reset keeps MLflow elsewhere): rebuild it from the raw data
+    return version, prepare(settings)
 
 
 def gate_rule(

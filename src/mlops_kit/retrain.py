@@ -20,32 +20,18 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from mlops_kit import capture, data, evaluation, registry, tracking, train
+from mlops_kit import capture, data, dataset, evaluation, registry, tracking, train
 from mlops_kit.config import Settings
 from mlops_kit.store import datasets
 from mlops_kit.store.lock import holds_workspace_lock
 
-ORIGIN = "origin"  # where a row comes from: the original table, or a labelled production case
-SEASON, PRODUCTION = "season", "production"
+# where a row comes from (the original table or a labelled production case): see dataset.py
+ORIGIN, SEASON, PRODUCTION = dataset.ORIGIN, dataset.SEASON, dataset.PRODUCTION
 
 
 def load_data_version(settings: Settings, data_version: str) -> data.PreparedData:
     """A catalogued data version read back from the store (clean, train, eval and its card)."""
     return datasets.load_version(settings, data_version)
-
-
-def champion_data(settings: Settings) -> tuple[str, data.PreparedData]:
-    """The champion's version and the data version it was trained on."""
-    client = tracking.client(settings)
-    version = registry.champion_version(settings, client)
-    if version is None:
-        raise ValueError("there is no champion to retrain: train one first (mlops-kit train)")
-    tags = client.get_model_version(settings.model_name, version).tags
-    data_version = tags.get("data_version", "")
-    if datasets.has_version(settings, data_version):
-        return version, datasets.load_version(settings, data_version)
-    # the catalogue was removed (make reset keeps MLflow elsewhere): rebuild it from the raw data
-    return version, data.prepare(settings)
 
 
 def record_keys(frame: pd.DataFrame, spec: data.DatasetSpec) -> pd.Series:
@@ -264,7 +250,7 @@ def retrain(
     threshold, metric = registry.gate_rule(settings, quality_gate, gate_metric)
     train.check_candidates(candidates)
     share = settings.retrain_holdout if holdout is None else holdout
-    champion, base = champion_data(settings)
+    champion, base = registry.champion_data(settings)
     cases = capture.labelled_cases(settings, review_sets)
     if cases.empty:
         raise ValueError(

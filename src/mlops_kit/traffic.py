@@ -23,7 +23,8 @@ import pandas as pd
 
 from mlops_kit.config import Settings
 from mlops_kit.data import PreparedData, prepare
-from mlops_kit.retrain import ORIGIN, PRODUCTION, SEASON, champion_data
+from mlops_kit.dataset import ORIGIN, PRODUCTION, SEASON
+from mlops_kit.registry import champion_data
 from mlops_kit.tables import normalize_column
 
 TRUTH = "truth"  # column with the true class of a sent record (never sent)

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlops_kit import monitoring, retrain
+from mlops_kit import monitoring, registry
 from mlops_kit.data import prepare
 from mlops_kit.store import datasets
 from tests.helpers import iris_like
@@ -81,7 +81,7 @@ def test_monitoring_and_retraining_read_the_champions_version_the_same_way(use_t
     version = use_trained.result.prepared.card.data_version
 
     reference = monitoring.reference_for(settings, "1")
-    _, champion = retrain.champion_data(settings)
+    _, champion = registry.champion_data(settings)
 
     assert reference.data_version == champion.card.data_version == version
     pd.testing.assert_frame_equal(reference.frame, champion.train)
