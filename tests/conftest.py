@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,6 +11,7 @@ import mlflow
 import pandas as pd
 import pytest
 
+from mlops_kit import browser
 from mlops_kit.config import Settings, get_settings
 from mlops_kit.training_pipeline import PipelineResult, run_training_pipeline
 from tests.helpers import PENGUINS_CSV, clear_env, iris_like, reset_mlflow
@@ -102,3 +104,12 @@ def iris_csv(write_csv: Callable[..., Path]) -> Path:
 def iris_features() -> list[str]:
     """The feature columns of the iris-like table, spelled as its header spells them."""
     return ["Sepal Length", "Petal Width", "Garden"]
+
+
+@pytest.fixture
+def offline_browser() -> None:
+    """Chromium must be there: skipped on a developer's machine without it, a failure in CI."""
+    if browser.chromium() is None:
+        if os.environ.get("CI"):
+            pytest.fail(browser.MISSING)
+        pytest.skip(browser.MISSING)

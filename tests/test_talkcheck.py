@@ -3,7 +3,6 @@ browser), JupyterLab and MLflow UI all work."""
 
 from __future__ import annotations
 
-import os
 import socket
 import threading
 import time
@@ -40,15 +39,6 @@ def test_one_failure_means_no_go():
     report = TalkCheck([Item("api", "health", True, ""), Item("api", "version", False, "v1 != v2")])
     assert not report.go
     assert report.lines()[-1].startswith("NO-GO: 1 problem")
-
-
-@pytest.fixture
-def offline_browser() -> None:
-    """Chromium must be there: skipped on a developer's machine without it, a failure in CI."""
-    if browser.chromium() is None:
-        if os.environ.get("CI"):
-            pytest.fail(browser.MISSING)
-        pytest.skip(browser.MISSING)
 
 
 @contextmanager

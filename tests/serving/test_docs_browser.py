@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -14,15 +13,6 @@ from mlops_kit import browser
 from .conftest import Server
 
 pytestmark = pytest.mark.slow  # a trained registry, a uvicorn process and a browser
-
-
-@pytest.fixture
-def offline_browser() -> None:
-    """Chromium must be there: skipped on a developer's machine without it, a failure in CI."""
-    if browser.chromium() is None:
-        if os.environ.get("CI"):
-            pytest.fail(browser.MISSING)
-        pytest.skip(browser.MISSING)
 
 
 def test_docs_try_it_out_and_redoc_work_with_nothing_but_this_machine(
