@@ -314,6 +314,7 @@ def log_cases_on_postgres(
 
     sys.path.insert(0, str(ROOT))
     from mlops_kit import team
+    from mlops_kit.store import predictions, reviews  # noqa: F401 - their tables on `metadata`
     from mlops_kit.store.db import metadata
     from tests.store.postgres import throwaway_cluster
 
