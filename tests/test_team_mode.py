@@ -72,11 +72,28 @@ def test_team_stack_on_postgresql_trains_into_its_registry(tmp_path: Path) -> No
     require_postgres()
     root = reachable_folder("mlops-kit-team-")
     try:
-        stack, news = team.up(root, pg_port=free_port(), mlflow_port=free_port())
+        api_port = free_port()
+        stack, news = team.up(
+            root,
+            pg_port=free_port(),
+            mlflow_port=free_port(),
+            prometheus_port=free_port(),
+            api_port=api_port,
+        )
+        prometheus = f"http://127.0.0.1:{stack.prometheus_port}"
         assert team.up(root)[1] == [
             f"PostgreSQL already up on 127.0.0.1:{stack.pg_port}",
             f"mlflow server already up on {stack.tracking_uri}",
+            f"Prometheus already up on {prometheus}",
         ]
+        targets: list = []
+        for _ in range(100):  # Prometheus lists its targets once discovery has run
+            targets = httpx.get(f"{prometheus}/api/v1/targets", timeout=10).json()["data"]
+            targets = targets["activeTargets"]
+            if targets:
+                break
+            time.sleep(0.2)
+        assert [t["scrapeUrl"] for t in targets] == [f"http://127.0.0.1:{api_port}/metrics"]
         state = root / "team.json"  # pids and the role's password, for root's eyes only
         assert state.stat().st_mode & 0o777 == 0o600
         assert team.load(root).mlflow_pid and team.load(root).postgres_pid
@@ -108,7 +125,7 @@ def test_team_stack_on_postgresql_trains_into_its_registry(tmp_path: Path) -> No
     finally:
         news = team.down(root)
         shutil.rmtree(root, ignore_errors=True)
-    assert news == ["mlflow server stopped", "PostgreSQL stopped"]
+    assert news == ["Prometheus stopped", "mlflow server stopped", "PostgreSQL stopped"]
     assert team.status(root)["postgres"] == "never started"
 
 

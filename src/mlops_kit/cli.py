@@ -593,12 +593,21 @@ def team_up(
     root: Path = TeamRootOpt,
     pg_port: int = typer.Option(55432, "--pg-port", help="PostgreSQL's port on 127.0.0.1."),
     mlflow_port: int = typer.Option(5000, "--mlflow-port", help="mlflow server's port."),
+    prometheus_port: int = typer.Option(
+        9090, "--prometheus-port", help="Prometheus' port (it scrapes the API on 8000)."
+    ),
+    no_prometheus: bool = typer.Option(False, "--no-prometheus", help="Start no Prometheus."),
 ) -> None:
     """Start PostgreSQL and mlflow server (what is not running yet); print the exports."""
     from mlops_kit import team
 
     try:
-        stack, news = team.up(_team_root(root), pg_port=pg_port, mlflow_port=mlflow_port)
+        stack, news = team.up(
+            _team_root(root),
+            pg_port=pg_port,
+            mlflow_port=mlflow_port,
+            prometheus_port=None if no_prometheus else prometheus_port,
+        )
     except team.TeamError as exc:
         _fail(str(exc), 1)
     for line in news:

@@ -32,6 +32,8 @@ import sqlalchemy as sa
 HOST = "127.0.0.1"
 PG_PORT = 55432  # not 5432: a system cluster may hold that one
 MLFLOW_PORT = 5000
+PROMETHEUS_PORT = 9090
+API_PORT = 8000  # the API Prometheus scrapes (`mlops-kit serve`'s default port)
 ROLE = "mlops"
 DATABASES = ("mlflow", "kit")
 OWNER = "postgres"  # the OS user that runs PostgreSQL (it refuses to run as root)
@@ -220,9 +222,9 @@ def ensure_databases(
 # ---------------------------------------------------------------- mlflow server
 
 
-def _answers(url: str) -> bool:
+def _answers(url: str, path: str = "/health") -> bool:
     try:
-        with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+        with urllib.request.urlopen(f"{url}{path}", timeout=2) as response:
             return response.status == 200
     except (urllib.error.URLError, ConnectionError, TimeoutError):
         return False
@@ -276,6 +278,36 @@ def start_mlflow(backend_uri: str, artifacts: Path, port: int, log: Path, timeou
     raise TeamError(f"mlflow server did not answer within {timeout:.0f} s; see {log}")
 
 
+def start_prometheus(folder: Path, port: int, api_port: int, timeout: float) -> int:
+    """Start Prometheus (Debian's package) scraping the API's GET /metrics every 5 s; its pid."""
+    from mlops_kit.serving.process import prometheus_config  # the config the tests use too
+
+    binary = shutil.which("prometheus")
+    if binary is None:
+        raise TeamError("Prometheus is not installed: run `make system-deps` (Debian: prometheus)")
+    folder.mkdir(parents=True, exist_ok=True)
+    config = folder / "prometheus.yml"
+    config.write_text(prometheus_config([f"{HOST}:{api_port}"], interval=5))
+    command = [
+        binary, f"--config.file={config}", f"--storage.tsdb.path={folder / 'data'}",
+        f"--web.listen-address={HOST}:{port}", "--log.level=warn",
+    ]  # fmt: skip
+    log = folder / "prometheus.log"
+    with open(log, "a") as out:
+        proc = subprocess.Popen(
+            command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise TeamError(f"prometheus exited with {proc.returncode}; see {log}")
+        if _answers(f"http://{HOST}:{port}", "/-/ready"):
+            return proc.pid
+        time.sleep(0.3)
+    stop_process_group(proc.pid)
+    raise TeamError(f"prometheus did not answer within {timeout:.0f} s; see {log}")
+
+
 def stop_process_group(pid: int, timeout: float = 15.0) -> None:
     """SIGTERM a process group (gunicorn and its worker), SIGKILL it if it is still there."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
@@ -303,6 +335,8 @@ class Team:
     password: str
     mlflow_pid: int | None = None
     postgres_pid: int | None = None
+    prometheus_port: int = PROMETHEUS_PORT
+    prometheus_pid: int | None = None
 
     @property
     def tracking_uri(self) -> str:
@@ -337,6 +371,8 @@ def _save(team: Team) -> None:
         "password": team.password,
         "mlflow_pid": team.mlflow_pid,
         "postgres_pid": team.postgres_pid,
+        "prometheus_port": team.prometheus_port,
+        "prometheus_pid": team.prometheus_pid,
     }
     path.touch(mode=0o600)
     path.write_text(json.dumps(state, indent=2) + "\n")
@@ -359,9 +395,15 @@ def cluster_of(team: Team, bin_dir: Path | None = None) -> Cluster:
 
 
 def up(
-    root: Path, pg_port: int = PG_PORT, mlflow_port: int = MLFLOW_PORT, timeout: float = 120.0
+    root: Path,
+    pg_port: int = PG_PORT,
+    mlflow_port: int = MLFLOW_PORT,
+    timeout: float = 120.0,
+    prometheus_port: int | None = PROMETHEUS_PORT,
+    api_port: int = API_PORT,
 ) -> tuple[Team, list[str]]:
-    """Start what is not running yet (PostgreSQL, its databases, mlflow server); the stack and news."""
+    """Start what is not running yet (PostgreSQL, its databases, mlflow server, Prometheus
+    scraping the API unless prometheus_port is None); the stack and news."""
     root = root.absolute()
     root.mkdir(parents=True, exist_ok=True)
     news: list[str] = []
@@ -403,6 +445,25 @@ def up(
         )
         _save(team)
         news.append(f"mlflow server up on {team.tracking_uri} (log: {log})")
+    if prometheus_port is None:
+        return team, news
+    prometheus = f"http://{HOST}:{team.prometheus_port}"
+    if _alive(team.prometheus_pid):
+        news.append(f"Prometheus already up on {prometheus}")
+    else:
+        if _port_taken(prometheus_port):
+            raise TeamError(
+                f"port {prometheus_port} is taken: choose another with --prometheus-port"
+            )
+        team.prometheus_port = prometheus_port
+        prometheus = f"http://{HOST}:{prometheus_port}"
+        team.prometheus_pid = start_prometheus(
+            root / "prometheus", prometheus_port, api_port, timeout
+        )
+        _save(team)
+        news.append(
+            f"Prometheus up on {prometheus}, scraping the API's /metrics on {HOST}:{api_port}"
+        )
     return team, news
 
 
@@ -412,6 +473,9 @@ def down(root: Path) -> list[str]:
     if team is None:
         return [f"no team stack under {root}"]
     news = []
+    if _alive(team.prometheus_pid):
+        stop_process_group(team.prometheus_pid)  # type: ignore[arg-type]
+        news.append("Prometheus stopped")
     if _alive(team.mlflow_pid):
         stop_process_group(team.mlflow_pid)  # type: ignore[arg-type]
         news.append("mlflow server stopped")
@@ -419,7 +483,7 @@ def down(root: Path) -> list[str]:
     if cluster_running(cluster):
         stop_cluster(cluster)
         news.append("PostgreSQL stopped")
-    team.mlflow_pid = team.postgres_pid = None
+    team.mlflow_pid = team.postgres_pid = team.prometheus_pid = None
     _save(team)
     return news or ["nothing was running"]
 
@@ -435,5 +499,8 @@ def status(root: Path) -> dict[str, object]:
         "root": str(team.root),
         "postgres": f"up on {HOST}:{team.pg_port}" if running else "down",
         "mlflow": f"up on {team.tracking_uri}" if _answers(team.tracking_uri) else "down",
+        "prometheus": f"up on http://{HOST}:{team.prometheus_port}"
+        if _alive(team.prometheus_pid)
+        else "down",
         "store": sa.engine.make_url(team.store_url).render_as_string(hide_password=True),
     }
