@@ -6,6 +6,7 @@ import logging
 import os
 
 import mlflow
+import pandas as pd
 from mlflow.data.sources import LocalArtifactDatasetSource
 from mlflow.tracking import MlflowClient
 
@@ -74,19 +75,33 @@ def invocation_tags() -> dict[str, str]:
     return {"mlops_kit.invocation_id": invocation} if invocation else {}
 
 
-def log_data_inputs(prepared: PreparedData) -> None:
-    """Log the training and held-out tables as the active run's dataset inputs, named by data version."""
+# The datasets of the data version being logged: built once and logged on the pipeline's run and
+# every candidate's (building one infers a schema over the whole table: 6.7 s at 1M rows).
+_DATASETS: dict[tuple[str, str], object] = {}
+
+
+def _dataset(prepared: PreparedData, split: str, frame: pd.DataFrame) -> object:
     card = prepared.card
-    for split, frame, context in (
-        ("train", prepared.train, "training"),
-        ("eval", prepared.eval, "evaluation"),
-    ):
-        dataset = mlflow.data.from_pandas(
+    key = (card.data_version, split)
+    if key not in _DATASETS:
+        if not any(version == card.data_version for version, _ in _DATASETS):
+            _DATASETS.clear()  # another data version: forget the previous one's
+        _DATASETS[key] = mlflow.data.from_pandas(
             frame,
             # the split's file in the data version (an explicit source: a bare path string makes
             # MLflow warn that two local sources could read it, mlflow/mlflow#9702)
             source=LocalArtifactDatasetSource(card.files.get(split, card.source)),
             targets=prepared.spec.target,
             name=f"{split}-{card.data_version}",
+            digest=card.data_version,
         )
-        mlflow.log_input(dataset, context=context)
+    return _DATASETS[key]
+
+
+def log_data_inputs(prepared: PreparedData) -> None:
+    """Log the training and held-out tables as the active run's dataset inputs, named by data version."""
+    for split, frame, context in (
+        ("train", prepared.train, "training"),
+        ("eval", prepared.eval, "evaluation"),
+    ):
+        mlflow.log_input(_dataset(prepared, split, frame), context=context)
