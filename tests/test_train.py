@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mlops_kit import train
 from mlops_kit.config import Settings
 from mlops_kit.data import PreparedData, prepare
 from mlops_kit.model import predict_with_confidence
@@ -160,3 +161,26 @@ def test_the_tables_are_logged_as_run_inputs_named_by_data_version(prepared, tmp
         f"train-{version}": ({"training"}, len(prepared.train)),
         f"eval-{version}": ({"evaluation"}, len(prepared.eval)),
     }
+
+
+def test_knn_learns_from_a_seeded_sample_of_a_large_table_and_says_so(
+    prepared, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.setattr(train, "KNN_MAX_ROWS", 60)  # "large" for this table
+    monkeypatch.setattr(train, "PROGRESS_ROWS", 50)
+    [knn, logistic] = train_candidates(prepared, ["knn", "logistic_regression"], low_confidence=LOW)
+
+    assert knn.pipeline.named_steps["classifier"].n_samples_fit_ == 60
+    assert knn.note == f"knn learnt from a seeded sample of 60 of {len(prepared.X_train)} rows"
+    assert logistic.note == ""  # the others learn from every row
+    again = train_candidates(prepared, ["knn"], low_confidence=LOW)[0]
+    assert again.metrics == knn.metrics  # the same sample every time
+    shown = capsys.readouterr().err
+    assert f"[train] knn: fitting on 60 rows ({knn.note})" in shown
+    assert f"[train] logistic_regression: fitting on {len(prepared.X_train)} rows" in shown
+
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    mlflow.set_experiment("note")
+    with mlflow.start_run():
+        logged = train.log_candidate(knn, prepared)
+    assert mlflow.get_run(logged.run_id).data.tags["note"] == knn.note

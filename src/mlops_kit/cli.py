@@ -167,6 +167,9 @@ def train(
     for line in _data_decisions(result.prepared.card):
         typer.echo(line)
     typer.echo(result.candidates_table().to_string(index=False))
+    for candidate in result.candidates:
+        if candidate.note:
+            typer.echo(f"note: {candidate.note}")
     typer.echo("")
     typer.echo(result.summary().to_string(index=False, header=False))
     if fail_on_refusal and not result.decision.promoted:

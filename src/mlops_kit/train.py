@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.metadata import version
@@ -40,6 +41,10 @@ def _classifiers(seed: int) -> dict[str, Callable[[], object]]:
 
 
 CANDIDATES = tuple(_classifiers(0))
+# KNN compares each prediction with every training row: at 1M rows evaluating it took 64 s of a
+# 248 s run (benchmarks/bench_scale.py); above this it learns from a seeded sample, and says so.
+KNN_MAX_ROWS = 100_000
+PROGRESS_ROWS = 50_000  # tables above this show what each long step is doing
 
 
 def build_pipeline(name: str, spec: DatasetSpec, seed: int = 42) -> Pipeline:
@@ -70,6 +75,7 @@ class CandidateResult:
     run_id: str | None = None
     model_uri: str | None = None
     params: dict[str, object] = field(default_factory=dict)
+    note: str = ""  # what was done differently for this candidate (e.g. a sample), and why
 
 
 def check_candidates(names: list[str] | None) -> None:
@@ -93,13 +99,28 @@ def train_candidates(
     results = []
     for name in candidates or list(CANDIDATES):
         pipeline = build_pipeline(name, prepared.spec, seed)
+        X, y, note = prepared.X_train, prepared.y_train, ""
+        if name == "knn" and len(X) > KNN_MAX_ROWS:  # it compares every prediction with every row
+            X = X.sample(KNN_MAX_ROWS, random_state=seed)
+            y = y.loc[X.index]
+            note = f"knn learnt from a seeded sample of {KNN_MAX_ROWS:,} of {len(prepared.X_train):,} rows"
         neighbours = pipeline.get_params().get("classifier__n_neighbors")
-        if neighbours and neighbours > len(prepared.X_train):  # a tiny table: ask fewer neighbours
-            pipeline.set_params(classifier__n_neighbors=len(prepared.X_train))
-        pipeline.fit(prepared.X_train, prepared.y_train)
+        if neighbours and neighbours > len(X):  # a tiny table: ask fewer neighbours
+            pipeline.set_params(classifier__n_neighbors=len(X))
+        progress(f"{name}: fitting on {len(X):,} rows" + (f" ({note})" if note else ""), len(X))
+        pipeline.fit(X, y)
+        progress(f"{name}: evaluating on {len(prepared.X_eval):,} rows", len(X))
         metrics = evaluation.evaluate(pipeline, prepared.X_eval, prepared.y_eval, low_confidence)
-        results.append(CandidateResult(name, pipeline, metrics, params=classifier_params(pipeline)))
+        result = CandidateResult(name, pipeline, metrics, params=classifier_params(pipeline))
+        result.note = note
+        results.append(result)
     return results
+
+
+def progress(message: str, rows: int) -> None:
+    """Say what a long step is doing (on stderr, only for tables of more than PROGRESS_ROWS rows)."""
+    if rows > PROGRESS_ROWS:
+        print(f"[train] {message}", file=sys.stderr, flush=True)
 
 
 def classifier_params(pipeline: Pipeline) -> dict[str, object]:
@@ -144,6 +165,8 @@ def log_candidate(
     """Log one candidate as a nested MLflow run: params, metrics, data inputs, plots, model."""
     with mlflow.start_run(run_name=result.name, nested=True) as run:
         mlflow.set_tags({"candidate": result.name, "data_version": prepared.card.data_version})
+        if result.note:
+            mlflow.set_tag("note", result.note)
         mlflow.set_tags({**invocation_tags(), **(tags or {})})
         mlflow.log_params({"candidate": result.name, **result.params})
         mlflow.log_metrics({f"eval_{k}": v for k, v in result.metrics.items()})
