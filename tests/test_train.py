@@ -180,7 +180,9 @@ def test_knn_learns_from_a_seeded_sample_of_a_large_table_and_says_so(
     assert f"[train] logistic_regression: fitting on {len(prepared.X_train)} rows" in shown
 
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    mlflow.set_experiment("note")
+    mlflow.set_experiment(
+        experiment_id=mlflow.create_experiment("note", artifact_location=str(tmp_path / "art"))
+    )
     with mlflow.start_run():
         logged = train.log_candidate(knn, prepared)
     assert mlflow.get_run(logged.run_id).data.tags["note"] == knn.note
