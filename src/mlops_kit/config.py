@@ -145,6 +145,11 @@ class Settings(BaseSettings):
         return self.tracking_uri_override is None
 
     @property
+    def has_registry(self) -> bool:
+        """Whether there is a registry to ask: a tracking server, or the embedded database file."""
+        return not self.embedded or self.mlflow_db.exists()
+
+    @property
     def mlflow_db(self) -> Path:
         """The embedded MLflow database file."""
         return self.workspace / "mlflow.db"

@@ -157,8 +157,7 @@ class Reference:
 def reference_for(settings: Settings, model_version: str | None = None) -> Reference:
     """The training split of the data version a model version was trained on (tag `data_version`)."""
     data_version = None
-    has_store = not settings.embedded or settings.mlflow_db.exists()
-    if model_version is not None and has_store:
+    if model_version is not None and settings.has_registry:
         try:
             mv = tracking.client(settings).get_model_version(settings.model_name, model_version)
             data_version = mv.tags.get("data_version")

@@ -63,7 +63,9 @@ def log_decision(decision: GateDecision, best_candidate: str) -> None:
 
 
 def champion_version(settings: Settings, client: MlflowClient | None = None) -> str | None:
-    """The version number the `champion` alias points at, or None."""
+    """The version number the `champion` alias points at, or None (also where no registry exists)."""
+    if not settings.has_registry:
+        return None  # asking would create the embedded database
     client = client or make_client(settings)
     try:
         return str(client.get_model_version_by_alias(settings.model_name, CHAMPION).version)
@@ -73,10 +75,10 @@ def champion_version(settings: Settings, client: MlflowClient | None = None) -> 
 
 def champion_data(settings: Settings) -> tuple[str, PreparedData]:
     """The champion's version and the data version it was trained on."""
-    client = make_client(settings)
-    version = champion_version(settings, client)
+    version = champion_version(settings)
     if version is None:
         raise ValueError("there is no champion to retrain: train one first (mlops-kit train)")
+    client = make_client(settings)
     tags = client.get_model_version(settings.model_name, version).tags
     data_version = tags.get("data_version", "")
     if datasets.has_version(settings, data_version):
@@ -268,12 +270,10 @@ def retire_champion(settings: Settings, reason: str) -> str | None:
         raise ValueError(
             "retiring the champion needs a reason (it is recorded on the model version)"
         )
-    if settings.embedded and not settings.mlflow_db.exists():
-        return None  # a fresh workspace has no registry yet, so no champion (and none is made)
-    client = make_client(settings)
-    current = champion_version(settings, client)
+    current = champion_version(settings)
     if current is None:
         return None
+    client = make_client(settings)
     client.delete_registered_model_alias(settings.model_name, CHAMPION)
     client.set_model_version_tag(settings.model_name, current, "retired_reason", reason)
     client.set_model_version_tag(

@@ -96,7 +96,6 @@ PRESETS: dict[
         ),
     )
 }
-SHIFTS = PRESETS  # the name it had when the penguins were the only table
 HOW = (
     "none, a preset (calliper, scale, colony), add:COLUMN (a number) or mix:COLUMN=VALUE (a share)"
 )
@@ -182,16 +181,6 @@ def shift_amount(shift: Shift, amount: float | None, records: pd.DataFrame) -> f
     return value
 
 
-def describe_shift(
-    shift: str, amount: float | None = None, records: pd.DataFrame | None = None
-) -> str:
-    """The shift in words, with its amount (a preset needs no records; add:/mix: do)."""
-    if records is None:
-        records = pd.DataFrame(columns=sorted({c for s in PRESETS.values() for c in s.columns}))
-    parsed = parse_shift(shift, records)
-    return parsed.describe(shift_amount(parsed, amount, records))
-
-
 class TrafficError(RuntimeError):
     """The API could not be reached or refused a batch; the message says which and why."""
 
@@ -217,8 +206,6 @@ def season_records(settings: Settings) -> pd.DataFrame:
 
 def _champion_data(settings: Settings) -> PreparedData | None:
     """The data version the champion learnt from, where the workspace has one."""
-    if settings.embedded and not settings.mlflow_db.exists():
-        return None
     try:
         return champion_data(settings)[1]
     except ValueError:  # no champion yet

@@ -181,7 +181,7 @@ class ChampionLoader:
 
     def _mlflow_client(self) -> Any:
         s = self.settings
-        if s.embedded and not s.mlflow_db.exists():
+        if not s.has_registry:
             raise RegistryUnavailable(
                 f"no MLflow database at {s.mlflow_db} yet: train a model first (mlops-kit train)"
             )

@@ -38,8 +38,7 @@ def starting_champion(settings: Settings, **pipeline_options: object) -> Startin
     seasons only, with the reason recorded, so the demonstration can be shown again.
     """
     season_data = prepare(settings, write=False).card.data_version
-    has_store = not settings.embedded or settings.mlflow_db.exists()
-    current = registry.champion_version(settings) if has_store else None
+    current = registry.champion_version(settings)
     if current is not None:
         client = tracking.client(settings)
         tags = client.get_model_version(settings.model_name, current).tags
