@@ -165,7 +165,7 @@ def test_the_whole_loop_runs_on_a_table_the_kit_did_not_ship(
         labelled = capture.labelled_cases(mine)
         assert len(labelled) == len(review) and labelled[capture.LABEL].notna().all()
         assert set(labelled[capture.LABEL]) <= set(season[traffic.TRUTH])
-        assert labels.summary() is not None
+        assert (labels.labelled, labels.unlabelled) == (len(review), 0)
 
         result = retrain.retrain(mine, candidates=FAST, holdout=0.3, quality_gate=0.0)
         added = result.new_data.added_train + result.new_data.added_eval

@@ -121,7 +121,8 @@ def test_presets_need_their_columns_and_other_tables_get_a_default_shift():
     assert traffic.default_shift(numbers) == "add:alcohol"
     words = pd.DataFrame({"colour": ["red", "red", "blue"], traffic.TRUTH: ["a", "b", "a"]})
     assert traffic.default_shift(words) == "mix:colour=blue"
-    assert "colour = blue" in traffic.describe_shift("mix:colour=blue", records=words)
+    mix = traffic.parse_shift("mix:colour=blue", words)
+    assert "colour = blue" in mix.describe(traffic.shift_amount(mix, None, words))
 
 
 def test_simulating_without_an_api_says_so(settings):

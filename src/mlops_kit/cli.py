@@ -312,13 +312,7 @@ def status() -> None:
     from mlops_kit.registry import CHAMPION, champion_version
 
     settings = get_settings()
-    typer.echo(
-        describe(settings, champion_version(settings) if _has_store(settings) else None, CHAMPION)
-    )
-
-
-def _has_store(settings: Settings) -> bool:
-    return not settings.embedded or settings.mlflow_db.exists()
+    typer.echo(describe(settings, champion_version(settings), CHAMPION))
 
 
 def describe(settings: Settings, champion: str | None, alias: str) -> str:
@@ -601,7 +595,7 @@ def team_up(
     ),
     no_prometheus: bool = typer.Option(False, "--no-prometheus", help="Start no Prometheus."),
 ) -> None:
-    """Start PostgreSQL and mlflow server (what is not running yet); print the exports."""
+    """Start PostgreSQL, mlflow server and Prometheus (what is not running yet); print the exports."""
     from mlops_kit import team
 
     try:
@@ -620,7 +614,7 @@ def team_up(
 
 @team_app.command("down")
 def team_down(root: Path = TeamRootOpt) -> None:
-    """Stop mlflow server and PostgreSQL; their data stays for the next `team up`."""
+    """Stop Prometheus, mlflow server and PostgreSQL; their data stays for the next `team up`."""
     from mlops_kit import team
 
     try:
@@ -633,7 +627,7 @@ def team_down(root: Path = TeamRootOpt) -> None:
 
 @team_app.command("status")
 def team_status(root: Path = TeamRootOpt) -> None:
-    """Whether PostgreSQL and mlflow server are up, and where."""
+    """Whether PostgreSQL, mlflow server and Prometheus are up, and where."""
     from mlops_kit import team
 
     try:

@@ -80,6 +80,6 @@ def show(table: pd.DataFrame | Mapping[str, Any]) -> pd.DataFrame:
     frame = frame.astype(object).map(_cell)
     frame.columns = [say(c) for c in frame.columns]
     frame.index = [say(i) if isinstance(i, str) else i for i in frame.index]
-    if table.index.name is not None and not isinstance(table, Mapping):
+    if table.index.name is not None:
         frame.index.name = say(table.index.name)
     return frame
