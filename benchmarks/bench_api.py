@@ -26,6 +26,7 @@ figures in one run); ``--writer`` measures the prediction log's writer alone (no
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import itertools
 import json
@@ -241,10 +242,11 @@ def sustained(server: Server, path: str, body: bytes, batches: int) -> float:
 
 
 def writer_rows_per_s(rounds: int = 5, entries: int = 5) -> dict[str, tuple[float, float]]:
-    """The prediction log's writer alone, 10k-row entries, with and without fast_sqlite.
+    """The prediction log's writer alone, 10k-row entries: its fast paths and the plain insert.
 
     Gives (rows per second of wall time, rows per CPU-second) for each; the process does nothing
     else meanwhile, so its CPU time is the writer's (the CPU figure is steadier on a busy machine).
+    On PostgreSQL (a throwaway cluster, when installed) the server's own CPU is not counted.
     """
     from mlops_kit.store.predictions import LogEntry, PredictionLog
 
@@ -266,13 +268,31 @@ def writer_rows_per_s(rounds: int = 5, entries: int = 5) -> dict[str, tuple[floa
         )  # fmt: skip
 
     batch = [entry() for _ in range(entries)]
-    ways = {"sqlite driver (fast_sqlite=True)": True, "SQLAlchemy Core (fast_sqlite=False)": False}
-    wall: dict[str, list[float]] = {name: [] for name in ways}
-    cpu: dict[str, list[float]] = {name: [] for name in ways}
-    with tempfile.TemporaryDirectory(prefix="bench-writer-") as folder:
+    # name: (database, PredictionLog options); each fast path beside the plain SQLAlchemy insert
+    ways: dict[str, tuple[str, dict[str, bool]]] = {
+        "SQLite, sqlite3 driver (fast_sqlite)": ("sqlite", {"fast_sqlite": True}),
+        "SQLite, SQLAlchemy Core": ("sqlite", {"fast_sqlite": False}),
+        "PostgreSQL, binary COPY (copy)": ("postgres", {"copy": True}),
+        "PostgreSQL, SQLAlchemy Core": ("postgres", {"copy": False}),
+    }
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from mlops_kit import team
+
+    with contextlib.ExitStack() as stack:
+        if team.postgres_bin() is None:
+            print("PostgreSQL is not installed (make system-deps): SQLite only")
+            ways = {k: v for k, v in ways.items() if v[0] == "sqlite"}
+        else:
+            from tests.store.postgres import throwaway_cluster
+
+            postgres = stack.enter_context(throwaway_cluster()).url
+        folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-writer-"))
+        wall: dict[str, list[float]] = {name: [] for name in ways}
+        cpu: dict[str, list[float]] = {name: [] for name in ways}
         for r in range(rounds):
-            for name, fast in ways.items():  # in turns
-                log = PredictionLog(f"sqlite:///{folder}/{r}-{fast}.db", fast_sqlite=fast)
+            for k, (name, (database, options)) in enumerate(ways.items()):  # in turns
+                url = f"sqlite:///{folder}/{r}-{k}.db" if database == "sqlite" else postgres
+                log = PredictionLog(url, **options)
                 log.start()
                 t0, c0 = time.perf_counter(), time.process_time()
                 for e in batch:
@@ -367,7 +387,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.writer:
         for name, (wall, cpu) in writer_rows_per_s(rounds=2 if args.quick else 5).items():
-            print(f"log writer, {name:36s} {wall:8.0f} rows/s {cpu:8.0f} rows/CPU-s")
+            print(f"log writer, {name:38s} {wall:8.0f} rows/s {cpu:8.0f} rows/CPU-s")
         return
     rounds = 1 if args.quick else args.rounds
     requests = 200 if args.quick else 500  # one-record requests per server per round

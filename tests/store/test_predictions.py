@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from mlops_kit.config import Settings
 from mlops_kit.store import predictions as predictions_module
 from mlops_kit.store.predictions import LogEntry, PredictionLog, read_predictions
+from tests.store.test_row_text import odd_entry
 
 CLASSES = ["Adelie", "Chinstrap", "Gentoo"]
 WRITERS = pytest.mark.parametrize(
@@ -115,9 +116,11 @@ def test_both_writers_store_the_same_values(tmp_path: Path) -> None:
         log = PredictionLog(url, fast_sqlite=fast)
         log.start()
         log.submit(column_entry("same"))
+        log.submit(odd_entry(rows=3000))  # tabs, backslashes, %, quotes, NaN, inf, 1e-310…
         log.close()
     every = "request_id, created_at, record_index, model_name, model_version, input, predicted, "
     every += "confidence, probabilities, low_confidence"
+    assert len(stored(urls[True])) == 3003
     assert stored(urls[True], every) == stored(urls[False], every)
     first = stored(urls[True], "created_at, input, probabilities")[0]
     assert first[0] == "2026-11-28 09:30:15.000250"

@@ -16,6 +16,7 @@ from mlops_kit.store import predictions as predictions_module
 from mlops_kit.store.predictions import PredictionLog, read_predictions
 from tests.store.postgres import Postgres
 from tests.store.test_predictions import CLASSES, column_entry, entry
+from tests.store.test_row_text import odd_entry
 
 EVERY = (
     "request_id, created_at, record_index, model_name, model_version, input::text, predicted, "
@@ -80,13 +81,14 @@ def test_copy_and_insert_store_the_same_values(postgres: Postgres, pg_url: str) 
         log = PredictionLog(pg_url, copy=copy)
         log.start()
         log.submit(column_entry("same"))
+        log.submit(odd_entry(rows=3000))  # tabs, backslashes, %, quotes, NaN, inf, 1e-310…
         log.close()
         texts[copy] = stored(pg_url, EVERY)
         sa_engine = sa.create_engine(pg_url)
         with sa_engine.begin() as conn:
             conn.exec_driver_sql("DELETE FROM predictions")
         sa_engine.dispose()
-    assert texts[True] == texts[False]
+    assert len(texts[True]) == 3003 and texts[True] == texts[False]
     first = texts[True][0]
     assert first[5] == '{"island":"Dream","bill_length_mm":40.5,"sex":null}'
     assert first[8] == '{"Adelie":0.5,"Chinstrap":0.3,"Gentoo":0.2}'

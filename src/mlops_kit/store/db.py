@@ -12,7 +12,7 @@ from sqlalchemy.engine import Engine
 metadata = sa.MetaData()  # every table of the store is declared on this
 
 
-def _to_json(value: object) -> str:
+def to_json(value: object) -> str:
     # NaN is not JSON (PostgreSQL refuses it): a missing number is stored as null
     return pydantic_core.to_json(value, inf_nan_mode="null").decode()
 
@@ -46,7 +46,7 @@ def make_engine(url: str) -> Engine:
         if parsed.get_backend_name() == "postgresql":
             server["connect_args"] = {"connect_timeout": 10}  # a server that is down fails fast
     engine = sa.create_engine(
-        url, json_serializer=_to_json, json_deserializer=pydantic_core.from_json, **server
+        url, json_serializer=to_json, json_deserializer=pydantic_core.from_json, **server
     )
     if sqlite:
 

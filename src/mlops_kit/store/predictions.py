@@ -27,17 +27,16 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from itertools import repeat
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import pydantic_core
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from mlops_kit.config import Settings
 from mlops_kit.model import PROBA_PREFIX
+from mlops_kit.store import row_text
 from mlops_kit.store.db import create_tables, exists, is_sqlite, make_engine, metadata
 
 log = logging.getLogger(__name__)
@@ -164,38 +163,12 @@ def _missing_as_none(value: Any) -> Any:
     return None if value is None or (isinstance(value, float) and value != value) else value
 
 
-def _json(value: object) -> str:
-    """Compact JSON text, as the store's engine writes a JSON column (``store.db``)."""
-    return pydantic_core.to_json(value, inf_nan_mode="null").decode()
-
-
 _INSERT_COLUMNS = [c.name for c in predictions.columns if c.name != "id"]
 _SQLITE_INSERT = (
     f"INSERT INTO {predictions.name} ({', '.join(_INSERT_COLUMNS)}) "
     f"VALUES ({', '.join('?' * len(_INSERT_COLUMNS))})"
 )
-_SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"  # SQLAlchemy's storage format for DateTime on SQLite
-_COPY = f"COPY {predictions.name} ({', '.join(_INSERT_COLUMNS)}) FROM STDIN"
-
-
-def _tuples(entry: LogEntry, sqlite: bool) -> Iterator[tuple[Any, ...]]:
-    """The rows of ``entry.rows()`` as the driver takes them, one by one: sqlite3 or PG's COPY.
-
-    For sqlite3 as SQLAlchemy hands them over (the time as text, flags as 0/1); for COPY as
-    psycopg writes them (an aware time, flags as booleans). JSON columns get compact JSON text.
-    """
-    n = len(entry)
-    created_at: Any = entry.created_at.astimezone(UTC)
-    if sqlite:
-        created_at = created_at.strftime(_SQLITE_DATETIME)
-    return zip(
-        repeat(entry.request_id, n), repeat(created_at, n), range(n),
-        repeat(entry.model_name, n), repeat(entry.model_version, n),
-        map(_json, entry.records()), entry.predicted, entry.confidence,
-        map(_json, entry.probability_records()),
-        map(int, entry.low_confidence) if sqlite else map(bool, entry.low_confidence),
-        strict=True,
-    )  # fmt: skip
+_COPY = f"COPY {predictions.name} ({', '.join(_INSERT_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
 
 
 _STOP = object()
@@ -215,14 +188,11 @@ class PredictionLog:
         self.url = url
         self.max_rows_per_write = max_rows_per_write
         self.retries = retries
-        # On SQLite, rows go to the driver as plain tuples: the same stored values as through
-        # SQLAlchemy's type processing (tested), for less than half the CPU, which requests need
-        # too (one GIL). `bench_api.py --writer`, 10k-row entries, 2 busy cores: 111k rows per
-        # CPU-second with it, 45k without.
+        # The fast paths (row_text.py) store the same values as SQLAlchemy's insert of rows()
+        # (tested) for much less CPU, which requests need too (one GIL). `bench_api.py --writer`,
+        # 10k-row entries, 2 cores, rows/s: SQLite 156-179k through sqlite3, 50k through
+        # SQLAlchemy; PostgreSQL 148-154k with binary COPY, 28k with executemany.
         self.fast_sqlite = fast_sqlite and is_sqlite(url)
-        # On PostgreSQL (psycopg 3), rows go in with COPY: the same stored values as an INSERT
-        # through SQLAlchemy (tested), at 3x its speed. Same run, 10k-row entries, 2 busy cores:
-        # 111k rows per CPU-second (50k/s wall) with COPY, 33k (16k/s) with executemany.
         self.copy = copy and sa.engine.make_url(url).drivername == "postgresql+psycopg"
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._done = threading.Condition()
@@ -308,15 +278,17 @@ class PredictionLog:
 
     def _insert(self, batch: list[LogEntry]) -> None:
         with self._engine.begin() as conn:  # type: ignore[union-attr]
-            # rows made as the driver takes them: none pile up in memory
+            # rows made as text the driver takes (row_text.py): none pile up in memory
             if self.fast_sqlite:
                 cursor = conn.connection.cursor()
-                cursor.executemany(_SQLITE_INSERT, (t for e in batch for t in _tuples(e, True)))
+                rows = (t for e in batch for t in row_text.sqlite_tuples(e))
+                cursor.executemany(_SQLITE_INSERT, rows)
                 cursor.close()
             elif self.copy:
                 with conn.connection.cursor() as cursor, cursor.copy(_COPY) as copy:
+                    copy.set_types(row_text.COPY_TYPES)
                     for e in batch:
-                        for row in _tuples(e, False):
+                        for row in row_text.copy_tuples(e):
                             copy.write_row(row)
             else:
                 conn.execute(predictions.insert(), [row for e in batch for row in e.rows()])
