@@ -12,7 +12,8 @@ is its own: the child reports its wall time and its peak RSS (VmHWM from /proc/s
 - training (``run_training_pipeline``, every candidate, tracked in a temp MLflow) at 10k, 100k
   and 1M rows of a table scaled up from the raw penguins (rows resampled with seeded noise).
 - with ``--api``: sustained rows/s of the API into PostgreSQL with 1 and 2 workers beside SQLite
-  with 1 (a throwaway cluster, as the store's tests start it), and in-process pyfunc rows/s.
+  with 1 (a throwaway cluster, as the store's tests start it), 10k records per request sent as
+  records and column-wise, and in-process pyfunc rows/s of the same records.
 
 It prints the figures and the issue's targets beside them; it is a measurement, not a test.
 ``--before REV`` also runs monitor and capture on the smaller log with the code of an earlier
@@ -24,6 +25,7 @@ commit (its src/).
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import shlex
@@ -206,7 +208,8 @@ def child(args: list[str], env: dict[str, str], timeout: float) -> dict[str, Any
 
 
 def api_rows_per_s(workdir: Path, env: dict[str, str], quick: bool) -> list[tuple[str, str]]:
-    """Sustained rows/s of the API (10k-record requests) into SQLite and PostgreSQL stores."""
+    """Sustained rows/s of the API into SQLite and PostgreSQL stores: 2 clients sending 10k records
+    at a time, as records (/predict) and column-wise (/predict/columns), until all are logged."""
     import threading
 
     import sqlalchemy as sa
@@ -227,7 +230,10 @@ def api_rows_per_s(workdir: Path, env: dict[str, str], quick: bool) -> list[tupl
 
     records = prepare(Settings(), write=False).X_eval.dropna().to_dict("records")
     big = [records[i % len(records)] for i in range(ENTRY_ROWS)]
-    body = json.dumps(big).encode()
+    bodies = {  # the same records, as /predict takes them and column-wise
+        "/predict": json.dumps(big).encode(),
+        "/predict/columns": json.dumps({k: [r[k] for r in big] for k in big[0]}).encode(),
+    }
     batches = 6 if quick else 20
     out = []
     payload = workdir / "batch.json"
@@ -236,10 +242,12 @@ def api_rows_per_s(workdir: Path, env: dict[str, str], quick: bool) -> list[tupl
         ["--case", "pyfunc", "--workspace", str(workspace), "--rows", str(batches),
          "--table", str(payload)], env, 900,
     )  # fmt: skip
+    pyfunc = 0.0
     if "error" not in local:
-        out.append(("in-process pyfunc", f"{ENTRY_ROWS * batches / local['seconds']:,.0f} rows/s"))
+        pyfunc = ENTRY_ROWS * batches / local["seconds"]
+        out.append(("in-process pyfunc", f"{pyfunc:,.0f} rows/s"))
 
-    def measure(name: str, url: str, workers: int) -> None:
+    def measure(name: str, url: str, workers: int, path: str) -> None:
         port = free_port()
         server_env = {**env, "MLOPS_KIT_WORKSPACE": str(workspace), "MLOPS_KIT_STORE_URL": url}
         with open(workdir / f"api-{name}.log", "w") as log:
@@ -262,15 +270,16 @@ def api_rows_per_s(workdir: Path, env: dict[str, str], quick: bool) -> list[tupl
 
                 conn = http.client.HTTPConnection(HOST, port, timeout=300)
                 for _ in range(count):
-                    conn.request("POST", "/predict", body, {"Content-Type": "application/json"})
+                    conn.request("POST", path, bodies[path], {"Content-Type": "application/json"})
                     response = conn.getresponse()
                     response.read()
                     if response.status != 200:
                         raise RuntimeError(f"HTTP {response.status}")
                 conn.close()
 
-            client(1)  # warm-up (and the table exists)
-            while rows() < ENTRY_ROWS:
+            start = rows()
+            client(1)  # warm-up
+            while rows() < start + ENTRY_ROWS:
                 time.sleep(0.05)
             before = rows()
             clients = [threading.Thread(target=client, args=(batches // 2,)) for _ in range(2)]
@@ -285,24 +294,26 @@ def api_rows_per_s(workdir: Path, env: dict[str, str], quick: bool) -> list[tupl
                     raise RuntimeError("rows still missing after 600 s")
                 time.sleep(0.05)
             rate = (expected - before) / (time.perf_counter() - t0)
-            out.append((name, f"{rate:,.0f} rows/s (2 clients, 10k-record requests)"))
+            share = f", {rate / pyfunc:.0%} of in-process" if pyfunc else ""
+            out.append((f"{name}, {path}", f"{rate:,.0f} rows/s{share}"))
         except Exception as exc:  # noqa: BLE001 - reported in the table
-            out.append((name, f"failed: {exc}"))
+            out.append((f"{name}, {path}", f"failed: {exc}"))
         finally:
             stop(proc)
             engine.dispose()
 
-    measure("API -> SQLite, 1 worker", f"sqlite:///{workdir / 'api-store.db'}", 1)
+    for path in bodies:
+        measure("API -> SQLite, 1 worker", f"sqlite:///{workdir / 'api-store.db'}", 1, path)
     if team.postgres_bin() is None:
         out.append(("API -> PostgreSQL", "skipped: PostgreSQL is not installed"))
         return out
     with throwaway_cluster() as postgres:
-        for workers in (1, 2):
+        for workers, path in itertools.product((1, 2), bodies):
             engine = sa.create_engine(postgres.url)
             with engine.begin() as conn:
                 conn.exec_driver_sql("DROP TABLE IF EXISTS predictions")
             engine.dispose()
-            measure(f"API -> PostgreSQL, {workers} worker(s)", postgres.url, workers)
+            measure(f"API -> PostgreSQL, {workers} worker(s)", postgres.url, workers, path)
     return out
 
 
