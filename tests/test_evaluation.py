@@ -4,13 +4,23 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+import pandas as pd
 import pytest
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 
 from mlops_kit import registry, retrain, tracking
 from mlops_kit.config import CHAMPION, get_settings
 from mlops_kit.data import prepare
-from mlops_kit.evaluation import METRICS, MissingInputsError, evaluate, evaluate_logged
-from mlops_kit.model import predict_with_confidence
+from mlops_kit.evaluation import (
+    METRICS,
+    MissingInputsError,
+    evaluate,
+    evaluate_logged,
+    label_codes,
+    scores,
+)
+from mlops_kit.model import CONFIDENCE, PREDICTED, predict_with_confidence
 from mlops_kit.training_pipeline import run_training_pipeline
 
 FAST = ["logistic_regression"]
@@ -86,3 +96,20 @@ def test_no_rows_give_nan_not_an_error(trained):
     scores = evaluate(best.pipeline, prepared.X_eval.head(0), prepared.y_eval.head(0), 0.7)
     assert list(scores) == list(METRICS)
     assert all(math.isnan(v) for v in scores.values())
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_scores_on_label_codes_equal_scikit_learns_on_the_labels(seed):
+    """The codes give bit-for-bit scikit-learn's numbers on text labels, classes missing or extra."""
+    rng = np.random.default_rng(seed)
+    classes = [f"classe {c}" for c in "ÁBCDEFGHIJKL"[: 2 + seed * 3]]
+    y = pd.Series(rng.choice(classes[1:], 500))  # a class only ever predicted
+    out = pd.DataFrame(
+        {PREDICTED: rng.choice(classes[:-1], 500), CONFIDENCE: rng.random(500)}
+    )  # and a true class never predicted
+    got = scores(out, y, 0.7)
+    assert got["accuracy"] == accuracy_score(y, out[PREDICTED])
+    assert got["f1_macro"] == f1_score(y, out[PREDICTED], average="macro")
+    true, predicted, labels = label_codes(y, out[PREDICTED])
+    assert labels == sorted(set(y) | set(out[PREDICTED]))
+    assert (confusion_matrix(true, predicted) == confusion_matrix(y, out[PREDICTED])).all()

@@ -100,7 +100,7 @@ def test_training_is_reproducible(prepared, fitted):
 def test_best_of_and_table_order(fitted):
     scores = {"a": 0.8, "b": 0.95, "c": 0.95}
     results = [
-        CandidateResult(n, fitted[0].pipeline, {"f1_macro": s, "accuracy": s})
+        CandidateResult(n, fitted[0].pipeline, {"f1_macro": s, "accuracy": s}, fitted[0].scored)
         for n, s in scores.items()
     ]
     assert best_of(results, "f1_macro").name == "b"  # ties: the first listed

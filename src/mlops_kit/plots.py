@@ -12,6 +12,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 from sklearn.metrics import ConfusionMatrixDisplay
 
+from mlops_kit.evaluation import label_codes
+
 # The MLOps cycle of the talk: (box label, where the kit implements it)
 CYCLE = [
     ("Análise exploratória", "01 · data.py, plots.py"),
@@ -88,7 +90,10 @@ def confusion_matrix(y_true: pd.Series, y_pred: pd.Series) -> Figure:
     """Confusion matrix of the held-out evaluation data."""
     fig = _figure((5, 4.2))
     ax = fig.subplots()
-    ConfusionMatrixDisplay.from_predictions(y_true, y_pred, ax=ax, colorbar=False, cmap="Blues")
+    true, predicted, classes = label_codes(y_true, y_pred)  # codes: no sorting of text labels
+    ConfusionMatrixDisplay.from_predictions(
+        true, predicted, display_labels=classes, ax=ax, colorbar=False, cmap="Blues"
+    )
     ax.set_title("Matriz de confusão (temporada de validação)")
     ax.set_xlabel("Classe prevista")
     ax.set_ylabel("Classe real")

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import logging
 import os
+from functools import cached_property
 
 import mlflow
+import numpy as np
 import pandas as pd
+from mlflow.data.pandas_dataset import PandasDataset
 from mlflow.data.sources import LocalArtifactDatasetSource
 from mlflow.tracking import MlflowClient
+from mlflow.types import Schema
 
 from mlops_kit.config import Settings
 from mlops_kit.dataset import PreparedData
@@ -76,8 +80,39 @@ def invocation_tags() -> dict[str, str]:
 
 
 # The datasets of the data version being logged: built once and logged on the pipeline's run and
-# every candidate's (building one infers a schema over the whole table: 6.7 s at 1M rows).
+# every candidate's.
 _DATASETS: dict[tuple[str, str], object] = {}
+
+
+def schema_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows that decide MLflow's schema of the frame: each text column's distinct values and
+    each column's first missing value (plus the first row).
+
+    MLflow infers a text column's type from the types of its values and a column's ``required``
+    from whether any value is missing, looking at every value one by one (16 s for the two tables
+    of a 1M-row training); on these rows it infers the same schema (tested).
+    """
+    keep = np.zeros(len(frame), dtype=bool)
+    keep[:1] = True
+    for _, column in frame.items():
+        missing = column.isna().to_numpy()
+        if missing.any():
+            keep[np.argmax(missing)] = True
+        if column.dtype.kind == "O":
+            try:
+                keep |= ~column.duplicated().to_numpy()
+            except TypeError:  # unhashable values: every row, MLflow reads them all anyway
+                keep[:] = True
+    return frame[keep]
+
+
+class TableDataset(PandasDataset):
+    """MLflow's pandas dataset, its schema inferred from ``schema_rows`` of the table."""
+
+    @cached_property
+    def schema(self) -> Schema | None:
+        """What MLflow's own inference gives for the whole table."""
+        return PandasDataset(schema_rows(self.df), source=self.source, digest=self.digest).schema
 
 
 def _dataset(prepared: PreparedData, split: str, frame: pd.DataFrame) -> object:
@@ -86,7 +121,7 @@ def _dataset(prepared: PreparedData, split: str, frame: pd.DataFrame) -> object:
     if key not in _DATASETS:
         if not any(version == card.data_version for version, _ in _DATASETS):
             _DATASETS.clear()  # another data version: forget the previous one's
-        _DATASETS[key] = mlflow.data.from_pandas(
+        _DATASETS[key] = TableDataset(
             frame,
             # the split's file in the data version (an explicit source: a bare path string makes
             # MLflow warn that two local sources could read it, mlflow/mlflow#9702)

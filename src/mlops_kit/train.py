@@ -72,6 +72,7 @@ class CandidateResult:
     name: str
     pipeline: Pipeline
     metrics: dict[str, float]
+    scored: pd.DataFrame  # its answers on the held-out data, which the metrics and plots come from
     run_id: str | None = None
     model_uri: str | None = None
     params: dict[str, object] = field(default_factory=dict)
@@ -110,9 +111,13 @@ def train_candidates(
         progress(f"{name}: fitting on {len(X):,} rows" + (f" ({note})" if note else ""), len(X))
         pipeline.fit(X, y)
         progress(f"{name}: evaluating on {len(prepared.X_eval):,} rows", len(X))
-        metrics = evaluation.evaluate(pipeline, prepared.X_eval, prepared.y_eval, low_confidence)
-        result = CandidateResult(name, pipeline, metrics, params=classifier_params(pipeline))
-        result.note = note
+        scored = predict_with_confidence(
+            pipeline, evaluation.model_inputs(pipeline, prepared.X_eval)
+        )
+        metrics = evaluation.scores(scored, prepared.y_eval, low_confidence)
+        result = CandidateResult(
+            name, pipeline, metrics, scored, params=classifier_params(pipeline), note=note
+        )
         results.append(result)
     return results
 
@@ -171,7 +176,7 @@ def log_candidate(
         mlflow.log_params({"candidate": result.name, **result.params})
         mlflow.log_metrics({f"eval_{k}": v for k, v in result.metrics.items()})
         log_data_inputs(prepared)  # the tables it learned from and was scored on
-        scored = predict_with_confidence(result.pipeline, prepared.X_eval)
+        scored = result.scored
         for fig_name, fig in (
             ("confusion_matrix.png", plots.confusion_matrix(prepared.y_eval, scored[PREDICTED])),
             (
