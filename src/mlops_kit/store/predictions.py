@@ -180,7 +180,10 @@ class PredictionLog:
     def __init__(
         self,
         url: str,
-        max_rows_per_write: int = 5000,
+        # a writer that is behind takes this many rows at most in one transaction: one commit (a
+        # disk flush) for several requests. PostgreSQL, 20 queued 10k-row entries, same run:
+        # 150-167k rows/s with 5,000 (one request per commit), 194-224k with 50,000.
+        max_rows_per_write: int = 50_000,
         retries: int = 3,
         fast_sqlite: bool = True,
         copy: bool = True,
