@@ -90,6 +90,14 @@ def test_the_gate_and_the_monitor_speak_portuguese_with_decimal_commas() -> None
     assert screen.say("the API at 127.0.0.1:8000 said 0.5") == "the API at 127.0.0.1:8000 said 0,5"
 
 
+def test_rows_dropped_for_several_reasons_are_all_named_in_portuguese() -> None:
+    dropped = {"missing_target": 1, "no_measurements": 2, "missing_split_value": 3}
+    in_words = "sem alvo: 1, sem medidas: 2, sem valor na coluna de divisão: 3"
+    assert screen.counts(dropped) == in_words
+    assert screen.say("missing_target: 1, no_measurements: 2, missing_split_value: 3") == in_words
+    assert screen.say("duplicate_case: 4") == "casos repetidos: 4"
+
+
 def test_tables_lose_the_row_numbers_and_gain_portuguese_labels() -> None:
     summary = pd.DataFrame(
         [("best candidate", "knn"), ("promoted to champion", "yes")], columns=["item", "value"]

@@ -116,6 +116,8 @@ LABELS: dict[str, str] = {
     "accuracy on held-out production cases": "acurácia nos casos de produção reservados",
     "no_measurements": "sem medidas",
     "missing_target": "sem alvo",
+    "missing_split_value": "sem valor na coluna de divisão",
+    "duplicate_case": "casos repetidos",
 }
 
 _NUMBER = r"[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?"
@@ -152,6 +154,10 @@ SENTENCES: list[tuple[str, str]] = [
     ),
     (r"best (?P<m>\w+)", "melhor {m}"),
     (r"(?P<what>[a-z_]+): (?P<n>\d+)", "{what}: {n}"),  # counts by name: no_measurements: 2
+    (  # several counts: missing_target: 1, no_measurements: 2
+        r"(?P<first>[a-z_]+: \d+), (?P<rest>[a-z_]+: \d+(?:, [a-z_]+: \d+)*)",
+        "{first}, {rest}",
+    ),
     (r"(?P<what>.+) -> (?P<who>.+ v\d+)", "{what} → {who}"),
     (r"challenger (?P<v>v\d+) \((?P<c>\w+)\)", "desafiante {v} ({c})"),
     # the starting point of the loop (talk/loop.py)
