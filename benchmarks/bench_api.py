@@ -16,7 +16,8 @@ machine is shared and noisy, so a slow spell hits them alike):
 It prints the figures side by side and the issue's targets beside them; it is a measurement, not a
 test. Only the HTTP contract is used (routes, bodies, /health, /model), never serving internals.
 ``--before REV`` also serves the API of an earlier commit, in turns with the rest (before/after
-figures in one run); ``--writer`` measures the prediction log's writer alone (no servers).
+figures in one run); ``--writer`` measures the prediction log's writer alone (no API), into SQLite
+and, when PostgreSQL is installed, a throwaway cluster.
 
     .venv/bin/python benchmarks/bench_api.py [--quick] [--rounds 3] [--clients 4] [--keep]
     .venv/bin/python benchmarks/bench_api.py --before 55fce97
