@@ -51,15 +51,20 @@ def evaluate(
     inputs = model_inputs(model, X)
     if len(y) == 0:
         return dict.fromkeys(METRICS, float("nan"))
+    return scores(answers(model, inputs), y, low_confidence)
+
+
+def answers(model: object, X: pd.DataFrame) -> pd.DataFrame:  # noqa: N803
+    """The model's answer for each row of X: class, confidence, every class probability."""
+    inputs = model_inputs(model, X)
     if hasattr(model, "metadata"):  # the kit's pyfunc answers with class, confidence, probabilities
-        out = model.predict(inputs)
-    else:  # a fitted scikit-learn pipeline: the same answer through the same function
-        out = predict_with_confidence(model, inputs)
-    return scores(out, y, low_confidence)
+        return model.predict(inputs)
+    # a fitted scikit-learn pipeline: the same answer through the same function
+    return predict_with_confidence(model, inputs)
 
 
 def scores(out: pd.DataFrame, y: pd.Series, low_confidence: float) -> dict[str, float]:
-    """The metrics of a model's answers (``predict_with_confidence``) against the true classes."""
+    """The metrics of a model's answers (``answers``) against the true classes."""
     true, predicted, _ = label_codes(y, out[PREDICTED])
     return {
         "accuracy": float(accuracy_score(true, predicted)),

@@ -26,7 +26,6 @@ from mlops_kit import evaluation, plots
 from mlops_kit import model as model_module
 from mlops_kit.data import DatasetSpec, PreparedData
 from mlops_kit.model import CONFIDENCE, PREDICTED, PROBA_PREFIX, ClassifierWithConfidence
-from mlops_kit.model import predict_with_confidence as predict_with_confidence
 from mlops_kit.tracking import invocation_tags, log_data_inputs
 
 
@@ -111,9 +110,7 @@ def train_candidates(
         progress(f"{name}: fitting on {len(X):,} rows" + (f" ({note})" if note else ""), len(X))
         pipeline.fit(X, y)
         progress(f"{name}: evaluating on {len(prepared.X_eval):,} rows", len(X))
-        scored = predict_with_confidence(
-            pipeline, evaluation.model_inputs(pipeline, prepared.X_eval)
-        )
+        scored = evaluation.answers(pipeline, prepared.X_eval)
         metrics = evaluation.scores(scored, prepared.y_eval, low_confidence)
         result = CandidateResult(
             name, pipeline, metrics, scored, params=classifier_params(pipeline), note=note

@@ -281,7 +281,7 @@ class PredictionLog:
 
     def _insert(self, batch: list[LogEntry]) -> None:
         with self._engine.begin() as conn:  # type: ignore[union-attr]
-            # rows made as text the driver takes (row_text.py): none pile up in memory
+            # rows made one by one as the driver takes them (row_text.py): none pile up
             if self.fast_sqlite:
                 cursor = conn.connection.cursor()
                 rows = (t for e in batch for t in row_text.sqlite_tuples(e))
