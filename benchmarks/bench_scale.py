@@ -75,7 +75,7 @@ def fill_log(url: str, rows: int, seed: int = 0) -> float:
     from mlops_kit.data import prepare
     from mlops_kit.store.predictions import LogEntry, PredictionLog
 
-    prepared = prepare(Settings(), write=False)
+    prepared = prepare(Settings().table, Settings(), write=False)
     train = prepared.train
     numeric, categorical = prepared.spec.numeric, prepared.spec.categorical
     rng = np.random.default_rng(seed)
@@ -137,7 +137,7 @@ def run_case(case: str, workspace: Path, store: str, rows: int, table: str | Non
     """One measured case; prints a JSON line: seconds, peak RSS, RSS before, and a note."""
     from mlops_kit.config import get_settings
 
-    settings = get_settings(workspace=workspace, store_url=store)
+    settings = get_settings(workspace=workspace, store_url=store, data_path=table)
     if case == "fill":
         rate = fill_log(store, rows)
         print(json.dumps({"note": f"{rate:,.0f} rows/s"}))
@@ -159,7 +159,7 @@ def run_case(case: str, workspace: Path, store: str, rows: int, table: str | Non
         from mlops_kit.training_pipeline import run_training_pipeline
 
         def call() -> str:
-            result = run_training_pipeline(settings, data_path=table)
+            result = run_training_pipeline(settings)
             return f"{len(result.prepared.train):,} training rows, best {result.best.name}"
 
     elif case == "pyfunc":
@@ -228,7 +228,7 @@ def api_rows_per_s(workdir: Path, env: dict[str, str], quick: bool) -> list[tupl
     from mlops_kit.config import Settings
     from mlops_kit.data import prepare
 
-    records = prepare(Settings(), write=False).X_eval.dropna().to_dict("records")
+    records = prepare(Settings().table, Settings(), write=False).X_eval.dropna().to_dict("records")
     big = [records[i % len(records)] for i in range(ENTRY_ROWS)]
     bodies = {  # the same records, as /predict takes them and column-wise
         "/predict": json.dumps(big).encode(),

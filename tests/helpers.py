@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from mlops_kit import data, train
-from mlops_kit.config import PROJ_ROOT, Settings
+from mlops_kit.config import PROJ_ROOT, Settings, TableSpec, get_settings
 from mlops_kit.serving.inputs import encoder_categories, request_models
 from mlops_kit.serving.loader import Champion
 
@@ -38,6 +38,11 @@ def clear_env(mp: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if kit_setting(name):
             mp.delenv(name)
+
+
+def table_spec(**given: object) -> TableSpec:
+    """A table as an edge writes it (a CLI option, a notebook parameter), parsed as the kit does."""
+    return get_settings(**given).table
 
 
 def run_cli(*args: str, cwd: Path | None = None, **env: str) -> subprocess.CompletedProcess[str]:

@@ -14,7 +14,7 @@ from tests.helpers import run_cli
 
 
 def test_prepare_prints_the_data_version(settings, tmp_path):
-    expected = prepare(settings, write=False).card.data_version
+    expected = prepare(settings.table, settings, write=False).card.data_version
     done = run_cli("prepare", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert f"data version   {expected}" in done.stdout
@@ -129,7 +129,7 @@ def test_a_users_table_without_a_split_column_gets_a_random_split(cli, settings,
     assert "random: 67 train / 23 eval" in result.stdout
 
 
-@pytest.mark.parametrize("written", ["NONE", " none", "null"])
+@pytest.mark.parametrize("written", ["NONE", " none", "None"])
 def test_split_column_none_is_a_random_split_on_the_penguins(cli, settings, written):
     result = cli.invoke(app, ["prepare", "--split-column", written])
     assert result.exit_code == 0, result.output

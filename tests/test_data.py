@@ -8,8 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlops_kit.config import PROJ_ROOT, get_settings
-from mlops_kit.data import DataValidationError, file_sha256, normalize_column, prepare
+from mlops_kit.config import PENGUINS_CSV, PROJ_ROOT, get_settings
+from mlops_kit.data import DataValidationError, file_sha256, prepare
+from mlops_kit.tables import normalize_column
+from tests.helpers import table_spec
 
 MEASUREMENTS = ["Culmen Length (mm)", "Culmen Depth (mm)", "Flipper Length (mm)", "Body Mass (g)"]
 
@@ -22,7 +24,7 @@ def years(dates: pd.Series) -> set[int]:
 
 
 def test_penguins_clean_table(settings):
-    prepared = prepare(settings)
+    prepared = prepare(settings.table, settings)
     card = prepared.card
     assert (card.rows_raw, card.rows_clean) == (344, 342)
     assert card.rows_dropped == {"no_measurements": 2}
@@ -43,13 +45,13 @@ def test_penguins_clean_table(settings):
 
 
 def test_penguins_keep_their_defaults_and_leave_nothing_out(settings):
-    card = prepare(settings).card
+    card = prepare(settings.table, settings).card
     assert card.excluded_columns == {}
     assert card.read_as == {"encoding": "utf-8", "separator": ",", "decimal_comma_columns": []}
 
 
 def test_penguins_split_holds_out_newest_season(settings):
-    prepared = prepare(settings)
+    prepared = prepare(settings.table, settings)
     assert years(prepared.train["date_egg"]) == {2007, 2008}
     assert years(prepared.eval["date_egg"]) == {2009}
     assert len(prepared.train) + len(prepared.eval) == 342
@@ -59,17 +61,19 @@ def test_penguins_split_holds_out_newest_season(settings):
 
 
 def test_data_version_is_a_content_hash(settings, penguins_raw, write_csv):
-    first = prepare(settings).card.data_version
-    assert prepare(settings).card.data_version == first
+    first = prepare(settings.table, settings).card.data_version
+    assert prepare(settings.table, settings).card.data_version == first
     copy = write_csv(penguins_raw, "same.csv")
-    assert prepare(settings, data_path=copy).card.data_version == first  # same content, other file
+    assert (
+        prepare(table_spec(data_path=copy), settings).card.data_version == first
+    )  # same content, other file
     penguins_raw.loc[0, "Body Mass (g)"] = "3760"
     changed = write_csv(penguins_raw, "changed.csv")
-    assert prepare(settings, data_path=changed).card.data_version != first
+    assert prepare(table_spec(data_path=changed), settings).card.data_version != first
 
 
 def test_card_and_catalogue_written_once(settings):
-    prepared = prepare(settings)
+    prepared = prepare(settings.table, settings)
     version = prepared.card.data_version
     card_path = settings.data_dir / version / "card.json"
     card = json.loads(card_path.read_text())
@@ -80,14 +84,14 @@ def test_card_and_catalogue_written_once(settings):
         assert len(pd.read_csv(settings.data_dir / version / f"{name}.csv")) == len(
             getattr(prepared, name)
         )
-    prepare(settings)
+    prepare(settings.table, settings)
     catalogue = json.loads((settings.data_dir / "catalog.json").read_text())
     assert [entry["data_version"] for entry in catalogue] == [version]
     assert catalogue[0]["rows"] == 342
 
 
 def test_prepare_without_writing_leaves_workspace_alone(settings):
-    prepare(settings, write=False)
+    prepare(settings.table, settings, write=False)
     assert not settings.data_dir.exists()
 
 
@@ -96,7 +100,7 @@ def test_prepare_without_writing_leaves_workspace_alone(settings):
 
 def test_sex_recorded_as_dot_becomes_missing(settings, penguins_raw, write_csv):
     penguins_raw.loc[0, "Sex"] = "."
-    prepared = prepare(settings, data_path=write_csv(penguins_raw))
+    prepared = prepare(table_spec(data_path=write_csv(penguins_raw)), settings)
     assert pd.isna(prepared.clean.loc[0, "sex"])
     assert "." not in set(prepared.clean["sex"].dropna())
     assert prepared.card.rows_clean == 342  # a missing sex is imputed later, the row stays
@@ -104,7 +108,7 @@ def test_sex_recorded_as_dot_becomes_missing(settings, penguins_raw, write_csv):
 
 def test_exact_duplicate_rows_are_dropped_and_counted(settings, penguins_raw, write_csv):
     doubled = pd.concat([penguins_raw, penguins_raw.iloc[[5, 6, 7]]], ignore_index=True)
-    prepared = prepare(settings, data_path=write_csv(doubled))
+    prepared = prepare(table_spec(data_path=write_csv(doubled)), settings)
     assert prepared.card.rows_raw == 347
     assert prepared.card.rows_dropped["duplicate"] == 3
     assert prepared.card.rows_clean == 342
@@ -113,7 +117,7 @@ def test_exact_duplicate_rows_are_dropped_and_counted(settings, penguins_raw, wr
 def test_rows_without_any_measurement_are_dropped_and_counted(settings, penguins_raw, write_csv):
     penguins_raw.loc[0, MEASUREMENTS] = "NA"
     penguins_raw.loc[1, "Body Mass (g)"] = "NA"  # one measurement missing: the row stays
-    prepared = prepare(settings, data_path=write_csv(penguins_raw))
+    prepared = prepare(table_spec(data_path=write_csv(penguins_raw)), settings)
     assert prepared.card.rows_dropped == {"no_measurements": 3}
     assert prepared.card.rows_clean == 341
     assert prepared.clean["body_mass_g"].isna().sum() == 1
@@ -124,28 +128,28 @@ def test_rows_without_any_measurement_are_dropped_and_counted(settings, penguins
 
 def test_missing_file(settings, tmp_path):
     with pytest.raises(DataValidationError, match="not found"):
-        prepare(settings, data_path=tmp_path / "nowhere.csv")
+        prepare(table_spec(data_path=tmp_path / "nowhere.csv"), settings)
 
 
 def test_empty_file(settings, write_csv):
     with pytest.raises(DataValidationError, match="empty"):
-        prepare(settings, data_path=write_csv(""))
+        prepare(table_spec(data_path=write_csv("")), settings)
 
 
 def test_header_only_file(settings, penguins_raw, write_csv):
     with pytest.raises(DataValidationError, match="no rows"):
-        prepare(settings, data_path=write_csv(penguins_raw.head(0)))
+        prepare(table_spec(data_path=write_csv(penguins_raw.head(0))), settings)
 
 
 def test_missing_target_column(settings, penguins_raw, write_csv):
     path = write_csv(penguins_raw.drop(columns=["Species"]))
     with pytest.raises(DataValidationError, match="target column 'species' not found"):
-        prepare(settings, data_path=path)
+        prepare(table_spec(data_path=path), settings)
 
 
 def test_missing_feature_column_lists_available_columns(settings):
     with pytest.raises(DataValidationError) as caught:
-        prepare(settings, features=["bill_length_mm", "wingspan_cm"])
+        prepare(table_spec(features=["bill_length_mm", "wingspan_cm"]), settings)
     message = str(caught.value)
     assert "feature column 'wingspan_cm' not found" in message
     for column in ("island", "body_mass_g", "sex", "date_egg", "species"):
@@ -155,13 +159,13 @@ def test_missing_feature_column_lists_available_columns(settings):
 def test_target_with_a_single_class(settings, penguins_raw, write_csv):
     adelie = penguins_raw[penguins_raw["Species"].str.startswith("Adelie")]
     with pytest.raises(DataValidationError, match="single class"):
-        prepare(settings, data_path=write_csv(adelie))
+        prepare(table_spec(data_path=write_csv(adelie)), settings)
 
 
 def test_non_numeric_value_in_a_numeric_column(settings, penguins_raw, write_csv):
     penguins_raw.loc[3, "Body Mass (g)"] = "heavy"
     with pytest.raises(DataValidationError) as caught:
-        prepare(settings, data_path=write_csv(penguins_raw))
+        prepare(table_spec(data_path=write_csv(penguins_raw)), settings)
     assert "body_mass_g" in str(caught.value)
     assert "'heavy'" in str(caught.value)
 
@@ -169,17 +173,16 @@ def test_non_numeric_value_in_a_numeric_column(settings, penguins_raw, write_csv
 def test_split_column_with_a_single_season(settings, penguins_raw, write_csv):
     season_2007 = penguins_raw[penguins_raw["Date Egg"].str.startswith("2007")]
     with pytest.raises(DataValidationError, match="single season"):
-        prepare(settings, data_path=write_csv(season_2007))
+        prepare(table_spec(data_path=write_csv(season_2007)), settings)
 
 
 def test_explicit_split_column_that_does_not_exist(settings, iris_csv, iris_features):
     with pytest.raises(DataValidationError, match="split column 'season' not found"):
         prepare(
+            table_spec(
+                data_path=iris_csv, target="Kind", features=iris_features, split_column="season"
+            ),
             settings,
-            data_path=iris_csv,
-            target="Kind",
-            features=iris_features,
-            split_column="season",
         )
 
 
@@ -188,7 +191,10 @@ def test_feature_column_without_any_value(settings, iris_csv, iris_features, wri
     table["Petal Width"] = np.nan
     path = write_csv(table, "no_width.csv")
     with pytest.raises(DataValidationError, match="petal_width"):
-        prepare(settings, data_path=path, target="Kind", features=iris_features, split_column=None)
+        prepare(
+            table_spec(data_path=path, target="Kind", features=iris_features, split_column=None),
+            settings,
+        )
 
 
 # --- other tables ------------------------------------------------------------------------------
@@ -196,7 +202,8 @@ def test_feature_column_without_any_value(settings, iris_csv, iris_features, wri
 
 def test_users_own_csv_with_a_seeded_random_split(settings, iris_csv, iris_features):
     prepared = prepare(
-        settings, data_path=iris_csv, target="Kind", features=iris_features, split_column=None
+        table_spec(data_path=iris_csv, target="Kind", features=iris_features, split_column=None),
+        settings,
     )
     assert prepared.spec.target == "kind"
     assert prepared.spec.numeric == ["sepal_length", "petal_width"]
@@ -205,15 +212,13 @@ def test_users_own_csv_with_a_seeded_random_split(settings, iris_csv, iris_featu
     assert (len(prepared.train), len(prepared.eval)) == (67, 23)
     assert set(prepared.eval["kind"]) == {"setosa", "versicolor", "virginica"}  # stratified
     again = prepare(
-        settings, data_path=iris_csv, target="Kind", features=iris_features, split_column=None
+        table_spec(data_path=iris_csv, target="Kind", features=iris_features, split_column=None),
+        settings,
     )
     pd.testing.assert_frame_equal(again.eval, prepared.eval)
     other_seed = prepare(
+        table_spec(data_path=iris_csv, target="Kind", features=iris_features, split_column=None),
         get_settings(seed=7),
-        data_path=iris_csv,
-        target="Kind",
-        features=iris_features,
-        split_column=None,
     )
     assert not other_seed.eval.equals(prepared.eval)
     # a different split is a different data version: its files do not overwrite the first one's
@@ -222,7 +227,9 @@ def test_users_own_csv_with_a_seeded_random_split(settings, iris_csv, iris_featu
 
 
 def test_default_season_column_is_optional_for_other_tables(settings, iris_csv, iris_features):
-    prepared = prepare(settings, data_path=iris_csv, target="Kind", features=iris_features)
+    prepared = prepare(
+        table_spec(data_path=iris_csv, target="Kind", features=iris_features), settings
+    )
     assert prepared.card.split["by"] == "random"
 
 
@@ -231,7 +238,8 @@ def test_numbered_seasons_hold_out_the_highest_number(settings, iris_csv, iris_f
     table["Season"] = np.tile([1, 2, 10], len(table) // 3)
     path = write_csv(table, "seasons.csv")
     prepared = prepare(
-        settings, data_path=path, target="Kind", features=iris_features, split_column="Season"
+        table_spec(data_path=path, target="Kind", features=iris_features, split_column="Season"),
+        settings,
     )
     assert prepared.card.split["eval_seasons"] == ["10"]
     assert prepared.card.split["train_seasons"] == ["1", "2"]
@@ -239,13 +247,13 @@ def test_numbered_seasons_hold_out_the_highest_number(settings, iris_csv, iris_f
 
 
 def test_penguins_with_another_target(settings):
-    prepared = prepare(settings, target="island", features=["bill_length_mm", "sex"])
+    prepared = prepare(table_spec(target="island", features=["bill_length_mm", "sex"]), settings)
     assert set(prepared.clean["island"]) == {"Biscoe", "Dream", "Torgersen"}
     assert set(prepared.clean["sex"].dropna()) == {"male", "female"}
 
 
 def test_penguins_with_another_target_and_the_default_features(settings):
-    prepared = prepare(settings, target="island")
+    prepared = prepare(table_spec(target="island"), settings)
     assert "island" not in prepared.spec.features
     assert prepared.spec.categorical == ["sex"]
 
@@ -268,12 +276,15 @@ def test_column_names_are_transliterated_to_ascii_snake_case(header, name):
 def test_accented_headers_are_found_by_either_spelling(settings, iris_csv, write_csv):
     table = pd.read_csv(iris_csv).rename(columns={"Kind": "Espécie", "Garden": "Região"})
     path = write_csv(table, "acentos.csv")
-    prepared = prepare(settings, data_path=path, target="Espécie", write=False)
+    prepared = prepare(table_spec(data_path=path, target="Espécie"), settings, write=False)
     assert prepared.spec.target == "especie"
     assert prepared.spec.categorical == ["regiao"]
-    assert prepare(settings, data_path=path, target="especie", write=False).spec == prepared.spec
+    assert (
+        prepare(table_spec(data_path=path, target="especie"), settings, write=False).spec
+        == prepared.spec
+    )
 
 
 def test_shipped_raw_file_matches_its_provenance_note(settings):
     note = (PROJ_ROOT / "data" / "raw" / "README.md").read_text()
-    assert file_sha256(settings.data_path) in note
+    assert file_sha256(PENGUINS_CSV) in note

@@ -22,6 +22,7 @@ from mlops_kit.evaluation import (
 )
 from mlops_kit.model import CONFIDENCE, PREDICTED, predict_with_confidence
 from mlops_kit.training_pipeline import run_training_pipeline
+from tests.helpers import table_spec
 
 FAST = ["logistic_regression"]
 
@@ -76,7 +77,7 @@ def test_the_threshold_decides_the_low_confidence_share(trained):
 
 
 def test_missing_inputs_are_refused_naming_the_columns_and_the_fix(use_trained, settings):
-    fewer = prepare(settings, features=["body_mass_g"], write=False)
+    fewer = prepare(table_spec(features=["body_mass_g"]), settings, write=False)
     champion = f"models:/{use_trained.settings.model_name}@{CHAMPION}"
     pipeline = use_trained.result.best.pipeline
     callers = {

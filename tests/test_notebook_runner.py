@@ -17,7 +17,6 @@ from mlops_kit.notebook_runner import (
     KERNEL_NAME,
     NOTEBOOKS_DIR,
     FinishedNotebookKernelManager,
-    parsed_parameters,
     resolve_notebooks,
     run_notebooks,
     summary_lines,
@@ -207,31 +206,6 @@ def test_notebooks_use_the_settings_they_are_run_with(isolated, tmp_path: Path) 
     assert runs[0].ok, runs[0].error
     assert (other.handoff_dir / "modelo_final_v2_agora_vai.joblib").exists()
     assert not isolated.handoff_dir.exists()  # the environment's workspace was not used
-
-
-# The notebook parameters mean what the CLI flags and the MLOPS_KIT_* settings mean.
-
-
-def test_notebook_parameters_are_read_as_the_cli_reads_its_options(tmp_path, monkeypatch) -> None:
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "wine.csv").write_text("a,b\n1,2\n")
-    given = {
-        "DATA_PATH": "wine.csv",
-        "FEATURES": "alcohol, hue",
-        "SPLIT_COLUMN": "None",
-        "QUALITY_GATE": 0.5,
-    }
-    assert parsed_parameters(given) == {
-        "DATA_PATH": str(tmp_path / "wine.csv"),  # the kernel runs in notebooks/, not here
-        "FEATURES": ["alcohol", "hue"],
-        "SPLIT_COLUMN": None,  # a seeded random split
-        "QUALITY_GATE": 0.5,
-    }
-    assert parsed_parameters({"FEATURES": "", "SPLIT_COLUMN": "", "DATA_PATH": ""}) == {
-        "FEATURES": None,  # not given: the table's own default
-        "SPLIT_COLUMN": "",
-        "DATA_PATH": None,
-    }
 
 
 @pytest.fixture

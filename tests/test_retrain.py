@@ -26,7 +26,7 @@ def labelled(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def test_new_data_adds_only_new_cases_and_holds_some_out(settings):
-    base = prepare(settings, write=False)
+    base = prepare(settings.table, settings, write=False)
     season = traffic.season_records(settings)
     shifted = traffic.draw_traffic(season, 40, shift="calliper", seed=1)
     already_there = traffic.draw_traffic(season, 3, seed=2)  # unshifted: rows of the eval season
@@ -51,7 +51,7 @@ def test_new_data_adds_only_new_cases_and_holds_some_out(settings):
 
 
 def test_cases_already_in_the_data_are_not_added_twice(settings):
-    base = prepare(settings, write=False)
+    base = prepare(settings.table, settings, write=False)
     season = traffic.season_records(settings)
     first = retrain.build_training_data(
         base,
@@ -67,7 +67,7 @@ def test_cases_already_in_the_data_are_not_added_twice(settings):
 
 
 def test_the_new_data_version_gets_its_own_catalogue_entry(settings):
-    base = prepare(settings)
+    base = prepare(settings.table, settings)
     season = traffic.season_records(settings)
     cases = labelled(traffic.draw_traffic(season, 20, shift="scale", seed=3))
     new = retrain.build_training_data(base, cases, holdout=0.25, seed=1, review_sets=["r1"])

@@ -37,7 +37,7 @@ def awkward(rows: int = 3000, seed: int = 0) -> pd.DataFrame:
 
 
 TABLES = {
-    "penguins": lambda: prepare(Settings(), write=False).train,
+    "penguins": lambda: prepare(Settings().table, Settings(), write=False).train,
     "wine": lambda: load_wine(as_frame=True).frame,
     "awkward": awkward,
     "one row": lambda: awkward().iloc[:1],

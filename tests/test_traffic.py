@@ -22,7 +22,7 @@ def season(settings: Settings) -> pd.DataFrame:
 def test_the_season_is_the_held_out_one_with_complete_measurements(settings, season):
     from mlops_kit.data import prepare
 
-    prepared = prepare(settings, write=False)
+    prepared = prepare(settings.table, settings, write=False)
     assert 0 < len(season) <= len(prepared.eval)
     assert season[prepared.spec.numeric].notna().all().all()
     assert set(season[traffic.TRUTH]) == {"Adelie", "Chinstrap", "Gentoo"}

@@ -31,7 +31,7 @@ LOW = 0.7  # the review threshold the candidates' low-confidence share counts ag
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory: pytest.TempPathFactory) -> PreparedData:
     settings = Settings(workspace=tmp_path_factory.mktemp("train"))
-    return prepare(settings, write=False)
+    return prepare(settings.table, settings, write=False)
 
 
 @pytest.fixture(scope="module")
@@ -122,16 +122,18 @@ def test_a_tiny_training_set_still_trains_every_candidate(tmp_path, write_csv) -
     """
     from dataclasses import replace
 
-    from tests.helpers import iris_like
+    from tests.helpers import iris_like, table_spec
 
     path = write_csv(iris_like(rows_per_class=14), "small.csv")
     settings = Settings(workspace=tmp_path / "ws")
     small = prepare(
+        table_spec(
+            data_path=path,
+            target="Kind",
+            features=["Sepal Length", "Petal Width", "Garden"],
+            split_column=None,
+        ),
         settings,
-        data_path=path,
-        target="Kind",
-        features=["Sepal Length", "Petal Width", "Garden"],
-        split_column=None,
         write=False,
     )
     tiny = replace(small, train=small.train.groupby("kind").head(2))

@@ -13,6 +13,7 @@ from mlops_kit import tracking
 from mlops_kit.data import DataValidationError
 from mlops_kit.registry import CHAMPION, champion_version, registry_table
 from mlops_kit.training_pipeline import run_training_pipeline
+from tests.helpers import table_spec
 
 pytestmark = pytest.mark.slow  # real training, notebooks or server processes
 
@@ -130,9 +131,11 @@ def test_unknown_gate_metric_or_candidate_is_invalid(settings):
 
 
 def test_gate_refuses_a_model_below_it_and_keeps_the_champion(settings):
-    run_training_pipeline(settings, features=WEAK, candidates=FAST, quality_gate=0.0)
+    run_training_pipeline(settings, table_spec(features=WEAK), candidates=FAST, quality_gate=0.0)
     assert champion_version(settings) == "1"
-    refused = run_training_pipeline(settings, features=WEAK, candidates=FAST, quality_gate=0.99)
+    refused = run_training_pipeline(
+        settings, table_spec(features=WEAK), candidates=FAST, quality_gate=0.99
+    )
     assert refused.decision.score < 0.99
     assert not refused.decision.promoted
     assert "below the quality gate (0.9900)" in refused.decision.reason
@@ -142,14 +145,18 @@ def test_gate_refuses_a_model_below_it_and_keeps_the_champion(settings):
 
 
 def test_first_model_below_the_gate_gets_no_champion(settings):
-    result = run_training_pipeline(settings, features=WEAK, candidates=FAST, quality_gate=0.99)
+    result = run_training_pipeline(
+        settings, table_spec(features=WEAK), candidates=FAST, quality_gate=0.99
+    )
     assert not result.decision.promoted
     assert result.decision.version == "1"
     assert champion_version(settings) is None
 
 
 def test_a_better_model_becomes_champion(settings):
-    weak = run_training_pipeline(settings, features=WEAK, candidates=FAST, quality_gate=0.0)
+    weak = run_training_pipeline(
+        settings, table_spec(features=WEAK), candidates=FAST, quality_gate=0.0
+    )
     assert weak.decision.promoted
     strong = run_training_pipeline(settings, candidates=FAST)
     assert strong.decision.promoted
@@ -164,14 +171,16 @@ def test_a_better_model_becomes_champion(settings):
 
 def test_bad_data_trains_and_registers_nothing(settings, penguins_raw, write_csv, tmp_path):
     with pytest.raises(DataValidationError):
-        run_training_pipeline(settings, data_path=tmp_path / "missing.csv")
+        run_training_pipeline(settings, table_spec(data_path=tmp_path / "missing.csv"))
     assert not settings.mlflow_db.exists()
 
     run_training_pipeline(settings, candidates=FAST)
     runs_before = run_count(settings)
     penguins_raw.loc[0, "Flipper Length (mm)"] = "long"
     with pytest.raises(DataValidationError, match="flipper_length_mm"):
-        run_training_pipeline(settings, data_path=write_csv(penguins_raw), candidates=FAST)
+        run_training_pipeline(
+            settings, table_spec(data_path=write_csv(penguins_raw)), candidates=FAST
+        )
     assert run_count(settings) == runs_before
     assert list(registry_table(settings)["version"]) == [1]
     assert champion_version(settings) == "1"
@@ -179,7 +188,8 @@ def test_bad_data_trains_and_registers_nothing(settings, penguins_raw, write_csv
 
 def test_users_own_csv_end_to_end(settings, iris_csv, iris_features):
     result = run_training_pipeline(
-        settings, data_path=iris_csv, target="Kind", features=iris_features, split_column=None
+        settings,
+        table_spec(data_path=iris_csv, target="Kind", features=iris_features, split_column=None),
     )
     assert result.prepared.card.split["by"] == "random"
     assert result.decision.promoted
@@ -203,10 +213,7 @@ def test_champion_of_another_table_is_not_replaced(settings, iris_csv, iris_feat
     run_training_pipeline(settings, candidates=FAST)
     other = run_training_pipeline(
         settings,
-        data_path=iris_csv,
-        target="Kind",
-        features=iris_features,
-        split_column=None,
+        table_spec(data_path=iris_csv, target="Kind", features=iris_features, split_column=None),
         candidates=FAST,
     )
     assert not other.decision.promoted

@@ -12,8 +12,9 @@ from sklearn import datasets
 from mlops_kit import data
 from mlops_kit.config import PENGUIN_FEATURES
 from mlops_kit.data import DataValidationError, prepare
+from mlops_kit.tables import normalize_column
 from mlops_kit.training_pipeline import card_table, run_training_pipeline
-from tests.helpers import iris_like, run_cli
+from tests.helpers import iris_like, run_cli, table_spec
 
 
 def bundled(name: str) -> tuple[pd.DataFrame, str]:
@@ -34,7 +35,8 @@ def wine_with_extras() -> pd.DataFrame:
 
 
 def prepared_from(settings, write_csv, table: pd.DataFrame, target: str, **kwargs):
-    return prepare(settings, data_path=write_csv(table), target=target, write=False, **kwargs)
+    spec = table_spec(data_path=write_csv(table), target=target, **kwargs)
+    return prepare(spec, settings, write=False)
 
 
 # --- defaults that fit the table ---------------------------------------------------------------
@@ -44,7 +46,7 @@ def prepared_from(settings, write_csv, table: pd.DataFrame, target: str, **kwarg
 def test_a_bundled_dataset_needs_only_the_target(settings, write_csv, name):
     table, target = bundled(name)
     prepared = prepared_from(settings, write_csv, table, target)
-    expected = [data.normalize_column(c) for c in table.columns if c != target]
+    expected = [normalize_column(c) for c in table.columns if c != target]
     assert prepared.spec.numeric == expected
     assert prepared.spec.categorical == []
     assert prepared.card.excluded_columns == {}
@@ -53,7 +55,9 @@ def test_a_bundled_dataset_needs_only_the_target(settings, write_csv, name):
 
 
 def test_identifier_and_free_text_are_left_out_and_said_so(settings, write_csv):
-    prepared = prepare(settings, data_path=write_csv(wine_with_extras()), target="cultivar")
+    prepared = prepare(
+        table_spec(data_path=write_csv(wine_with_extras()), target="cultivar"), settings
+    )
     excluded = prepared.card.excluded_columns
     assert set(excluded) == {"id", "comentario"}
     assert "identifier" in excluded["id"]
@@ -66,7 +70,7 @@ def test_identifier_and_free_text_are_left_out_and_said_so(settings, write_csv):
 
 
 def test_the_penguin_card_table_has_no_left_out_row(settings):
-    prepared = prepare(settings, write=False)
+    prepared = prepare(settings.table, settings, write=False)
     assert "left out" not in set(card_table(prepared.card)["item"])
 
 
@@ -151,11 +155,12 @@ def test_explicit_features_are_kept_even_an_identifier(settings, write_csv):
     assert prepared.card.excluded_columns == {}
 
 
-def test_the_penguin_default_list_on_another_table_means_derive(settings, write_csv):
-    """A caller passing the settings' default features (the penguin list) gets the table's own."""
+def test_features_that_are_given_are_used_as_given(settings, write_csv):
+    """Only features not given are derived: the penguin list named on another table is refused."""
     table, target = bundled("iris")
-    prepared = prepared_from(settings, write_csv, table, target, features=list(PENGUIN_FEATURES))
-    assert len(prepared.spec.numeric) == 4
+    assert len(prepared_from(settings, write_csv, table, target).spec.numeric) == 4
+    with pytest.raises(DataValidationError, match="feature column 'island' not found"):
+        prepared_from(settings, write_csv, table, target, features=list(PENGUIN_FEATURES))
 
 
 def test_no_usable_column_is_refused_with_the_reasons(settings, write_csv):
@@ -170,7 +175,7 @@ def test_no_usable_column_is_refused_with_the_reasons(settings, write_csv):
 def test_a_missing_target_says_how_to_name_it(settings, write_csv):
     table, _ = bundled("wine")
     with pytest.raises(DataValidationError, match="not found.*--target"):
-        prepare(settings, data_path=write_csv(table), write=False)
+        prepare(table_spec(data_path=write_csv(table)), settings, write=False)
 
 
 # --- Brazilian files --------------------------------------------------------------------------
@@ -183,7 +188,7 @@ def test_excel_pt_br_export_reads_as_the_same_numbers(settings, write_csv, tmp_p
     table.to_csv(path, index=False, sep=";", decimal=",", encoding="cp1252")
     assert "ácido málico".encode("cp1252") in path.read_bytes()
     assert b"14,23" in path.read_bytes()
-    excel = prepare(settings, data_path=path, target="cultivar", write=False)
+    excel = prepare(table_spec(data_path=path, target="cultivar"), settings, write=False)
     pd.testing.assert_frame_equal(excel.clean, plain.clean)
     assert excel.spec == plain.spec
     assert excel.card.read_as["separator"] == ";"
@@ -197,7 +202,7 @@ def test_thousands_dots_in_a_decimal_comma_file(settings, write_csv):
     table["Mass"] = [f"{1000 + (i % 20) * 13}" for i in range(len(table))]
     table["Mass"] = table["Mass"].str.replace(r"^(\d)(\d{3})$", r"\1.\2", regex=True)  # '1.012'
     path = write_csv(table.to_csv(index=False, sep=";"), "milhar.csv")
-    prepared = prepare(settings, data_path=path, target="Kind", write=False)
+    prepared = prepare(table_spec(data_path=path, target="Kind"), settings, write=False)
     assert prepared.clean["mass"].min() == 1000
     assert prepared.clean["sepal_length"].between(3, 9).all()
 
@@ -207,7 +212,7 @@ def test_quoted_decimal_commas_in_a_comma_separated_file_are_numbers(settings, w
     text = table.astype(str).apply(lambda col: col.str.replace(".", ",", regex=False))
     path = write_csv(text.to_csv(index=False), "aspas.csv")
     assert '"14,23"' in path.read_text()
-    prepared = prepare(settings, data_path=path, target=target, write=False)
+    prepared = prepare(table_spec(data_path=path, target=target), settings, write=False)
     assert prepared.spec.categorical == []
     assert prepared.clean["alcohol"].iloc[0] == pytest.approx(14.23)
 
@@ -217,7 +222,7 @@ def test_a_comma_that_could_be_thousands_is_refused(settings, write_csv):
     table["Price"] = [f"{1 + i % 9},{i % 10}00" for i in range(len(table))]  # '1,000', '2,100'
     path = write_csv(table[["Price", "Kind"]], "price.csv")
     with pytest.raises(DataValidationError) as caught:
-        prepare(settings, data_path=path, target="Kind", write=False)
+        prepare(table_spec(data_path=path, target="Kind"), settings, write=False)
     assert "'price'" in str(caught.value)
     assert "decimal point" in str(caught.value)
 
@@ -240,13 +245,13 @@ def test_a_file_in_neither_utf8_nor_windows_1252_says_to_save_as_utf8(settings, 
     path = write_csv("x,y\n1,a\n", "strange.csv")
     path.write_bytes(b"x,y\n1,a\n" + b"\x81\x8d,b\n")  # undefined in Windows-1252
     with pytest.raises(DataValidationError, match="save it as 'CSV UTF-8'"):
-        prepare(settings, data_path=path, target="y", write=False)
+        prepare(table_spec(data_path=path, target="y"), settings, write=False)
 
 
 def test_an_unknown_separator_is_explained(settings, write_csv):
     path = write_csv(iris_like().to_csv(index=False, sep="|"), "pipes.csv")
     with pytest.raises(DataValidationError, match="read as a single column"):
-        prepare(settings, data_path=path, target="Kind", write=False)
+        prepare(table_spec(data_path=path, target="Kind"), settings, write=False)
 
 
 # --- data-size rules --------------------------------------------------------------------------
@@ -294,7 +299,7 @@ def test_a_refused_table_registers_and_promotes_nothing(settings, write_csv):
     path = write_csv(iris_like(rows_per_class=3), "tiny.csv")
     with pytest.raises(DataValidationError, match="too few rows"):
         run_training_pipeline(
-            settings, data_path=path, target="Kind", candidates=["logistic_regression"]
+            settings, table_spec(data_path=path, target="Kind"), candidates=["logistic_regression"]
         )
     assert not settings.mlflow_db.exists()
     assert not settings.data_dir.exists()
@@ -307,7 +312,7 @@ def test_a_refused_table_registers_and_promotes_nothing(settings, write_csv):
 def test_a_users_table_trains_with_only_its_path_and_target(settings, write_csv):
     path = write_csv(wine_with_extras(), "vinhos.csv")
     result = run_training_pipeline(
-        settings, data_path=path, target="cultivar", candidates=["logistic_regression"]
+        settings, table_spec(data_path=path, target="cultivar"), candidates=["logistic_regression"]
     )
     assert result.decision.promoted
     assert "id" not in result.prepared.spec.features
@@ -349,22 +354,26 @@ def test_an_explicit_split_column_that_is_missing_is_refused(settings, write_csv
     table, target = bundled("wine")
     path = write_csv(table)
     with pytest.raises(DataValidationError, match="split column 'season' not found"):
-        prepare(settings, data_path=path, target=target, split_column="season", write=False)
+        prepare(
+            table_spec(data_path=path, target=target, split_column="season"), settings, write=False
+        )
     monkeypatch.setenv("MLOPS_KIT_SPLIT_COLUMN", "season")  # the same, said as a setting
     from mlops_kit.config import get_settings
 
     with pytest.raises(DataValidationError, match="split column 'season' not found"):
-        prepare(get_settings(), data_path=path, target=target, write=False)
+        prepare(table_spec(data_path=path, target=target), get_settings(), write=False)
 
 
 def test_none_and_a_comma_list_mean_the_same_to_prepare_as_to_the_cli(settings, write_csv):
     table, target = bundled("wine")
     prepared = prepare(
+        table_spec(
+            data_path=write_csv(table),
+            target=target,
+            features="alcohol, proline",
+            split_column="none",
+        ),
         settings,
-        data_path=write_csv(table),
-        target=target,
-        features="alcohol, proline",  # as a notebook parameter or a setting may give it
-        split_column="none",
         write=False,
     )
     assert prepared.spec.features == ["alcohol", "proline"]

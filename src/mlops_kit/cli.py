@@ -10,13 +10,7 @@ from typing import ParamSpec
 import typer
 import yaml
 
-from mlops_kit.config import (
-    Settings,
-    display_path,
-    get_settings,
-    parse_names,
-    parse_split_column,
-)
+from mlops_kit.config import Settings, display_path, get_settings, parse_data_path, parse_names
 from mlops_kit.store.lock import WorkspaceBusy
 
 app = typer.Typer(
@@ -31,7 +25,8 @@ EXIT_GATE_REFUSED = 3
 EXIT_BUSY = 75  # EX_TEMPFAIL: another command holds the workspace lock; retry later
 P = ParamSpec("P")
 
-# The same meanings as the notebook parameters and the MLOPS_KIT_* settings (config.parse_*).
+# The same meanings as the notebook parameters and the MLOPS_KIT_* settings: each builds the
+# settings' TableSpec (config.py), where None is "not given".
 DataOpt = typer.Option(
     None, "--data", help="CSV file (default: the shipped Palmer penguins raw table)."
 )
@@ -43,7 +38,7 @@ FeaturesOpt = typer.Option(
     "shipped table, the table's usable columns on yours).",
 )
 SplitOpt = typer.Option(
-    "",
+    None,
     "--split-column",
     help="Date/season column: its newest value is held out. 'none' for a seeded random split "
     "(default: date_egg on the shipped table; on yours, a random split unless it has date_egg).",
@@ -52,9 +47,25 @@ SplitOpt = typer.Option(
 
 def _names(value: str | None) -> list[str] | None:
     try:
-        return parse_names(value)
+        names = parse_names(value)
     except ValueError as exc:
         _fail(str(exc))
+    return list(names) if names else None
+
+
+def _table_settings(
+    data_path: object, target: object, features: object, split_column: object
+) -> Settings:
+    """The settings with the table the options name over the environment's (parsed here, once)."""
+    from pydantic import ValidationError
+
+    try:
+        return get_settings(
+            data_path=data_path, target=target, features=features, split_column=split_column
+        )
+    except ValidationError as exc:  # a list of names that cannot be read, say
+        error = exc.errors()[0]
+        _fail(f"{error['loc'][0]}: {error['msg'].removeprefix('Value error, ')}")
 
 
 def _data_decisions(card) -> list[str]:  # noqa: ANN001 - a data.DataCard (imported lazily)
@@ -105,11 +116,9 @@ def prepare(
     from mlops_kit.data import DataValidationError
     from mlops_kit.data import prepare as run_prepare
 
-    settings = get_settings()
+    settings = _table_settings(data, target, features, split_column)
     try:
-        prepared = run_prepare(
-            settings, data, target, _names(features), parse_split_column(split_column)
-        )
+        prepared = run_prepare(settings.table, settings)
     except DataValidationError as exc:
         _fail(str(exc))
     card = prepared.card
@@ -150,14 +159,10 @@ def train(
     from mlops_kit.data import DataValidationError
     from mlops_kit.training_pipeline import run_training_pipeline
 
-    settings = get_settings()
+    settings = _table_settings(data, target, features, split_column)
     try:
         result = run_training_pipeline(
             settings,
-            data_path=data,
-            target=target,
-            features=_names(features),
-            split_column=parse_split_column(split_column),
             candidates=_names(candidates),
             quality_gate=gate,
             gate_metric=metric,
@@ -198,6 +203,7 @@ def pipeline(
         if not sep or not name.strip():
             _fail(f"parameter '{item}' must look like NAME=VALUE")
         parameters[name.strip()] = _yaml_value(value)
+    _check_table_parameters(parameters)
     settings = get_settings()
     try:
         chosen = resolve_notebooks(notebooks)
@@ -208,6 +214,24 @@ def pipeline(
         typer.echo(line)
     if not all(r.ok for r in results) or len(results) < len(chosen):
         raise typer.Exit(1)
+
+
+# the notebooks' table parameters, and the settings each one is (the notebooks' get_settings)
+TABLE_PARAMETERS = {
+    "DATA_PATH": "data_path",
+    "TARGET": "target",
+    "FEATURES": "features",
+    "SPLIT_COLUMN": "split_column",
+}
+
+
+def _check_table_parameters(parameters: dict[str, object]) -> None:
+    """Refuse an unreadable table before any notebook runs; the data path as seen from here."""
+    _table_settings(
+        **{name: parameters.get(parameter) for parameter, name in TABLE_PARAMETERS.items()}
+    )
+    if parameters.get("DATA_PATH"):  # the kernels run in notebooks/, not in the caller's folder
+        parameters["DATA_PATH"] = str(parse_data_path(parameters["DATA_PATH"]))
 
 
 def _yaml_value(text: str) -> object:
@@ -335,22 +359,24 @@ def describe(settings: Settings, champion: str | None, alias: str) -> str:
 EXIT_RETRAIN_DUE = 10  # monitor: low confidence or input drift crossed its threshold
 
 
-def _since(value: str | None):  # a datetime (UTC) or None; datetime is imported lazily here
-    """'24h', '30m', '7d' (that long ago) or an ISO timestamp (UTC unless it says otherwise)."""
-    import re
-    from datetime import UTC, datetime, timedelta
+def _since(value: str | None):  # a datetime (UTC) or None; pandas is imported lazily here
+    """'24h', '30m', '7d', '1h30m' (that long ago) or an ISO timestamp (UTC unless it says so)."""
+    import pandas as pd
 
     if not value:
         return None
-    match = re.fullmatch(r"(\d+)([mhd])", value.strip())
-    if match:
-        unit = {"m": "minutes", "h": "hours", "d": "days"}[match.group(2)]
-        return datetime.now(UTC) - timedelta(**{unit: int(match.group(1))})
-    try:
-        when = datetime.fromisoformat(value)
+    text = value.strip()
+    if text.isdigit():  # pandas would read nanoseconds
+        _fail(f"--since needs a unit: {text}m, {text}h or {text}d, not '{value}'")
+    try:  # a duration as pandas reads it (its day unit is 'D': '7d' is still deprecated)
+        ago = pd.Timedelta(text.replace("d", "D"))
     except ValueError:
-        _fail(f"--since must look like 24h, 30m, 7d or an ISO timestamp, not '{value}'")
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
+        try:
+            when = pd.Timestamp(text)
+        except ValueError:
+            _fail(f"--since must look like 24h, 30m, 7d or an ISO timestamp, not '{value}'")
+        return (when.tz_localize("UTC") if when.tzinfo is None else when).to_pydatetime()
+    return (pd.Timestamp.now("UTC") - ago).to_pydatetime()
 
 
 SinceOpt = typer.Option(

@@ -6,7 +6,7 @@ import re
 
 import pandas as pd
 
-from mlops_kit.tables import PENGUIN_RENAMES, DataValidationError, normalize_column
+from mlops_kit.tables import DataValidationError
 
 PENGUIN_NUMERIC = ["bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g"]
 PENGUIN_CATEGORICAL = ["island", "sex"]
@@ -110,9 +110,3 @@ def derive_features(
             "name the feature columns with --features"
         )
     return features, excluded
-
-
-def is_penguin_default(features: list[str]) -> bool:
-    """Whether a feature list is the kit's penguin default (in any order or spelling)."""
-    names = {PENGUIN_RENAMES.get(n, n) for n in map(normalize_column, features)}
-    return names == {*PENGUIN_NUMERIC, *PENGUIN_CATEGORICAL}

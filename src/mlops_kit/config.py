@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated
 
 import yaml
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PROJ_ROOT = Path(__file__).resolve().parents[2]
@@ -26,22 +27,43 @@ PENGUIN_FEATURES = [
 PENGUINS_CSV = PROJ_ROOT / "data" / "raw" / "penguins_raw.csv"  # the shipped table
 PENGUIN_TARGET = "species"
 PENGUIN_SPLIT_COLUMN = "date_egg"  # the shipped table's season column
-NO_SPLIT = "none"  # as a split column: no season column, a seeded random split
+RANDOM_SPLIT = "none"  # written as a split column: a seeded random split, no season column
 
 
-def parse_split_column(value: object) -> str | None:
-    """A split column as written anywhere: 'none' or None -> None (a seeded random split).
+@dataclass(frozen=True)
+class TableSpec:
+    """Which table to learn from and how: the data stage's input, parsed once where it comes in.
 
-    '' stays '' (not given: the table's default split column, used only when the table has it);
-    any other value is a column name.
+    None is "not given" in every field, and the data stage fills it in from the table it reads:
+    the shipped penguins table; the column `species`; the penguin measurements on the shipped
+    table, the usable columns of yours; the table's season column where it has one (`date_egg`),
+    else a seeded random split.
     """
-    if value is None:
-        return None
-    text = str(value).strip()
-    return None if text.lower() in (NO_SPLIT, "null") else text
+
+    data_path: Path | None = None  # absolute: the edge resolved it against the caller's folder
+    target: str | None = None
+    features: tuple[str, ...] | None = None
+    split_column: str | None = None
+    random_split: bool = False  # a seeded random split, even where the table has a season column
+
+    def with_features(self, features: list[str] | tuple[str, ...] | None) -> TableSpec:
+        """The same table with other feature columns (None: the table's default)."""
+        return replace(self, features=tuple(features) if features else None)
 
 
-def parse_names(value: object) -> list[str] | None:
+def parse_text(value: object) -> str | None:
+    """A column name as written anywhere; empty -> None (not given)."""
+    text = "" if value is None else str(value).strip()
+    return text or None
+
+
+def parse_data_path(value: object) -> Path | None:
+    """A data path as written anywhere, made absolute (a child process in another folder finds it)."""
+    text = parse_text(value)
+    return resolve_path(text).absolute() if text else None
+
+
+def parse_names(value: object) -> tuple[str, ...] | None:
     """Column names as written anywhere: a list, a JSON/YAML list or 'a, b, c'; empty -> None."""
     if isinstance(value, str):
         text = value.strip()
@@ -53,8 +75,13 @@ def parse_names(value: object) -> list[str] | None:
         return None
     if not isinstance(value, list | tuple):
         raise ValueError(f"expected column names (a list or 'a, b, c'), not {value!r}")
-    names = [str(name).strip() for name in value if str(name).strip()]
+    names = tuple(str(name).strip() for name in value if str(name).strip())
     return names or None
+
+
+def is_random_split(value: object) -> bool:
+    """Whether a split column as written asks for a seeded random split ('none')."""
+    return str(value).strip().lower() == RANDOM_SPLIT
 
 
 class Settings(BaseSettings):
@@ -74,12 +101,13 @@ class Settings(BaseSettings):
     )
     experiment_name: str = "mlops-kit"
     model_name: str = "penguins-classifier"
-    data_path: Path = PENGUINS_CSV
-    target: str = PENGUIN_TARGET
-    # the table's defaults: the penguin measurements (H5's data stage derives them for other
-    # tables); the split column: 'none' for a seeded random split (parse_split_column)
-    features: Annotated[list[str], NoDecode] = Field(default_factory=lambda: list(PENGUIN_FEATURES))
-    split_column: str | None = PENGUIN_SPLIT_COLUMN
+    # the table (TableSpec, see `table`): None is "not given"; MLOPS_KIT_SPLIT_COLUMN=none is a
+    # seeded random split, as --split-column none and the notebooks' SPLIT_COLUMN="none"
+    data_path: Path | None = None
+    target: str | None = None
+    features: Annotated[tuple[str, ...] | None, NoDecode] = None
+    split_column: str | None = None
+    random_split: bool = False
     quality_gate: float = 0.90
     gate_metric: str = "f1_macro"
     seed: int = 42
@@ -105,29 +133,37 @@ class Settings(BaseSettings):
     drift_psi: float = 0.25  # ... and its population stability index is above this
     retrain_holdout: float = 0.3  # share of new labelled cases held out of training, to evaluate
 
-    # empty means not given, as for a CLI flag or a notebook parameter left at its default
+    @model_validator(mode="before")
+    @classmethod
+    def _random_split(cls, values: object) -> object:
+        """A split column written 'none' is a random split; one that names a column is not."""
+        if isinstance(values, dict) and parse_text(values.get("split_column")):
+            random = is_random_split(values["split_column"])
+            column = None if random else values["split_column"]
+            return {**values, "split_column": column, "random_split": random}
+        return values
+
     @field_validator("data_path", mode="before")
     @classmethod
-    def _data_path(cls, value: object) -> Path:
-        if not str(value).strip():
-            return PENGUINS_CSV
-        return resolve_path(str(value)).absolute()  # a child process in another folder finds it
+    def _data_path(cls, value: object) -> Path | None:
+        return parse_data_path(value)
 
-    @field_validator("target", mode="before")
+    @field_validator("target", "split_column", mode="before")
     @classmethod
-    def _target(cls, value: object) -> str:
-        return str(value).strip() or PENGUIN_TARGET
+    def _column(cls, value: object) -> str | None:
+        return parse_text(value)
 
     @field_validator("features", mode="before")
     @classmethod
-    def _features(cls, value: object) -> list[str]:
-        return parse_names(value) or list(PENGUIN_FEATURES)
+    def _features(cls, value: object) -> tuple[str, ...] | None:
+        return parse_names(value)
 
-    @field_validator("split_column", mode="before")
-    @classmethod
-    def _split_column(cls, value: object) -> str | None:
-        column = parse_split_column(value)
-        return PENGUIN_SPLIT_COLUMN if column == "" else column
+    @property
+    def table(self) -> TableSpec:
+        """The table these settings name (each field None where nothing was given)."""
+        return TableSpec(
+            self.data_path, self.target, self.features, self.split_column, self.random_split
+        )
 
     @property
     def tracking_uri(self) -> str:
@@ -179,11 +215,9 @@ def settings_env(settings: Settings) -> dict[str, str]:
     """The environment that makes a child process build the same settings."""
     env = {}
     for name, value in settings.model_dump().items():
-        if name == "split_column" and value is None:
-            value = NO_SPLIT  # a child must not fall back to the default season column
         if value is None or name in ("tracking_uri_override", "registry_uri_override"):
             continue
-        text = json.dumps(value) if isinstance(value, list) else str(value)
+        text = json.dumps(list(value)) if isinstance(value, list | tuple) else str(value)
         env[f"MLOPS_KIT_{name.upper()}"] = text
     if settings.tracking_uri_override:
         env["MLFLOW_TRACKING_URI"] = settings.tracking_uri_override

@@ -9,29 +9,27 @@ import hashlib
 import json
 import math
 from dataclasses import asdict
-from datetime import UTC, datetime
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from mlops_kit.columns import derive_features, is_penguin_default, numeric_and_categorical
+from mlops_kit.columns import derive_features, numeric_and_categorical
 from mlops_kit.config import (
+    PENGUIN_FEATURES,
     PENGUIN_SPLIT_COLUMN,
+    PENGUIN_TARGET,
+    PENGUINS_CSV,
     Settings,
+    TableSpec,
     display_path,
-    parse_names,
-    parse_split_column,
-    resolve_path,
 )
-from mlops_kit.dataset import DataCard, DatasetSpec, PreparedData
+from mlops_kit.dataset import DatasetSpec, PreparedData, counts, make_card
 from mlops_kit.store.datasets import write_version
 from mlops_kit.tables import (
     DataValidationError,
     file_sha256,
     is_penguins_raw,
     load_raw,
-    normalize_column,
     resolve_column,
 )
 
@@ -190,8 +188,8 @@ def split(
     check_split_sizes(train[spec.target], evaluation[spec.target], clean_df[spec.target], info)
     info["train_rows"] = len(train)
     info["eval_rows"] = len(evaluation)
-    info["train_class_balance"] = _counts(train[spec.target])
-    info["eval_class_balance"] = _counts(evaluation[spec.target])
+    info["train_class_balance"] = counts(train[spec.target])
+    info["eval_class_balance"] = counts(evaluation[spec.target])
     return train.reset_index(drop=True), evaluation.reset_index(drop=True), info
 
 
@@ -251,10 +249,6 @@ def check_split_sizes(
         )
 
 
-def _counts(values: pd.Series) -> dict[str, int]:
-    return {str(k): int(v) for k, v in values.value_counts().sort_index().items()}
-
-
 def data_version(clean_df: pd.DataFrame, spec: DatasetSpec, split_info: dict | None = None) -> str:
     """Content hash of the clean table and the spec (and a random split's seed): the data version.
 
@@ -269,68 +263,46 @@ def data_version(clean_df: pd.DataFrame, spec: DatasetSpec, split_info: dict | N
     return digest.hexdigest()[:12]
 
 
-def describe_columns(df: pd.DataFrame, spec: DatasetSpec) -> dict[str, dict[str, object]]:
-    """Per-column facts for the data card: kind, missing count, range or categories."""
-    facts: dict[str, dict[str, object]] = {}
-    for col in [*spec.features, spec.target]:
-        entry: dict[str, object] = {"missing": int(df[col].isna().sum())}
-        if col in spec.numeric:
-            entry.update(kind="numeric", min=float(df[col].min()), max=float(df[col].max()))
-        else:
-            entry.update(
-                kind="target" if col == spec.target else "categorical",
-                values=sorted(str(v) for v in df[col].dropna().unique()),
-            )
-        facts[col] = entry
-    return facts
+def choose_columns(
+    raw: pd.DataFrame, table: TableSpec
+) -> tuple[str, list[str], str | None, dict[str, str]]:
+    """The target, the features, the split column and the columns left out (with why).
+
+    What the table spec leaves out comes from the table: `species`; the season column where the
+    table has it; the penguin measurements on the penguins, the usable columns of another table.
+    """
+    target = resolve_column(raw, table.target or PENGUIN_TARGET, "target")
+    if table.split_column:
+        split_col = resolve_column(raw, table.split_column, "split")
+    elif not table.random_split and PENGUIN_SPLIT_COLUMN in raw.columns:
+        split_col = PENGUIN_SPLIT_COLUMN
+    else:
+        split_col = None
+    if table.features:
+        return target, list(table.features), split_col, {}
+    if is_penguins_raw(raw):  # the talk's measurements, less the column to predict
+        return target, [f for f in PENGUIN_FEATURES if f != target], split_col, {}
+    features, excluded = derive_features(raw, target, split_col)
+    return target, features, split_col, excluded
 
 
-def prepare(
-    settings: Settings,
-    data_path: Path | str | None = None,
-    target: str | None = None,
-    features: list[str] | None = None,
-    split_column: str | None = "",
-    write: bool = True,
-) -> PreparedData:
+def prepare(table: TableSpec, settings: Settings, *, write: bool = True) -> PreparedData:
     """Run the whole data stage: load, validate, clean, split, catalogue (through the store)."""
-    path = resolve_path(data_path) if data_path else settings.data_path
+    path = table.data_path or PENGUINS_CSV
     raw = load_raw(path)
-    split_col = settings.split_column if split_column == "" else parse_split_column(split_column)
-    absent = (
-        split_col
-        and split_col not in raw.columns
-        and normalize_column(split_col) not in raw.columns
-    )
-    if absent and split_column == "" and split_col == PENGUIN_SPLIT_COLUMN:
-        split_col = None  # the penguins' season column is optional for other tables; others are not
-    target_col = resolve_column(raw, target or settings.target, "target")
-    split_col = resolve_column(raw, split_col, "split") if split_col else None
-    wanted = parse_names(features) or settings.features
-    excluded: dict[str, str] = {}
-    if not is_penguins_raw(raw) and is_penguin_default(wanted):
-        # The penguin defaults belong to the shipped table: a user's table brings its own.
-        wanted, excluded = derive_features(raw, target_col, split_col)
-    elif not features:  # the defaults, less the column to predict
-        wanted = [f for f in wanted if normalize_column(f) != target_col]
-    spec = infer_spec(raw, target_col, wanted, split_col)
+    target, features, split_col, excluded = choose_columns(raw, table)
+    spec = infer_spec(raw, target, features, split_col)
     validate(raw, spec)
     clean_df, dropped = clean(raw, spec)
     train, evaluation, split_info = split(clean_df, spec, settings.seed)
-    version = data_version(clean_df, spec, split_info)
-    card = DataCard(
-        data_version=version,
+    card = make_card(
+        clean_df,
+        spec,
+        data_version=data_version(clean_df, spec, split_info),
         source=display_path(path),
         source_sha256=file_sha256(path),
-        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
-        target=spec.target,
-        numeric_features=spec.numeric,
-        categorical_features=spec.categorical,
         rows_raw=len(raw),
-        rows_clean=len(clean_df),
         rows_dropped=dropped,
-        columns=describe_columns(clean_df, spec),
-        class_balance=_counts(clean_df[spec.target]),
         split=split_info,
         excluded_columns=excluded,
         read_as=dict(raw.attrs.get("read_as", {})),

@@ -7,6 +7,7 @@ import this module, so neither needs the other.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 
 import pandas as pd
 
@@ -54,6 +55,62 @@ class DataCard:
     def to_dict(self) -> dict[str, object]:
         """A JSON-ready dict."""
         return asdict(self)
+
+
+def counts(values: pd.Series) -> dict[str, int]:
+    """Rows per value, sorted by value: a class balance."""
+    return {str(k): int(v) for k, v in values.value_counts().sort_index().items()}
+
+
+def describe_columns(df: pd.DataFrame, spec: DatasetSpec) -> dict[str, dict[str, object]]:
+    """Per-column facts for the data card: kind, missing count, range or categories."""
+    facts: dict[str, dict[str, object]] = {}
+    for col in [*spec.features, spec.target]:
+        entry: dict[str, object] = {"missing": int(df[col].isna().sum())}
+        if col in spec.numeric:
+            entry.update(kind="numeric", min=float(df[col].min()), max=float(df[col].max()))
+        else:
+            entry.update(
+                kind="target" if col == spec.target else "categorical",
+                values=sorted(str(v) for v in df[col].dropna().unique()),
+            )
+        facts[col] = entry
+    return facts
+
+
+def make_card(
+    clean: pd.DataFrame,
+    spec: DatasetSpec,
+    *,
+    data_version: str,
+    source: str,
+    source_sha256: str,
+    rows_raw: int,
+    rows_dropped: dict[str, int],
+    split: dict[str, object],
+    excluded_columns: dict[str, str] | None = None,
+    read_as: dict[str, object] | None = None,
+    file_headers: dict[str, str] | None = None,
+) -> DataCard:
+    """The card of a clean data version: its columns and classes described from the table."""
+    return DataCard(
+        data_version=data_version,
+        source=source,
+        source_sha256=source_sha256,
+        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        target=spec.target,
+        numeric_features=spec.numeric,
+        categorical_features=spec.categorical,
+        rows_raw=rows_raw,
+        rows_clean=len(clean),
+        rows_dropped=rows_dropped,
+        columns=describe_columns(clean, spec),
+        class_balance=counts(clean[spec.target]),
+        split=split,
+        excluded_columns=dict(excluded_columns or {}),
+        read_as=dict(read_as or {}),
+        file_headers=dict(file_headers or {}),
+    )
 
 
 @dataclass

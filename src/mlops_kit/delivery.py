@@ -163,7 +163,7 @@ def register_broken_candidate(settings: Settings, reason: str) -> str:
     from mlops_kit import data, tracking, train
     from mlops_kit.model import ClassifierWithConfidence
 
-    prepared = data.prepare(settings, write=False)
+    prepared = data.prepare(settings.table, settings, write=False)
     unfitted = train.build_pipeline("logistic_regression", prepared.spec, settings.seed)
     tracking.configure(settings)
     # no input example: MLflow would try it on the unfitted model; no example is part of the bug

@@ -166,7 +166,7 @@ def reference_for(settings: Settings, model_version: str | None = None) -> Refer
     if data_version and datasets.has_version(settings, data_version):
         prepared = datasets.load_version(settings, data_version)
     else:
-        prepared = prepare(settings, write=False)
+        prepared = prepare(settings.table, settings, write=False)
     return Reference(
         prepared.card.data_version,
         prepared.train,

@@ -15,15 +15,7 @@ from pathlib import Path
 
 from jupyter_client import AsyncKernelManager
 
-from mlops_kit.config import (
-    PROJ_ROOT,
-    Settings,
-    display_path,
-    parse_names,
-    parse_split_column,
-    resolve_path,
-    settings_env,
-)
+from mlops_kit.config import PROJ_ROOT, Settings, display_path, settings_env
 from mlops_kit.store.lock import child_env, workspace_lock
 from mlops_kit.tracking import INVOCATION_ENV
 
@@ -37,21 +29,6 @@ _MLFLOW_STORE_VARS = (
     "MLFLOW_RUN_ID",
 )
 NOTEBOOKS_DIR = PROJ_ROOT / "notebooks"
-
-
-def _data_path(value: object) -> object:
-    """A data path as the caller's folder sees it (the kernel runs in notebooks/)."""
-    if not isinstance(value, str) or not value.strip():
-        return value or None
-    return str(resolve_path(value).absolute())
-
-
-# notebook parameters that mean what the CLI flags and the MLOPS_KIT_* settings mean
-PARAMETER_PARSERS = {
-    "DATA_PATH": _data_path,
-    "FEATURES": parse_names,
-    "SPLIT_COLUMN": parse_split_column,
-}
 
 
 @dataclass
@@ -140,7 +117,7 @@ def run_notebooks(
     settings = settings or Settings()
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     out_dir = out_dir or settings.runs_dir / stamp
-    per_notebook = declared_parameters(notebooks, parsed_parameters(parameters or {}))
+    per_notebook = declared_parameters(notebooks, parameters or {})
     with workspace_lock(settings, "pipeline"):  # the notebooks' kernels share this hold
         out_dir.mkdir(parents=True, exist_ok=True)
         results = _execute(notebooks, per_notebook, settings, out_dir, stop_on_failure)
@@ -204,14 +181,6 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
     finally:
         os.environ.clear()
         os.environ.update(saved)
-
-
-def parsed_parameters(parameters: dict[str, object]) -> dict[str, object]:
-    """The values notebooks get: FEATURES 'a, b' -> ['a', 'b'], SPLIT_COLUMN 'none' -> None, ..."""
-    return {
-        name: PARAMETER_PARSERS[name](value) if name in PARAMETER_PARSERS else value
-        for name, value in parameters.items()
-    }
 
 
 def declared_parameters(notebooks: list[Path], parameters: dict[str, object]) -> dict[Path, dict]:

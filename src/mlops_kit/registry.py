@@ -84,7 +84,7 @@ def champion_data(settings: Settings) -> tuple[str, PreparedData]:
     if datasets.has_version(settings, data_version):
         return version, datasets.load_version(settings, data_version)
     # the catalogue was removed (make reset keeps MLflow elsewhere): rebuild it from the raw data
-    return version, prepare(settings)
+    return version, prepare(settings.table, settings)
 
 
 def gate_rule(

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import mlflow
@@ -22,8 +21,10 @@ from sklearn.model_selection import train_test_split
 
 from mlops_kit import capture, data, dataset, evaluation, registry, tracking, train
 from mlops_kit.config import Settings
+from mlops_kit.dataset import counts, make_card
 from mlops_kit.store import datasets
 from mlops_kit.store.lock import holds_workspace_lock
+from mlops_kit.training_run import tracked_run, train_and_gate
 
 # where a row comes from (the original table or a labelled production case): see dataset.py
 ORIGIN, SEASON, PRODUCTION = dataset.ORIGIN, dataset.SEASON, dataset.PRODUCTION
@@ -127,40 +128,30 @@ def build_training_data(
     train_df = pd.concat([_origin(base.train), new_train], ignore_index=True)
     eval_df = pd.concat([_origin(base.eval), new_eval], ignore_index=True)
     clean_df = pd.concat([parent, new_train, new_eval], ignore_index=True)
-    version = data.data_version(clean_df, spec)
-
-    def balance(values: pd.Series) -> dict[str, int]:
-        return {str(k): int(v) for k, v in values.value_counts().sort_index().items()}
-
     sets = list(review_sets or [])
     split_info = {
         **{k: v for k, v in base.card.split.items() if not k.endswith(("_rows", "_balance"))},
         "train_rows": len(train_df),
         "eval_rows": len(eval_df),
-        "train_class_balance": balance(train_df[spec.target]),
-        "eval_class_balance": balance(eval_df[spec.target]),
+        "train_class_balance": counts(train_df[spec.target]),
+        "eval_class_balance": counts(eval_df[spec.target]),
         "production_train_rows": int((train_df[ORIGIN] == PRODUCTION).sum()),
         "production_eval_rows": int((eval_df[ORIGIN] == PRODUCTION).sum()),
         "parent_data_version": base.card.data_version,
         "review_sets": sets,
     }
-    card = data.DataCard(
-        data_version=version,
+    card = make_card(
+        clean_df,
+        spec,
+        data_version=data.data_version(clean_df, spec),
         source=f"data version {base.card.data_version} + {len(fresh)} labelled production case(s)",
         source_sha256=hashlib.sha256(fresh.to_csv(index=False).encode()).hexdigest(),
-        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
-        target=spec.target,
-        numeric_features=spec.numeric,
-        categorical_features=spec.categorical,
         rows_raw=base.card.rows_raw + len(rows),
-        rows_clean=len(clean_df),
         rows_dropped={**base.card.rows_dropped, **({"duplicate_case": skipped} if skipped else {})},
-        columns=data.describe_columns(clean_df, spec),
-        class_balance=balance(clean_df[spec.target]),
         split=split_info,
-        excluded_columns=dict(base.card.excluded_columns),
-        read_as=dict(base.card.read_as),
-        file_headers=dict(base.card.file_headers),
+        excluded_columns=base.card.excluded_columns,
+        read_as=base.card.read_as,
+        file_headers=base.card.file_headers,
     )
     prepared = data.PreparedData(clean_df, train_df, eval_df, spec, card)
     return NewData(prepared, base.card.data_version, sets, len(new_train), len(new_eval), skipped)
@@ -260,8 +251,8 @@ def retrain(
     used = list(dict.fromkeys(cases["review_set"].astype(str)))
     new = build_training_data(base, cases, holdout=share, seed=settings.seed, review_sets=used)
     write_training_data(new, settings)
-    prepared = new.prepared
-    lineage_tags = {
+    prepared, low = new.prepared, settings.low_confidence
+    lineage = {
         "data_version": prepared.card.data_version,
         "parent_data_version": new.parent,
         "review_sets": ",".join(used)[:5000],
@@ -269,56 +260,40 @@ def retrain(
     }
     tracking.configure(settings)
     # The champion first: if it cannot be scored on its own data + the new cases, nothing is trained.
-    low = settings.low_confidence
     champion_scores = evaluate_model(f"models:/{settings.model_name}/{champion}", prepared, low)
-    with mlflow.start_run(run_name="retraining") as run:
-        mlflow.set_tags({"pipeline": "retraining", **lineage_tags, **tracking.invocation_tags()})
-        mlflow.log_params(
-            {
-                "holdout": share,
-                "quality_gate": threshold,
-                "gate_metric": metric,
-                "seed": settings.seed,
-                "labelled_cases": len(cases),
-            }
-        )
-        mlflow.log_dict(prepared.card.to_dict(), "data/data_card.json")
-        tracking.log_data_inputs(prepared)  # the training and evaluation tables, by data version
+    params = {
+        "holdout": share,
+        "quality_gate": threshold,
+        "gate_metric": metric,
+        "seed": settings.seed,
+        "labelled_cases": len(cases),
+    }
+    with tracked_run(settings, "retraining", {"pipeline": "retraining", **lineage}, params) as run:
         mlflow.log_dict(new.lineage(), "data/lineage.json")
-        results = train.train_candidates(prepared, candidates, settings.seed, low_confidence=low)
-        for result in results:
-            train.log_candidate(result, prepared, tags=lineage_tags)
-        best = train.best_of(results, metric)
-        challenger_scores = evaluate_model(best.model_uri or "", prepared, low)
+        gated = train_and_gate(
+            settings,
+            prepared,
+            candidates=candidates,
+            threshold=threshold,
+            metric=metric,
+            candidate_tags=lineage,
+            version_tags={"pipeline": "retraining", **lineage},
+        )
+        challenger_scores = evaluate_model(gated.best.model_uri or "", prepared, low)
         mlflow.log_metrics(
             {
                 **{f"champion_{k}": v for k, v in champion_scores.items() if np.isfinite(v)},
                 **{f"challenger_{k}": v for k, v in challenger_scores.items() if np.isfinite(v)},
             }
         )
-        decision = registry.register_and_gate(
-            best.model_uri or "",
-            best.metrics[metric],
-            prepared,
-            settings,
-            threshold=threshold,
-            metric=metric,
-            tags={
-                "candidate": best.name,
-                "run_id": best.run_id or "",
-                "pipeline": "retraining",
-                **{k: v for k, v in lineage_tags.items() if k != "data_version"},
-            },
-        )
-        registry.log_decision(decision, best.name)
         result = RetrainResult(
             new,
-            results,
-            best,
+            gated.candidates,
+            gated.best,
             champion,
             champion_scores,
             challenger_scores,
-            decision,
+            gated.decision,
             run.info.run_id,
         )
         mlflow.log_table(result.comparison(), "comparison.json")

@@ -10,8 +10,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from mlops_kit.config import resolve_path
-
 MISSING_MARKERS = ["", "NA", "N/A", "NaN", "nan", "null", "NULL", ".", "?"]
 PENGUIN_RENAMES = {"culmen_length_mm": "bill_length_mm", "culmen_depth_mm": "bill_depth_mm"}
 SEPARATORS = [",", ";", "\t"]
@@ -102,7 +100,7 @@ def load_raw(path: Path | str) -> pd.DataFrame:
     decimal comma become plain numbers. How the file was read is in `df.attrs["read_as"]`; the
     file's own header of each renamed column in `df.attrs["file_headers"]`.
     """
-    path = resolve_path(path)
+    path = Path(path)
     if not path.exists():
         raise DataValidationError(f"data file not found: {path}")
     if path.is_dir():

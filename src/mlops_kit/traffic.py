@@ -191,7 +191,7 @@ def season_records(settings: Settings) -> pd.DataFrame:
     The champion's data version says which table and which rows were held out of its training;
     production cases a retraining added are not replayed. Without a champion: the configured table.
     """
-    prepared = _champion_data(settings) or prepare(settings, write=False)
+    prepared = _champion_data(settings) or prepare(settings.table, settings, write=False)
     held_out = prepared.eval
     if ORIGIN in held_out:
         held_out = held_out[held_out[ORIGIN].fillna(SEASON) != PRODUCTION]

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
-import mlflow
 import pandas as pd
 
-from mlops_kit import data, plots, registry, tracking, train
-from mlops_kit.config import Settings
+from mlops_kit import data, registry, tracking, train
+from mlops_kit.config import Settings, TableSpec
 from mlops_kit.store.lock import holds_workspace_lock
+from mlops_kit.training_run import tracked_run, train_and_gate
 
 
 @dataclass
@@ -51,70 +50,44 @@ class PipelineResult:
 @holds_workspace_lock("training")
 def run_training_pipeline(
     settings: Settings,
+    table: TableSpec | None = None,
     *,
-    data_path: str | Path | None = None,
-    target: str | None = None,
-    features: list[str] | None = None,
-    split_column: str | None = "",
     candidates: list[str] | None = None,
     quality_gate: float | None = None,
     gate_metric: str | None = None,
 ) -> PipelineResult:
-    """Prepare data, train and log every candidate, register the best, gate it; all in one MLflow run."""
+    """Prepare data, train and log every candidate, register the best, gate it; all in one MLflow run.
+
+    `table` is the table to learn from (default: the one the settings name).
+    """
     started = time.perf_counter()
     # Arguments checked up front, so a typo leaves no failed run behind in MLflow.
     threshold, metric = registry.gate_rule(settings, quality_gate, gate_metric)
     train.check_candidates(candidates)
     # Validate the data before anything is tracked: bad input trains and registers nothing.
-    prepared = data.prepare(
-        settings, data_path=data_path, target=target, features=features, split_column=split_column
-    )
-    experiment_id = tracking.configure(settings)
-    with mlflow.start_run(run_name="training-pipeline") as run:
-        mlflow.set_tags(
-            {
-                "pipeline": "training",
-                "data_version": prepared.card.data_version,
-                **tracking.invocation_tags(),
-            }
+    prepared = data.prepare(settings.table if table is None else table, settings)
+    tags = {"pipeline": "training", "data_version": prepared.card.data_version}
+    params = {
+        "data_path": prepared.card.source,
+        "target": prepared.spec.target,
+        "features": ",".join(prepared.spec.features),
+        "split": prepared.card.split["by"],
+        "quality_gate": threshold,
+        "gate_metric": metric,
+        "seed": settings.seed,
+    }
+    with tracked_run(settings, "training-pipeline", tags, params) as run:
+        gated = train_and_gate(
+            settings, prepared, candidates=candidates, threshold=threshold, metric=metric
         )
-        mlflow.log_params(
-            {
-                "data_path": prepared.card.source,
-                "target": prepared.spec.target,
-                "features": ",".join(prepared.spec.features),
-                "split": prepared.card.split["by"],
-                "quality_gate": threshold,
-                "gate_metric": metric,
-                "seed": settings.seed,
-            }
-        )
-        mlflow.log_dict(prepared.card.to_dict(), "data/data_card.json")
-        tracking.log_data_inputs(prepared)
-        results = train.train_candidates(
-            prepared, candidates, settings.seed, low_confidence=settings.low_confidence
-        )
-        for result in results:
-            train.log_candidate(result, prepared)
-        best = train.best_of(results, metric)
-        table = train.candidates_table(results)
-        fig = plots.metric_bars(table, metric, threshold)
-        mlflow.log_figure(fig, "plots/candidates.png")
-        mlflow.log_table(table, "candidates.json")
-        mlflow.log_metrics({f"best_eval_{k}": v for k, v in best.metrics.items()})
-        decision = registry.register_and_gate(
-            best.model_uri or "",
-            best.metrics[metric],
-            prepared,
-            settings,
-            threshold=threshold,
-            metric=metric,
-            tags={"candidate": best.name, "run_id": best.run_id or ""},
-        )
-        registry.log_decision(decision, best.name)
-    seconds = time.perf_counter() - started
     return PipelineResult(
-        prepared, results, best, decision, run.info.run_id, experiment_id, seconds
+        prepared,
+        gated.candidates,
+        gated.best,
+        gated.decision,
+        run.info.run_id,
+        run.info.experiment_id,
+        time.perf_counter() - started,
     )
 
 

@@ -26,7 +26,7 @@ from mlops_kit.config import CHAMPION, PENGUIN_FEATURES, Settings, get_settings
 from mlops_kit.serving import process
 from mlops_kit.serving.app import create_app
 from mlops_kit.training_pipeline import run_training_pipeline
-from tests.helpers import clear_env, kit_setting, reset_mlflow
+from tests.helpers import clear_env, kit_setting, reset_mlflow, table_spec
 
 with warnings.catch_warnings():
     warnings.simplefilter(
@@ -66,7 +66,10 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Registry:
         try:
             run_training_pipeline(settings, candidates=["logistic_regression"])
             run_training_pipeline(
-                settings, features=NO_SEX, candidates=["logistic_regression"], quality_gate=0.0
+                settings,
+                table_spec(features=NO_SEX),
+                candidates=["logistic_regression"],
+                quality_gate=0.0,
             )
             client = MlflowClient(settings.tracking_uri, settings.registry_uri)
             client.set_registered_model_alias(settings.model_name, CHAMPION, "1")
@@ -110,10 +113,7 @@ def tables(tmp_path_factory: pytest.TempPathFactory) -> Path:
                 settings = Settings(
                     workspace=root / "workspace", runs_dir=root / "runs", model_name=name
                 )
-                run_training_pipeline(
-                    settings, **run, split_column=None, candidates=["logistic_regression"],
-                    quality_gate=0.0,
-                )  # fmt: skip
+                run_training_pipeline(settings, table_spec(split_column=None), **run, candidates=["logistic_regression"], quality_gate=0.0)  # fmt: skip
         finally:
             reset_mlflow()
     return root / "workspace"

@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from mlops_kit.config import Settings
 from mlops_kit.store.predictions import read_predictions
 from mlops_kit.training_pipeline import run_training_pipeline
+from tests.helpers import table_spec
 
 
 def varied(record: dict) -> list[dict]:
@@ -200,10 +201,7 @@ def test_a_model_of_another_table_gets_its_own_schema(
     pd.DataFrame(rows).to_csv(csv, index=False)
     own = settings.model_copy(update={"model_name": "flowers"})
     try:
-        run_training_pipeline(
-            own, data_path=csv, target="Kind", features=["Petal Width", "Garden"],
-            split_column=None, candidates=["logistic_regression"], quality_gate=0.0,
-        )  # fmt: skip
+        run_training_pipeline(own, table_spec(data_path=csv, target="Kind", features=["Petal Width", "Garden"], split_column=None), candidates=["logistic_regression"], quality_gate=0.0)  # fmt: skip
     finally:
         mlflow.set_tracking_uri(None)
     client = make_client(model_name="flowers")

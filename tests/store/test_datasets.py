@@ -13,11 +13,11 @@ import pytest
 from mlops_kit import monitoring, registry
 from mlops_kit.data import prepare
 from mlops_kit.store import datasets
-from tests.helpers import iris_like
+from tests.helpers import iris_like, table_spec
 
 
 def test_a_version_reads_back_as_it_was_prepared(settings):
-    prepared = prepare(settings)
+    prepared = prepare(settings.table, settings)
     loaded = datasets.load_version(settings, prepared.card.data_version)
 
     assert loaded.spec == prepared.spec
@@ -41,11 +41,13 @@ def test_only_an_empty_field_is_missing_when_read_back(settings, write_csv):
     table.loc[1, "Garden"] = ""
     table["Kind"] = table["Kind"].map({"setosa": "1", "versicolor": "2", "virginica": "3"})
     prepared = prepare(
+        table_spec(
+            data_path=write_csv(table),
+            target="Kind",
+            features=["Sepal Length", "Garden"],
+            split_column=None,
+        ),
         settings,
-        data_path=write_csv(table),
-        target="Kind",
-        features=["Sepal Length", "Garden"],
-        split_column=None,
     )
     loaded = datasets.load_version(settings, prepared.card.data_version)
 
@@ -64,7 +66,7 @@ def test_an_unknown_version_is_refused_naming_the_catalogue(settings):
 
 
 def test_a_version_with_lineage_and_the_catalogue(settings):
-    prepared = prepare(settings)
+    prepared = prepare(settings.table, settings)
     version = prepared.card.data_version
     card_path = datasets.write_version(prepared, settings, lineage={"parent_data_version": "x"})
 

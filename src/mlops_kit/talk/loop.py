@@ -30,14 +30,16 @@ class StartingPoint:
         return f"champion v{self.version}, trained on data version {self.data_version}: {self.how}"
 
 
-def starting_champion(settings: Settings, **pipeline_options: object) -> StartingPoint:
+def starting_champion(
+    settings: Settings, candidates: list[str] | None = None, quality_gate: float | None = None
+) -> StartingPoint:
     """A champion trained on the field seasons only: the current one, an earlier one, or a new one.
 
     In a fresh workspace the training pipeline runs once. Where the loop already ran (the champion
     learnt from production cases), the alias goes back to the newest version trained on the field
     seasons only, with the reason recorded, so the demonstration can be shown again.
     """
-    season_data = prepare(settings, write=False).card.data_version
+    season_data = prepare(settings.table, settings, write=False).card.data_version
     current = registry.champion_version(settings)
     if current is not None:
         client = tracking.client(settings)
@@ -55,7 +57,7 @@ def starting_champion(settings: Settings, **pipeline_options: object) -> Startin
             return StartingPoint(chosen, season_data, f"moved back from v{current}")
     from mlops_kit.training_pipeline import run_training_pipeline
 
-    result = run_training_pipeline(settings, **pipeline_options)  # type: ignore[arg-type]
+    result = run_training_pipeline(settings, candidates=candidates, quality_gate=quality_gate)
     version = result.decision.version
     if not result.decision.promoted:
         if result.decision.score < result.decision.threshold:
