@@ -67,10 +67,10 @@ class Story:
 def story(tmp_path_factory: pytest.TempPathFactory) -> Story:
     """Run `mlops-kit pipeline` (every notebook), then `mlops-kit pipeline 02 03 04`, in one workspace."""
     root = tmp_path_factory.mktemp("story")
-    settings = Settings(workspace=root / "workspace", runs_dir=root / "runs")
-    env = {"MLOPS_KIT_WORKSPACE": str(settings.workspace), "MLOPS_KIT_RUNS_DIR": str(root / "runs")}
+    env = {"MLOPS_KIT_WORKSPACE": str(root / "workspace"), "MLOPS_KIT_RUNS_DIR": str(root / "runs")}
     with pytest.MonkeyPatch.context() as mp:
         clear_env(mp)
+        settings = Settings(workspace=root / "workspace", runs_dir=root / "runs")
         for notebooks in ([], STATEFUL):
             result = run_cli("pipeline", *notebooks, **env)
             assert result.returncode == 0, result.stdout + result.stderr
