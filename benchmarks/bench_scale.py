@@ -143,10 +143,10 @@ def run_case(case: str, workspace: Path, store: str, rows: int, table: str | Non
         print(json.dumps({"note": f"{rate:,.0f} rows/s"}))
         return
     if case == "monitor":
-        from mlops_kit import monitoring
+        from mlops_kit.monitoring.monitor import monitor
 
         def call() -> str:
-            report = monitoring.monitor(settings)
+            report = monitor(settings)
             return f"{report.predictions:,} predictions, {len(report.segments)} segments"
 
     elif case == "capture":

@@ -16,9 +16,12 @@ import pandas as pd
 import pytest
 from sklearn.datasets import load_breast_cancer
 
-from mlops_kit import capture, monitoring, retrain, traffic
+from mlops_kit import capture, retrain
 from mlops_kit.config import Settings
+from mlops_kit.labels import LABEL, export_for_labelling, import_labels, labelled_cases
+from mlops_kit.monitoring.monitor import monitor
 from mlops_kit.serving.process import start_api
+from mlops_kit.simulator import shifts, traffic
 from mlops_kit.store.predictions import read_predictions
 from mlops_kit.talk import loop
 
@@ -115,8 +118,8 @@ def fill_in_labels(exported: Path, truth: pd.DataFrame, excel_ptbr: bool) -> Pat
     """What a person does with the exported CSV: write the true class in the `label` column,
     and save it (Excel in Portuguese saves ';'-separated Windows-1252)."""
     sheet = pd.read_csv(exported, dtype=str, keep_default_na=False)
-    known = dict(zip(capture.case_ids(truth), truth[traffic.TRUTH], strict=True))
-    sheet[capture.LABEL] = sheet["case_id"].map(known)
+    known = dict(zip(capture.case_ids(truth), truth[shifts.TRUTH], strict=True))
+    sheet[LABEL] = sheet["case_id"].map(known)
     filled = exported.with_name("filled.csv")
     if excel_ptbr:
         filled.write_bytes(sheet.to_csv(index=False, sep=";").encode("cp1252"))
@@ -141,7 +144,7 @@ def test_the_whole_loop_runs_on_a_table_the_kit_did_not_ship(
     start = loop.starting_champion(mine, candidates=FAST, quality_gate=0.0)
     assert start.how == "trained now"
     season = traffic.season_records(mine)
-    shift = traffic.default_shift(season)
+    shift = shifts.default_shift(season)
     with start_api(mine) as api:
         normal = traffic.simulate(mine, api.url, batches=2, batch_size=20, seed=1, phase="normal")
         shifted = traffic.simulate(
@@ -150,21 +153,21 @@ def test_the_whole_loop_runs_on_a_table_the_kit_did_not_ship(
         assert set(normal.records["model_version"]) == {start.version}
         assert shifted.description and shifted.shift == shift
         log = read_predictions(mine)
-        assert len(log) == 80 and not {traffic.TRUTH, table.target} & set(log.columns)
+        assert len(log) == 80 and not {shifts.TRUTH, table.target} & set(log.columns)
 
-        report = monitoring.monitor(mine, since=normal.started_at, segment=20)
+        report = monitor(mine, since=normal.started_at, segment=20)
         shifted_column = shift.split(":")[1].split("=")[0]
         assert shifted_column in report.drifted, report.drift_view()
 
         review = capture.capture(mine, since=normal.started_at, threshold=0.999)
         assert len(review) > 0
         truth = traffic.read_truth(mine)
-        exported = capture.export_for_labelling(review)
+        exported = export_for_labelling(review)
         filled = fill_in_labels(exported, truth, excel_ptbr=table.split_column is not None)
-        labels = capture.import_labels(mine, review, filled)
-        labelled = capture.labelled_cases(mine)
-        assert len(labelled) == len(review) and labelled[capture.LABEL].notna().all()
-        assert set(labelled[capture.LABEL]) <= set(season[traffic.TRUTH])
+        labels = import_labels(mine, review, filled)
+        labelled = labelled_cases(mine)
+        assert len(labelled) == len(review) and labelled[LABEL].notna().all()
+        assert set(labelled[LABEL]) <= set(season[shifts.TRUTH])
         assert (labels.labelled, labels.unlabelled) == (len(review), 0)
 
         result = retrain.retrain(mine, candidates=FAST, holdout=0.3, quality_gate=0.0)

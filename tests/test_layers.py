@@ -47,13 +47,24 @@ def test_serving_imports_nothing_from_the_training_side(module: str) -> None:
     assert not {m for m in loaded if m.startswith(TRAINING_SIDE)}
 
 
-@pytest.mark.parametrize(
-    "module",
-    ["mlops_kit.monitoring", "mlops_kit.capture", "mlops_kit.retrain", "mlops_kit.traffic"],
+THE_LOOP = (
+    "mlops_kit.monitoring.monitor",
+    "mlops_kit.monitoring.mlflow_log",
+    "mlops_kit.capture",
+    "mlops_kit.labels",
+    "mlops_kit.retrain",
 )
+
+
+@pytest.mark.parametrize("module", [*THE_LOOP, "mlops_kit.simulator.traffic"])
 def test_the_loop_imports_nothing_from_serving(module: str) -> None:
     loaded = loaded_after_import(module)
     assert not {m for m in loaded if m.startswith("mlops_kit.serving")}
+
+
+def test_the_loop_imports_nothing_from_the_demo_or_the_talk() -> None:
+    loaded = loaded_after_import(", ".join(THE_LOOP))
+    assert not {m for m in loaded if m.startswith(("mlops_kit.simulator", "mlops_kit.talk"))}
 
 
 def _imported_top_levels() -> set[str]:

@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import pytest
 
-from mlops_kit import capture, monitoring, retrain, tracking, traffic
+from mlops_kit import capture, retrain, tracking
+from mlops_kit.monitoring.monitor import monitor
 from mlops_kit.serving.process import start_api
+from mlops_kit.simulator import traffic
+from mlops_kit.simulator.reviewer import label_with_simulator_truth
+from mlops_kit.simulator.shifts import TRUTH
 from mlops_kit.store.predictions import read_predictions
 from mlops_kit.talk import loop
 
@@ -27,7 +31,7 @@ def test_the_loop_closes_and_the_api_serves_a_better_champion(settings):
         shifted = traffic.simulate(settings, api.url, shift="calliper", seed=2, phase="shift")
 
         calm = loop.phase_report(settings, normal)
-        report = monitoring.monitor(settings, since=normal.started_at)
+        report = monitor(settings, since=normal.started_at)
         assert not calm.retrain_due
         assert report.retrain_due and {"bill_length_mm", "bill_depth_mm"} <= set(report.drifted)
         assert shifted.summary()["mean_confidence"] < normal.summary()["mean_confidence"] - 0.05
@@ -35,7 +39,7 @@ def test_the_loop_closes_and_the_api_serves_a_better_champion(settings):
         review = capture.capture(settings, since=normal.started_at)
         low = shifted.records["low_confidence"].sum() + normal.records["low_confidence"].sum()
         assert len(review) == low > 0
-        capture.label_with_simulator_truth(settings, review)
+        label_with_simulator_truth(settings, review)
 
         result = retrain.retrain(settings, candidates=FAST)
         assert result.decision.promoted and result.decision.version == "2"
@@ -53,7 +57,7 @@ def test_the_loop_closes_and_the_api_serves_a_better_champion(settings):
 
     # the truth stayed aside: the log holds what the API received, which is inputs only
     log = read_predictions(settings)
-    assert len(log) == 300 and not {traffic.TRUTH, "species"} & set(log.columns)
+    assert len(log) == 300 and not {TRUTH, "species"} & set(log.columns)
     table = loop.before_after(settings, normal, shifted, again, result)
     assert table.loc["model version served"].tolist() == ["v1", "v1", "v2"]
     runs = tracking.client(settings).search_runs(

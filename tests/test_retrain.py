@@ -10,9 +10,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlops_kit import capture, retrain, tracking, traffic
+from mlops_kit import capture, retrain, tracking
 from mlops_kit.data import prepare
 from mlops_kit.registry import CHAMPION, champion_version
+from mlops_kit.simulator import traffic
+from mlops_kit.simulator.reviewer import label_with_simulator_truth
+from mlops_kit.simulator.shifts import TRUTH
 from mlops_kit.store.predictions import LogEntry, PredictionLog
 from mlops_kit.talk import loop
 from mlops_kit.training_pipeline import run_training_pipeline
@@ -22,7 +25,7 @@ FAST = ["logistic_regression"]
 
 def labelled(frame: pd.DataFrame) -> pd.DataFrame:
     """Records as labelled cases: the inputs and a `label` column holding their true class."""
-    return frame.assign(label=frame[traffic.TRUTH])
+    return frame.assign(label=frame[TRUTH])
 
 
 def test_new_data_adds_only_new_cases_and_holds_some_out(settings):
@@ -126,7 +129,7 @@ def test_retrain_promotes_a_better_challenger_and_records_lineage(settings):
     season = traffic.season_records(settings)
     serve_with_champion(settings, traffic.draw_traffic(season, 100, shift="calliper", seed=11), "a")
     review = capture.capture(settings)
-    capture.label_with_simulator_truth(settings, review)
+    label_with_simulator_truth(settings, review)
 
     result = retrain.retrain(settings, candidates=FAST)
     d = result.decision

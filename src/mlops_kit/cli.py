@@ -406,8 +406,8 @@ def simulate(
     phase: str = typer.Option("", "--phase", help="A name for this run, kept with the truth."),
 ) -> None:
     """Send the champion's held-out records to the API, optionally shifted; truth kept aside."""
-    from mlops_kit.traffic import TrafficError
-    from mlops_kit.traffic import simulate as run_simulate
+    from mlops_kit.simulator.traffic import TrafficError
+    from mlops_kit.simulator.traffic import simulate as run_simulate
 
     settings = get_settings()
     target = url or f"http://{settings.api_host}:{settings.api_port}"
@@ -458,9 +458,9 @@ def monitor(
     import json
     from datetime import UTC, datetime
 
-    from mlops_kit import monitoring_plots
-    from mlops_kit.monitoring import log_report
-    from mlops_kit.monitoring import monitor as run_monitor
+    from mlops_kit.monitoring.mlflow_log import log_report
+    from mlops_kit.monitoring.monitor import monitor as run_monitor
+    from mlops_kit.monitoring.plots import figures as monitoring_figures
 
     settings = get_settings()
     try:
@@ -478,7 +478,7 @@ def monitor(
         return
     folder = out or settings.workspace / "monitoring" / datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     folder.mkdir(parents=True, exist_ok=True)
-    figures = monitoring_plots.figures(report)
+    figures = monitoring_figures(report)
     for name, fig in figures.items():
         fig.savefig(folder / name, dpi=100)
     (folder / "report.txt").write_text(report.text() + "\n")
@@ -533,13 +533,9 @@ def label(
     ),
 ) -> None:
     """Label a review set: export a CSV for a human, import it back, or use the simulated reviewer."""
-    from mlops_kit.capture import (
-        LabelError,
-        export_for_labelling,
-        import_labels,
-        label_with_simulator_truth,
-        load_review_set,
-    )
+    from mlops_kit.capture import load_review_set
+    from mlops_kit.labels import LabelError, export_for_labelling, import_labels
+    from mlops_kit.simulator.reviewer import label_with_simulator_truth
 
     if sum([export, from_csv is not None, simulated]) != 1:
         _fail("choose one of --export, --import FILE or --simulated-reviewer")

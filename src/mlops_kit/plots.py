@@ -21,8 +21,8 @@ CYCLE = [
     ("Treinamento", "02 · train.py"),
     ("Validação", "02/03 · evaluation.py, registry.py"),
     ("Disponibilização (API)", "03/04 · serving/"),
-    ("Monitoramento", "04 · monitoring.py"),
-    ("Captação (baixa confiança)", "04 · capture.py"),
+    ("Monitoramento", "04 · monitoring/"),
+    ("Captação (baixa confiança)", "04 · capture.py, labels.py"),
     ("Retreinamento", "04 · retrain.py"),
 ]
 

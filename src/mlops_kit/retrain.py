@@ -19,9 +19,10 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from mlops_kit import capture, data, dataset, evaluation, registry, tracking, train
+from mlops_kit import data, dataset, evaluation, registry, tracking, train
 from mlops_kit.config import Settings
 from mlops_kit.dataset import counts, make_card
+from mlops_kit.labels import LABEL, labelled_cases
 from mlops_kit.store import datasets
 from mlops_kit.store.lock import holds_workspace_lock
 from mlops_kit.training_run import tracked_run, train_and_gate
@@ -105,7 +106,7 @@ def build_training_data(
     spec = base.spec
     if not 0.0 <= holdout < 1.0:
         raise ValueError(f"holdout must be at least 0 and below 1, not {holdout}")
-    missing = [c for c in [*spec.features, capture.LABEL] if c not in cases.columns]
+    missing = [c for c in [*spec.features, LABEL] if c not in cases.columns]
     if missing:
         raise ValueError(f"the labelled cases lack column(s): {', '.join(missing)}")
     rows = cases[spec.features].copy()
@@ -113,7 +114,7 @@ def build_training_data(
         rows[col] = pd.to_numeric(rows[col], errors="coerce").astype("float64")
     for col in spec.categorical:
         rows[col] = rows[col].astype(object).where(rows[col].notna(), np.nan)
-    rows[spec.target] = cases[capture.LABEL].astype(str).to_numpy()
+    rows[spec.target] = cases[LABEL].astype(str).to_numpy()
     parent = _origin(base.clean)
     known = set(record_keys(parent, spec))
     keys = record_keys(rows, spec)
@@ -242,7 +243,7 @@ def retrain(
     train.check_candidates(candidates)
     share = settings.retrain_holdout if holdout is None else holdout
     champion, base = registry.champion_data(settings)
-    cases = capture.labelled_cases(settings, review_sets)
+    cases = labelled_cases(settings, review_sets)
     if cases.empty:
         raise ValueError(
             "no labelled cases yet: capture low-confidence predictions and label them "

@@ -10,8 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlops_kit import monitoring, registry
+from mlops_kit import registry
 from mlops_kit.data import prepare
+from mlops_kit.monitoring.reference import reference_for
 from mlops_kit.store import datasets
 from tests.helpers import iris_like, table_spec
 
@@ -82,7 +83,7 @@ def test_monitoring_and_retraining_read_the_champions_version_the_same_way(use_t
     settings = use_trained.settings
     version = use_trained.result.prepared.card.data_version
 
-    reference = monitoring.reference_for(settings, "1")
+    reference = reference_for(settings, "1")
     _, champion = registry.champion_data(settings)
 
     assert reference.data_version == champion.card.data_version == version

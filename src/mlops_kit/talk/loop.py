@@ -8,12 +8,14 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from mlops_kit import monitoring, registry, tracking
+from mlops_kit import registry, tracking
 from mlops_kit.config import Settings
 from mlops_kit.data import prepare
+from mlops_kit.monitoring.monitor import monitor
+from mlops_kit.monitoring.report import MonitorReport
 from mlops_kit.retrain import RetrainResult
 from mlops_kit.serving.process import ApiProcess
-from mlops_kit.traffic import TrafficRun
+from mlops_kit.simulator.traffic import TrafficRun
 
 RESTART_REASON = "notebook 04 starts the loop from the model trained on the field seasons only"
 
@@ -98,13 +100,13 @@ def wait_until_serving(api: ApiProcess, version: str, timeout: float = 60.0) -> 
     )
 
 
-def phase_report(settings: Settings, run: TrafficRun) -> monitoring.MonitorReport:
+def phase_report(settings: Settings, run: TrafficRun) -> MonitorReport:
     """Monitoring of exactly the predictions one simulator run caused."""
     from mlops_kit.store.predictions import read_predictions
 
     log = read_predictions(settings, since=run.started_at)
     mine = log[log["request_id"].isin(set(run.records["request_id"]))]
-    return monitoring.monitor(settings, mine, recent=len(mine), segment=len(mine) or 1)
+    return monitor(settings, mine, recent=len(mine), segment=len(mine) or 1)
 
 
 def before_after(

@@ -20,8 +20,8 @@ COMPONENTS = [
         "evaluation, registry",
     ),
     ("Disponibilização", "API REST que consome o modelo do MLflow", "03, 04", "serving, delivery"),
-    ("Monitoramento", "índices de confiança e drift em produção", "04", "monitoring, traffic"),
-    ("Captação", "baixa confiança vira nova base de dados", "04", "capture"),
+    ("Monitoramento", "índices de confiança e drift em produção", "04", "monitoring, simulator"),
+    ("Captação", "baixa confiança vira nova base de dados", "04", "capture, labels"),
     (
         "Retreinamento",
         "o ciclo volta ao treinamento",

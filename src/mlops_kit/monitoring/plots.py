@@ -1,6 +1,6 @@
 """Monitoring figures (titles in Portuguese, like the talk): confidence and drift over the log.
 
-Each function returns a closed Figure, as in ``plots.py``: a notebook shows it once.
+Each function returns a closed Figure, as in ``mlops_kit.plots``: a notebook shows it once.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from mlops_kit.monitoring import MonitorReport
+from mlops_kit.monitoring.report import MonitorReport
 from mlops_kit.plots import _figure
 
 VERSION_COLORS = ["#4C72B0", "#55A868", "#8172B2", "#CCB974", "#64B5CD"]
