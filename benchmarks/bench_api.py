@@ -249,7 +249,8 @@ def writer_rows_per_s(rounds: int = 5, entries: int = 5) -> dict[str, tuple[floa
     else meanwhile, so its CPU time is the writer's (the CPU figure is steadier on a busy machine).
     On PostgreSQL (a throwaway cluster, when installed) the server's own CPU is not counted.
     """
-    from mlops_kit.store.predictions import LogEntry, PredictionLog
+    from mlops_kit.store.predictions.entry import LogEntry
+    from mlops_kit.store.predictions.writer import PredictionLog
 
     rng = np.random.default_rng(0)
     classes = ["Adelie", "Chinstrap", "Gentoo"]

@@ -89,7 +89,8 @@ def log_predictions(settings: Settings, frame: pd.DataFrame, features: list[str]
     """
     from datetime import UTC, datetime
 
-    from mlops_kit.store.predictions import LogEntry, PredictionLog
+    from mlops_kit.store.predictions.entry import LogEntry
+    from mlops_kit.store.predictions.writer import PredictionLog
 
     classes = [c.removeprefix("proba_") for c in frame.columns if c.startswith("proba_")]
     log = PredictionLog(settings.store)

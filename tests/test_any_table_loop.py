@@ -19,7 +19,7 @@ from sklearn.datasets import load_breast_cancer
 from mlops_kit import capture, monitoring, retrain, traffic
 from mlops_kit.config import Settings
 from mlops_kit.serving.process import start_api
-from mlops_kit.store.predictions import read_predictions
+from mlops_kit.store.predictions.window import read_predictions
 from mlops_kit.talk import loop
 
 pytestmark = pytest.mark.slow  # trains, serves and retrains on each table

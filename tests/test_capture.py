@@ -10,7 +10,7 @@ import pytest
 
 from mlops_kit import capture, traffic
 from mlops_kit.store.lock import WorkspaceBusy, workspace_lock
-from mlops_kit.store.predictions import LogWindow, read_predictions
+from mlops_kit.store.predictions.window import LogWindow, read_predictions
 from tests.helpers import log_predictions, run_cli
 
 

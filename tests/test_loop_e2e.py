@@ -11,7 +11,7 @@ import pytest
 
 from mlops_kit import capture, monitoring, retrain, tracking, traffic
 from mlops_kit.serving.process import start_api
-from mlops_kit.store.predictions import read_predictions
+from mlops_kit.store.predictions.window import read_predictions
 from mlops_kit.talk import loop
 
 pytestmark = pytest.mark.slow  # real training, notebooks or server processes

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from mlops_kit import monitoring, monitoring_plots, traffic
-from mlops_kit.store.predictions import read_predictions
+from mlops_kit.store.predictions.window import read_predictions
 from tests.helpers import log_predictions, run_cli
 
 CLASSES = ["Adelie", "Chinstrap", "Gentoo"]
@@ -193,7 +193,8 @@ def test_cli_monitor_exits_10_when_retraining_is_due(settings, season, tmp_path)
 
 def store_log(settings, frame: pd.DataFrame) -> None:
     """Write a `fake_log` table to the store with the kit's writer, keeping its times."""
-    from mlops_kit.store.predictions import LogEntry, PredictionLog
+    from mlops_kit.store.predictions.entry import LogEntry
+    from mlops_kit.store.predictions.writer import PredictionLog
 
     features = [c for c in frame.columns if c not in BASE and not c.startswith("proba_")]
     writer = PredictionLog(settings.store)

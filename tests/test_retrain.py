@@ -13,7 +13,8 @@ import pytest
 from mlops_kit import capture, retrain, tracking, traffic
 from mlops_kit.data import prepare
 from mlops_kit.registry import CHAMPION, champion_version
-from mlops_kit.store.predictions import LogEntry, PredictionLog
+from mlops_kit.store.predictions.entry import LogEntry
+from mlops_kit.store.predictions.writer import PredictionLog
 from mlops_kit.talk import loop
 from mlops_kit.training_pipeline import run_training_pipeline
 

@@ -32,8 +32,9 @@ from mlops_kit.model import PROBA_PREFIX
 from mlops_kit.store import reviews
 from mlops_kit.store.files import atomic_write
 from mlops_kit.store.lock import holds_workspace_lock
-from mlops_kit.store.predictions import BASE_COLUMNS, LogWindow
-from mlops_kit.store.predictions import predictions as log_table
+from mlops_kit.store.predictions.entry import BASE_COLUMNS
+from mlops_kit.store.predictions.entry import predictions as log_table
+from mlops_kit.store.predictions.window import LogWindow
 from mlops_kit.tables import DataValidationError, read_text, sniff_separator
 
 SIMULATED_REVIEWER = "simulated-reviewer (simulator truth)"

@@ -7,7 +7,7 @@ chi-square for categories: p-value below ``drift_p_value``) **and** the Populati
 Index says it is big enough to matter (PSI above ``drift_psi``). The test alone flags trivial
 differences in big windows; PSI alone is noisy in small ones.
 
-A log of millions of predictions is read by SQL (``store.predictions.LogWindow``): counts, sums
+A log of millions of predictions is read by SQL (``store.predictions.window.LogWindow``): counts, sums
 and segment boundaries come from the database, and rows only for the recent window and for at
 most ``MAX_SEGMENTS`` segments (a long window gets wider ones), each tested on at most
 ``SAMPLE_ROWS`` of its predictions (every k-th). Time and memory do not grow with the log
@@ -33,7 +33,7 @@ from mlops_kit.config import Settings
 from mlops_kit.data import prepare
 from mlops_kit.model import PROBA_PREFIX
 from mlops_kit.store import datasets
-from mlops_kit.store.predictions import LogWindow, Span, Totals
+from mlops_kit.store.predictions.window import LogWindow, Span, Totals
 
 MISSING = "<missing>"  # a category of its own: a field production stops sending is drift too
 PSI_BINS = 10

@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from mlops_kit.config import Settings
-from mlops_kit.store.predictions import read_predictions
+from mlops_kit.store.predictions.window import read_predictions
 from mlops_kit.training_pipeline import run_training_pipeline
 
 
@@ -261,9 +261,9 @@ def test_a_log_far_behind_makes_predictions_wait(
     client: TestClient, record: dict, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Past the log's backlog limit a prediction is refused with Retry-After, not queued."""
-    from mlops_kit.store import predictions
+    from mlops_kit.store.predictions import writer
 
-    monkeypatch.setattr(predictions, "MAX_PENDING_ROWS", -1)  # any backlog is too much
+    monkeypatch.setattr(writer, "MAX_PENDING_ROWS", -1)  # any backlog is too much
     response = client.post("/predict", json=record)
     assert response.status_code == 503 and response.headers["retry-after"] == "1"
     assert "rows behind" in response.json()["message"] and response.headers["x-request-id"]

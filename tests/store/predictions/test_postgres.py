@@ -12,11 +12,11 @@ import sqlalchemy as sa
 
 from mlops_kit import team
 from mlops_kit.config import Settings
-from mlops_kit.store import predictions as predictions_module
-from mlops_kit.store.predictions import PredictionLog, read_predictions
+from mlops_kit.store.predictions import writer as writer_module
+from mlops_kit.store.predictions.window import read_predictions
+from mlops_kit.store.predictions.writer import PredictionLog
 from tests.store.postgres import Postgres
-from tests.store.test_predictions import CLASSES, column_entry, entry
-from tests.store.test_row_text import odd_entry
+from tests.store.predictions.entries import CLASSES, column_entry, entry, odd_entry
 
 EVERY = (
     "request_id, created_at, record_index, model_name, model_version, input::text, predicted, "
@@ -97,7 +97,7 @@ def test_copy_and_insert_store_the_same_values(postgres: Postgres, pg_url: str) 
 def test_the_writer_keeps_accepted_rows_through_a_restart(
     postgres: Postgres, pg_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(predictions_module, "MAX_PENDING_ROWS", 20)
+    monkeypatch.setattr(writer_module, "MAX_PENDING_ROWS", 20)
     log = PredictionLog(pg_url)
     log.start()
     log.submit(entry("before", 4))

@@ -1,6 +1,6 @@
 """The prediction log writer's fast path: a request's rows, made quickly, as the drivers take them.
 
-``LogEntry.rows()`` (in ``predictions.py``) is what a row of the log is; read that. This module
+``LogEntry.rows()`` (in ``entry.py``) is what a row of the log is; read that. This module
 makes the same rows faster for the writer, which shares one CPU (one GIL) with the requests:
 
 * each record's input and probabilities as compact JSON text, the same text as
@@ -24,14 +24,12 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from datetime import UTC
 from itertools import repeat
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from mlops_kit.store.db import to_json
-
-if TYPE_CHECKING:
-    from mlops_kit.store.predictions import LogEntry
+from mlops_kit.store.predictions.entry import LogEntry
 
 SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"  # SQLAlchemy's storage format for DateTime on SQLite
 
