@@ -95,7 +95,10 @@ def test_copy_and_insert_store_the_same_values(postgres: Postgres, pg_url: str) 
 
 
 def test_the_writer_keeps_accepted_rows_through_a_restart(
-    postgres: Postgres, pg_url: str, monkeypatch: pytest.MonkeyPatch
+    postgres: Postgres,
+    pg_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     monkeypatch.setattr(writer_module, "MAX_PENDING_ROWS", 20)
     log = PredictionLog(pg_url)
@@ -122,6 +125,27 @@ def test_the_writer_keeps_accepted_rows_through_a_restart(
     names = ["before"] + [f"down{i}" for i in range(6)]
     expected = [(name, j) for name in names for j in range(4)] + [("after", 0), ("after", 1)]
     assert stored(pg_url) == expected  # each once, in the order accepted
+    assert caplog.text.count("database unreachable") == 1  # one warning as the outage began
+    assert caplog.text.count("database back") == 1  # ... and one as it ended
+
+
+def test_a_shutdown_that_times_out_gives_up_the_kept_rows(
+    postgres: Postgres, pg_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    log = PredictionLog(pg_url)
+    log.start()
+    team.stop_cluster(postgres.cluster)
+    try:
+        log.submit(entry("down", 3))
+        assert not log.flush(0.5)  # kept, waiting for the server
+        log.close(timeout=0.5)  # the API stops while the server is still down
+        assert log.flush(10)  # the writer stops waiting: the rows are given up, counted
+    finally:
+        team.start_cluster(postgres.cluster)
+    status = log.status()
+    assert status["written"] == 0 and status["failed"] == 3 and status["pending"] == 0
+    assert "3 rows still unwritten at shutdown" in caplog.text
+    assert "3 rows not written" in caplog.text
 
 
 @pytest.mark.slow  # the stop-then-start test above covers the path in `make test-fast`

@@ -6,7 +6,7 @@ is tried again a few times, then its rows are counted as failed and the error is
 ``status()`` (the API shows it in /health); serving goes on. While a database server cannot be
 reached (PostgreSQL restarting, the network gone) nothing is given up: the writer keeps the rows
 and tries again until the server is back, and the API answers 503 once the backlog is
-``MAX_PENDING_ROWS`` rows long.
+``MAX_PENDING_ROWS`` rows long. Both kinds of retry are tenacity's.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-import time
 from typing import Any
 
 import sqlalchemy as sa
+import tenacity
 from sqlalchemy.engine import Engine
 
 from mlops_kit.store.db import create_tables, is_sqlite, make_engine
@@ -68,7 +68,7 @@ class PredictionLog:
         self._failed = 0
         self._error: str | None = None  # the last write whose rows were given up
         self._outage: str | None = None  # set while the database cannot be reached
-        self._abandon = False  # close() timed out: stop waiting for the database
+        self._abandon = threading.Event()  # close() timed out: stop waiting for the database
         self._engine: Engine | None = None
         self._thread: threading.Thread | None = None
 
@@ -107,7 +107,7 @@ class PredictionLog:
             self._queue.put(_STOP)
             self._thread.join(timeout)
             if self._thread.is_alive():
-                self._abandon = True
+                self._abandon.set()
                 log.error("prediction log: %d rows still unwritten at shutdown", self.pending)
             self._thread = None
         if self._engine is not None:
@@ -160,7 +160,7 @@ class PredictionLog:
             else:
                 conn.execute(predictions.insert(), [row for e in batch for row in e.rows()])
 
-    def _unreachable(self, exc: Exception) -> bool:
+    def _unreachable(self, exc: BaseException) -> bool:
         """True when a database server is down or restarting, rather than refusing these rows."""
         if is_sqlite(self.url):  # a file: its errors are not outages (behaviour kept as it was)
             return False
@@ -168,27 +168,39 @@ class PredictionLog:
         error = getattr(exc, "orig", None) or exc  # SQLAlchemy wraps the driver's error
         return isinstance(error, dbapi.OperationalError | dbapi.InterfaceError)
 
+    def _insert_through_outages(self, batch: list[LogEntry]) -> None:
+        """Insert a batch; while the server is out of reach, keep the rows and try again."""
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception(self._unreachable),
+            stop=tenacity.stop_when_event_set(self._abandon),
+            wait=tenacity.wait_exponential(multiplier=0.1, max=2.0),  # 0.1 s, 0.2 s … 2 s
+            before_sleep=self._note_outage,
+            reraise=True,
+        )
+        retrying(self._insert, batch)
+
+    def _note_outage(self, attempt: tenacity.RetryCallState) -> None:
+        """Report the outage in status(); log it when it begins."""
+        error = _describe(attempt.outcome.exception())  # type: ignore[union-attr, arg-type]
+        with self._done:
+            began = self._outage is None
+            self._outage = f"database unreachable, {self.pending} rows kept: {error}"
+        if began:
+            log.warning("prediction log: %s", self._outage)
+
     def _write(self, batch: list[LogEntry], rows: int) -> None:
-        error, attempt, waited = None, 0, 0
-        while True:
-            try:
-                self._insert(batch)
-                error = None
-                break
-            except Exception as exc:  # noqa: BLE001 - keep serving; report the failure in /health
-                error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
-                if self._unreachable(exc) and not self._abandon:  # keep the rows; try again
-                    with self._done:
-                        self._outage = f"database unreachable, {self.pending} rows kept: {error}"
-                    if waited == 0:
-                        log.warning("prediction log: %s", self._outage)
-                    time.sleep(min(2.0, 0.1 * 2**waited))
-                    waited += 1
-                    continue
-                attempt += 1
-                if attempt >= self.retries or self._abandon:
-                    break
-                time.sleep(0.2 * 4 ** (attempt - 1))
+        """Insert a batch, then count it written, or failed after `retries` attempts."""
+        retrying = tenacity.Retrying(  # a write that fails (an outage is waited out inside)
+            stop=tenacity.stop_after_attempt(self.retries)
+            | tenacity.stop_when_event_set(self._abandon),
+            wait=tenacity.wait_exponential(multiplier=0.2, exp_base=4),  # 0.2 s, 0.8 s …
+            reraise=True,
+        )
+        try:
+            retrying(self._insert_through_outages, batch)
+            error = None
+        except Exception as exc:  # noqa: BLE001 - keep serving; report the failure in /health
+            error = _describe(exc)
         with self._done:
             if error is None:
                 self._written += rows
@@ -200,3 +212,9 @@ class PredictionLog:
                 self._error = error
                 log.error("prediction log: %d rows not written: %s", rows, error)
             self._done.notify_all()
+
+
+def _describe(exc: BaseException) -> str:
+    """An error as one short line: its type and the first line of its message."""
+    first_line = (str(exc).splitlines() or [""])[0]
+    return f"{type(exc).__name__}: {first_line[:300]}"
