@@ -266,7 +266,7 @@ def writer_rows_per_s(rounds: int = 5, entries: int = 5) -> dict[str, tuple[floa
              "body_mass_g": np.where(rng.random(BATCH) < 0.05, np.nan, rng.normal(4200, 800, BATCH)),
              "sex": rng.choice(np.array(["male", "female", None], object), BATCH).tolist()},
             np.array(classes, object)[proba.argmax(axis=1)].tolist(), confidence.tolist(), proba,
-            classes, (confidence < 0.7).tolist(),
+            classes, (confidence < 0.7).tolist(), low_confidence_threshold=0.7,
         )  # fmt: skip
 
     batch = [entry() for _ in range(entries)]

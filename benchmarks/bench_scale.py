@@ -111,7 +111,7 @@ def fill_log(url: str, rows: int, seed: int = 0) -> float:
             LogEntry(
                 f"bench-{k}", start + timedelta(days=30) * k / entries, "penguins-classifier", "1",
                 inputs, [CLASSES[i] for i in predicted], confidence.tolist(), proba, CLASSES,
-                (confidence < 0.7).tolist(),
+                (confidence < 0.7).tolist(), low_confidence_threshold=0.7,
             )
         )  # fmt: skip
     if not log.flush(3600):

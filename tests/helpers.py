@@ -109,6 +109,7 @@ def log_predictions(settings: Settings, frame: pd.DataFrame, features: list[str]
                 probabilities=part[[f"proba_{c}" for c in classes]].to_numpy().tolist(),
                 classes=classes,
                 low_confidence=part["low_confidence"].tolist(),
+                low_confidence_threshold=settings.low_confidence,
             )
         )
     log.close()

@@ -207,7 +207,7 @@ def store_log(settings, frame: pd.DataFrame) -> None:
                 part[features].astype(object).where(part[features].notna(), None).to_dict("records"),
                 part["predicted"].tolist(), part["confidence"].tolist(),
                 part[[f"proba_{c}" for c in CLASSES]].to_numpy().tolist(), CLASSES,
-                part["low_confidence"].tolist(),
+                part["low_confidence"].tolist(), low_confidence_threshold=0.7,  # as fake_log
             )
         )  # fmt: skip
     writer.close()

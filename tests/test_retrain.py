@@ -115,6 +115,7 @@ def serve_with_champion(settings, records: pd.DataFrame, prefix: str) -> None:
                 probabilities=out[[f"proba_{c}" for c in classes]].to_numpy().tolist(),
                 classes=classes,
                 low_confidence=(out["confidence"] < settings.low_confidence).tolist(),
+                low_confidence_threshold=settings.low_confidence,
             )
         )
     log.close()

@@ -148,6 +148,25 @@ def test_every_prediction_is_logged(client: TestClient, settings: Settings, reco
     assert len(read_predictions(settings, last=1)) == 1
 
 
+def test_each_logged_prediction_keeps_the_threshold_the_api_used(
+    make_client: Callable[..., TestClient], record: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Monitoring reads from the log the threshold the API flagged with, not its own setting."""
+    monkeypatch.setenv("MLOPS_KIT_LOW_CONFIDENCE", "0.55")
+    client = make_client()
+    rows = varied(record)
+    one = client.post("/predict", json=rows)
+    names = dict.fromkeys(name for row in rows for name in row)
+    columns = client.post("/predict/columns", json={n: [r.get(n) for r in rows] for n in names})
+    assert one.json()["low_confidence_threshold"] == columns.json()["low_confidence_threshold"]
+    assert one.json()["low_confidence_threshold"] == 0.55
+    flush(client)
+    monkeypatch.setenv("MLOPS_KIT_LOW_CONFIDENCE", "0.9")  # the monitor's own setting differs
+    log = read_predictions(Settings())
+    assert len(log) == 6 and log["low_confidence_threshold"].tolist() == [0.55] * 6
+    assert (log["low_confidence"] == (log["confidence"] < 0.55)).all()
+
+
 def test_without_a_champion_the_api_says_so(
     make_client: Callable[..., TestClient], workspace: Path, record: dict
 ) -> None:

@@ -12,7 +12,9 @@ CLASSES = ["Adelie", "Chinstrap", "Gentoo"]
 ODD_TEXT = ["tab\there", "new\nline", "back\\slash", 'quo"te', "per%cent %s", "é ção 🐧", "", None]
 
 
-def entry(request_id: str, rows: int, when: datetime | None = None) -> LogEntry:
+def entry(
+    request_id: str, rows: int, when: datetime | None = None, threshold: float | None = 0.7
+) -> LogEntry:
     """A served request of `rows` records, built from records as a caller other than the API."""
     records = [{"bill_length_mm": 40.0 + i, "island": "Dream", "sex": None} for i in range(rows)]
     return LogEntry.from_records(
@@ -26,6 +28,7 @@ def entry(request_id: str, rows: int, when: datetime | None = None) -> LogEntry:
         probabilities=[[0.6, 0.3, 0.1]] * rows,
         classes=CLASSES,
         low_confidence=[True] * rows,
+        low_confidence_threshold=threshold,
     )
 
 
@@ -46,6 +49,7 @@ def column_entry(request_id: str) -> LogEntry:
         probabilities=np.array([[0.5, 0.3, 0.2], [0.05, 0.05, 0.9], [0.2, 0.7, 0.1]]),
         classes=CLASSES,
         low_confidence=[True, False, False],
+        low_confidence_threshold=0.7,
     )
 
 
@@ -79,4 +83,5 @@ def odd_entry(rows: int = 300, seed: int = 0) -> LogEntry:
         probabilities=proba,
         classes=classes,
         low_confidence=(proba.max(axis=1) < 0.7).tolist(),
+        low_confidence_threshold=0.7,
     )

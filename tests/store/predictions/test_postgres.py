@@ -18,9 +18,11 @@ from mlops_kit.store.predictions.writer import PredictionLog
 from tests.store.postgres import Postgres
 from tests.store.predictions.entries import CLASSES, column_entry, entry, odd_entry
 
+WHEN = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)  # a fixed time: both writers' rows alike
+
 EVERY = (
     "request_id, created_at, record_index, model_name, model_version, input::text, predicted, "
-    "confidence, probabilities::text, low_confidence"
+    "confidence, probabilities::text, low_confidence, low_confidence_threshold"
 )
 
 
@@ -82,16 +84,19 @@ def test_copy_and_insert_store_the_same_values(postgres: Postgres, pg_url: str) 
         log.start()
         log.submit(column_entry("same"))
         log.submit(odd_entry(rows=3000))  # tabs, backslashes, %, quotes, NaN, inf, 1e-310…
+        log.submit(entry("unset", 2, when=WHEN, threshold=None))  # a caller that gives none
+        log.submit(entry("inexact", 1, when=WHEN, threshold=0.1 + 0.2))
         log.close()
         texts[copy] = stored(pg_url, EVERY)
         sa_engine = sa.create_engine(pg_url)
         with sa_engine.begin() as conn:
             conn.exec_driver_sql("DELETE FROM predictions")
         sa_engine.dispose()
-    assert len(texts[True]) == 3003 and texts[True] == texts[False]
+    assert len(texts[True]) == 3006 and texts[True] == texts[False]
     first = texts[True][0]
     assert first[5] == '{"island":"Dream","bill_length_mm":40.5,"sex":null}'
     assert first[8] == '{"Adelie":0.5,"Chinstrap":0.3,"Gentoo":0.2}'
+    assert [row[10] for row in texts[True]] == [0.7] * 3003 + [None, None, 0.1 + 0.2]
 
 
 def test_the_writer_keeps_accepted_rows_through_a_restart(

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from mlops_kit.config import Settings
 from mlops_kit.store.predictions.entry import LogEntry
-from mlops_kit.store.predictions.window import read_predictions
+from mlops_kit.store.predictions.window import LogWindow, Span, read_predictions
 from mlops_kit.store.predictions.writer import PredictionLog
 from tests.store.predictions.entries import CLASSES, column_entry, entry
 
@@ -140,3 +140,36 @@ def test_a_time_window_is_read_through_the_index(url: str, tmp_path: Path) -> No
         plan = conn.execute(f"EXPLAIN QUERY PLAN {statement}", parameters).fetchall()
     steps = " / ".join(step[-1] for step in plan)
     assert "USING INDEX ix_predictions_created_at" in steps, steps  # not a scan of the whole log
+
+
+def test_a_window_names_the_thresholds_the_api_flagged_with(url: str, tmp_path: Path) -> None:
+    settings = Settings(workspace=tmp_path, store_url=url)
+    now = datetime.now(UTC)
+    log = PredictionLog(url)
+    log.start()
+    log.submit(entry("unknown", 3, when=now - timedelta(hours=3), threshold=None))
+    log.submit(entry("a", 2, when=now - timedelta(hours=2), threshold=0.7))
+    log.submit(entry("b", 2, when=now - timedelta(hours=1), threshold=0.55))
+    log.submit(entry("c", 2, when=now, threshold=0.7))
+    log.close()
+    statements: list[str] = []
+
+    def keep(conn, cursor, statement, parameters, context, executemany) -> None:  # noqa: ANN001
+        statements.append(statement)
+
+    with LogWindow(settings) as window:
+        sa.event.listen(sa.engine.Engine, "before_cursor_execute", keep)
+        try:
+            assert window.thresholds() == [0.55, 0.7]  # distinct, ascending, none missing
+        finally:
+            sa.event.remove(sa.engine.Engine, "before_cursor_execute", keep)
+        assert window.thresholds(Span(end=now - timedelta(minutes=90))) == [0.7]
+        assert window.thresholds(Span(end=now - timedelta(minutes=150))) == []
+    assert any("SELECT DISTINCT" in s for s in statements)  # the database picks them out
+    with LogWindow(settings, last=2) as window:
+        assert window.thresholds() == [0.7]
+    with LogWindow(Settings(workspace=tmp_path / "nothing-yet")) as window:
+        assert window.thresholds() == []
+    table = read_predictions(settings)
+    assert table["low_confidence_threshold"].isna().tolist() == [True] * 3 + [False] * 6
+    assert table["low_confidence_threshold"].dropna().tolist() == [0.7, 0.7, 0.55, 0.55, 0.7, 0.7]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,8 @@ import sqlalchemy as sa
 from mlops_kit.store.predictions import writer as writer_module
 from mlops_kit.store.predictions.writer import PredictionLog
 from tests.store.predictions.entries import column_entry, entry, odd_entry
+
+WHEN = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)  # a fixed time: both writers' rows alike
 
 WRITERS = pytest.mark.parametrize(
     "fast_sqlite", [True, False], ids=["sqlite-driver", "sqlalchemy-core"]
@@ -70,11 +73,15 @@ def test_both_writers_store_the_same_values(tmp_path: Path) -> None:
         log.start()
         log.submit(column_entry("same"))
         log.submit(odd_entry(rows=3000))  # tabs, backslashes, %, quotes, NaN, inf, 1e-310…
+        log.submit(entry("unset", 2, when=WHEN, threshold=None))  # a caller that gives none
+        log.submit(entry("inexact", 1, when=WHEN, threshold=0.1 + 0.2))
         log.close()
     every = "request_id, created_at, record_index, model_name, model_version, input, predicted, "
-    every += "confidence, probabilities, low_confidence"
-    assert len(stored(urls[True])) == 3003
+    every += "confidence, probabilities, low_confidence, low_confidence_threshold"
+    assert len(stored(urls[True])) == 3006
     assert stored(urls[True], every) == stored(urls[False], every)
+    thresholds = [t for (t,) in stored(urls[True], "low_confidence_threshold")]
+    assert thresholds == [0.7] * 3003 + [None, None, 0.1 + 0.2]
     first = stored(urls[True], "created_at, input, probabilities")[0]
     assert first[0] == "2026-11-28 09:30:15.000250"
     assert json.loads(first[1]) == {"island": "Dream", "bill_length_mm": 40.5, "sex": None}

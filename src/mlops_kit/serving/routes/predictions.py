@@ -82,6 +82,7 @@ def answer(
         probabilities=scores.probabilities,
         classes=champion.classes,
         low_confidence=scores.low_confidence.tolist(),
+        low_confidence_threshold=threshold,  # the one the answer shows
     )
     return text, entry
 

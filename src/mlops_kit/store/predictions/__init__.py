@@ -4,7 +4,8 @@
                                                                    │
     monitoring, capture ◀── read_predictions / LogWindow ◀── SELECT ┘
 
-A request only puts one ``LogEntry`` (its records and the model's answers) on a queue and returns. One writer thread inserts whatever is queued in one
+A request only puts one ``LogEntry`` (its records, the model's answers and the threshold it
+flagged them with) on a queue and returns. One writer thread inserts whatever is queued in one
 transaction: one writer means no lost or interleaved rows however many requests arrive at once,
 and the queue means a slow disk never delays a response. Readers ask the database for a window.
 

@@ -27,6 +27,8 @@ predictions = sa.Table(
     sa.Column("confidence", sa.Float, nullable=False),
     sa.Column("probabilities", sa.JSON, nullable=False),  # {class: probability}
     sa.Column("low_confidence", sa.Boolean, nullable=False),
+    # the threshold the API flagged it with; NULL in rows logged before the kit kept it
+    sa.Column("low_confidence_threshold", sa.Float, nullable=True),
 )
 BASE_COLUMNS = [
     "id",
@@ -38,6 +40,7 @@ BASE_COLUMNS = [
     "predicted",
     "confidence",
     "low_confidence",
+    "low_confidence_threshold",
 ]
 
 
@@ -64,6 +67,7 @@ class LogEntry:
     probabilities: np.ndarray  # records × classes
     classes: list[str]
     low_confidence: list[bool]
+    low_confidence_threshold: float | None = None  # the API's, one per request
 
     @classmethod
     def from_records(
@@ -78,6 +82,8 @@ class LogEntry:
         probabilities: list[list[float]],
         classes: list[str],
         low_confidence: list[bool],
+        *,
+        low_confidence_threshold: float | None = None,
     ) -> LogEntry:
         """An entry from records and per-record probability lists (for callers other than the API)."""
         names = list(dict.fromkeys(name for record in records for name in record))
@@ -86,6 +92,7 @@ class LogEntry:
         return cls(
             request_id, created_at, model_name, model_version, inputs,
             list(predicted), list(confidence), matrix, list(classes), list(low_confidence),
+            low_confidence_threshold,
         )  # fmt: skip
 
     def __len__(self) -> int:
@@ -123,6 +130,7 @@ class LogEntry:
                 "confidence": confidence,
                 "probabilities": proba,
                 "low_confidence": bool(low),
+                "low_confidence_threshold": self.low_confidence_threshold,
             }
             for i, (record, predicted, confidence, proba, low) in enumerate(answers)
         ]

@@ -18,7 +18,7 @@ from sqlalchemy.engine import Engine
 
 from mlops_kit.config import Settings
 from mlops_kit.model import PROBA_PREFIX
-from mlops_kit.store.db import exists, make_engine
+from mlops_kit.store.db import add_missing_columns, exists, make_engine
 from mlops_kit.store.predictions.entry import BASE_COLUMNS, predictions
 
 
@@ -32,13 +32,14 @@ def _aware(stored: datetime) -> datetime:
 
 
 def _open(url: str) -> Engine | None:
-    """An engine on the store when it holds the log, else None."""
+    """An engine on the store when it holds the log (given the columns an older log lacks)."""
     if not exists(url):
         return None
     engine = make_engine(url)
     if not sa.inspect(engine).has_table(predictions.name):
         engine.dispose()
         return None
+    add_missing_columns(engine, predictions)
     return engine
 
 
@@ -48,6 +49,7 @@ def _frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     base = pd.DataFrame([{k: r[k] for k in BASE_COLUMNS} for r in rows], columns=BASE_COLUMNS)
     base["created_at"] = pd.to_datetime(base["created_at"], utc=True)
     base["low_confidence"] = base["low_confidence"].astype(bool)
+    base["low_confidence_threshold"] = base["low_confidence_threshold"].astype(float)  # None: NaN
     inputs = pd.DataFrame([r["input"] for r in rows], index=base.index)
     inputs.columns = [f"input_{c}" if c in BASE_COLUMNS else c for c in inputs.columns]
     proba = pd.DataFrame([r["probabilities"] for r in rows], index=base.index)
@@ -61,7 +63,8 @@ def read_predictions(
     """The prediction log as a table: a row per prediction, inputs and ``proba_<class>`` as columns.
 
     Columns: id, request_id, created_at (UTC), record_index, model_name, model_version, predicted,
-    confidence, low_confidence, then one column per input field, then one per class probability.
+    confidence, low_confidence, low_confidence_threshold (the API's; NaN in rows logged before
+    it was kept), then one column per input field, then one per class probability.
     ``since`` keeps predictions made at or after that time; ``last`` keeps only the newest N.
     The database does the choosing: only the rows returned are read. For a window too long to
     hold in memory, read it through ``LogWindow``.
@@ -257,6 +260,20 @@ class LogWindow:
         query = sa.select(c.predicted, sa.func.count()).where(*self._where(span))
         with self._engine.connect() as conn:
             return {str(k): int(n) for k, n in conn.execute(query.group_by(c.predicted))}
+
+    def thresholds(self, span: Span = WHOLE) -> list[float]:
+        """The low-confidence thresholds the API flagged the stretch with, distinct, ascending."""
+        if self._engine is None:
+            return []
+        c = predictions.c
+        query = (
+            sa.select(c.low_confidence_threshold)
+            .distinct()
+            .where(*self._where(span), c.low_confidence_threshold.is_not(None))
+            .order_by(c.low_confidence_threshold)
+        )
+        with self._engine.connect() as conn:
+            return [float(t) for t in conn.execute(query).scalars()]
 
     def rows(self, span: Span = WHOLE, every: int = 1) -> pd.DataFrame:
         """The stretch's predictions as ``read_predictions`` gives them; every k-th one if asked."""

@@ -73,7 +73,7 @@ class PredictionLog:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        """Create the table if needed and start the writer thread."""
+        """Create the table if needed (or add the columns an older one lacks); start the writer."""
         self._engine = make_engine(self.url)
         create_tables(self._engine)
         self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
