@@ -249,7 +249,8 @@ def writer_rows_per_s(rounds: int = 5, entries: int = 5) -> dict[str, tuple[floa
     else meanwhile, so its CPU time is the writer's (the CPU figure is steadier on a busy machine).
     On PostgreSQL (a throwaway cluster, when installed) the server's own CPU is not counted.
     """
-    from mlops_kit.store.predictions import LogEntry, PredictionLog
+    from mlops_kit.store.predictions.entry import LogEntry
+    from mlops_kit.store.predictions.writer import PredictionLog
 
     rng = np.random.default_rng(0)
     classes = ["Adelie", "Chinstrap", "Gentoo"]
@@ -265,7 +266,7 @@ def writer_rows_per_s(rounds: int = 5, entries: int = 5) -> dict[str, tuple[floa
              "body_mass_g": np.where(rng.random(BATCH) < 0.05, np.nan, rng.normal(4200, 800, BATCH)),
              "sex": rng.choice(np.array(["male", "female", None], object), BATCH).tolist()},
             np.array(classes, object)[proba.argmax(axis=1)].tolist(), confidence.tolist(), proba,
-            classes, (confidence < 0.7).tolist(),
+            classes, (confidence < 0.7).tolist(), low_confidence_threshold=0.7,
         )  # fmt: skip
 
     batch = [entry() for _ in range(entries)]

@@ -73,7 +73,8 @@ def fill_log(url: str, rows: int, seed: int = 0) -> float:
     """Write `rows` penguin-shaped predictions into the store at `url`; returns rows/s."""
     from mlops_kit.config import Settings
     from mlops_kit.data import prepare
-    from mlops_kit.store.predictions import LogEntry, PredictionLog
+    from mlops_kit.store.predictions.entry import LogEntry
+    from mlops_kit.store.predictions.writer import PredictionLog
 
     prepared = prepare(Settings().table, Settings(), write=False)
     train = prepared.train
@@ -110,7 +111,7 @@ def fill_log(url: str, rows: int, seed: int = 0) -> float:
             LogEntry(
                 f"bench-{k}", start + timedelta(days=30) * k / entries, "penguins-classifier", "1",
                 inputs, [CLASSES[i] for i in predicted], confidence.tolist(), proba, CLASSES,
-                (confidence < 0.7).tolist(),
+                (confidence < 0.7).tolist(), low_confidence_threshold=0.7,
             )
         )  # fmt: skip
     if not log.flush(3600):
@@ -343,8 +344,9 @@ def log_cases_on_postgres(
 
     sys.path.insert(0, str(ROOT))
     from mlops_kit import team
-    from mlops_kit.store import predictions, reviews  # noqa: F401 - their tables on `metadata`
+    from mlops_kit.store import reviews  # noqa: F401 - its tables on `metadata`
     from mlops_kit.store.db import metadata
+    from mlops_kit.store.predictions import entry  # noqa: F401 - the log's table on `metadata`
     from tests.store.postgres import throwaway_cluster
 
     if team.postgres_bin() is None:

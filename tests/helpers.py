@@ -94,7 +94,8 @@ def log_predictions(settings: Settings, frame: pd.DataFrame, features: list[str]
     """
     from datetime import UTC, datetime
 
-    from mlops_kit.store.predictions import LogEntry, PredictionLog
+    from mlops_kit.store.predictions.entry import LogEntry
+    from mlops_kit.store.predictions.writer import PredictionLog
 
     classes = [c.removeprefix("proba_") for c in frame.columns if c.startswith("proba_")]
     log = PredictionLog(settings.store)
@@ -113,6 +114,7 @@ def log_predictions(settings: Settings, frame: pd.DataFrame, features: list[str]
                 probabilities=part[[f"proba_{c}" for c in classes]].to_numpy().tolist(),
                 classes=classes,
                 low_confidence=part["low_confidence"].tolist(),
+                low_confidence_threshold=settings.low_confidence,
             )
         )
     log.close()

@@ -7,7 +7,7 @@ import pandas as pd
 from mlops_kit.capture import case_ids
 from mlops_kit.simulator.shifts import TRUTH
 from mlops_kit.simulator.traffic import draw_traffic, truth_dir, write_truth
-from mlops_kit.store.predictions import read_predictions
+from mlops_kit.store.predictions.window import read_predictions
 from tests.helpers import log_predictions
 
 

@@ -22,7 +22,7 @@ from mlops_kit.labels import LABEL, export_for_labelling, import_labels, labelle
 from mlops_kit.monitoring.monitor import monitor
 from mlops_kit.serving.process import start_api
 from mlops_kit.simulator import shifts, traffic
-from mlops_kit.store.predictions import read_predictions
+from mlops_kit.store.predictions.window import read_predictions
 from mlops_kit.talk import loop
 
 pytestmark = pytest.mark.slow  # trains, serves and retrains on each table

@@ -12,7 +12,7 @@ from mlops_kit import capture
 from mlops_kit.labels import labelled_cases
 from mlops_kit.simulator.reviewer import label_with_simulator_truth
 from mlops_kit.simulator.traffic import season_records
-from mlops_kit.store.predictions import LogWindow
+from mlops_kit.store.predictions.window import LogWindow
 from tests.helpers import run_cli
 from tests.loop_helpers import low_confidence_ids, serve_batches
 

@@ -15,7 +15,7 @@ from mlops_kit.serving.process import start_api
 from mlops_kit.simulator import traffic
 from mlops_kit.simulator.reviewer import label_with_simulator_truth
 from mlops_kit.simulator.shifts import TRUTH
-from mlops_kit.store.predictions import read_predictions
+from mlops_kit.store.predictions.window import read_predictions
 from mlops_kit.talk import loop
 
 pytestmark = pytest.mark.slow  # real training, notebooks or server processes

@@ -16,7 +16,8 @@ from mlops_kit.registry import CHAMPION, champion_version
 from mlops_kit.simulator import traffic
 from mlops_kit.simulator.reviewer import label_with_simulator_truth
 from mlops_kit.simulator.shifts import TRUTH
-from mlops_kit.store.predictions import LogEntry, PredictionLog
+from mlops_kit.store.predictions.entry import LogEntry
+from mlops_kit.store.predictions.writer import PredictionLog
 from mlops_kit.talk import loop
 from mlops_kit.training_pipeline import run_training_pipeline
 
@@ -117,6 +118,7 @@ def serve_with_champion(settings, records: pd.DataFrame, prefix: str) -> None:
                 probabilities=out[[f"proba_{c}" for c in classes]].to_numpy().tolist(),
                 classes=classes,
                 low_confidence=(out["confidence"] < settings.low_confidence).tolist(),
+                low_confidence_threshold=settings.low_confidence,
             )
         )
     log.close()

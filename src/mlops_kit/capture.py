@@ -26,8 +26,9 @@ from mlops_kit.config import Settings
 from mlops_kit.model import PROBA_PREFIX
 from mlops_kit.store import reviews
 from mlops_kit.store.lock import holds_workspace_lock
-from mlops_kit.store.predictions import BASE_COLUMNS, LogWindow
-from mlops_kit.store.predictions import predictions as log_table
+from mlops_kit.store.predictions.entry import BASE_COLUMNS
+from mlops_kit.store.predictions.entry import predictions as log_table
+from mlops_kit.store.predictions.window import LogWindow
 
 ID_COLUMNS = ["case_id", "prediction_id", "request_id", "record_index", "created_at"]
 ANSWER_COLUMNS = ["model_version", "predicted", "confidence"]

@@ -9,7 +9,8 @@ import pandas as pd
 
 from mlops_kit.simulator.shifts import TRUTH
 from mlops_kit.simulator.traffic import draw_traffic
-from mlops_kit.store.predictions import LogEntry, PredictionLog
+from mlops_kit.store.predictions.entry import LogEntry
+from mlops_kit.store.predictions.writer import PredictionLog
 
 CLASSES = ["Adelie", "Chinstrap", "Gentoo"]
 BASE = ["id", "request_id", "created_at", "record_index", "model_name", "model_version"]
@@ -57,7 +58,7 @@ def store_log(settings, frame: pd.DataFrame) -> None:
                 part[features].astype(object).where(part[features].notna(), None).to_dict("records"),
                 part["predicted"].tolist(), part["confidence"].tolist(),
                 part[[f"proba_{c}" for c in CLASSES]].to_numpy().tolist(), CLASSES,
-                part["low_confidence"].tolist(),
+                part["low_confidence"].tolist(), low_confidence_threshold=0.7,  # as fake_log
             )
         )  # fmt: skip
     writer.close()

@@ -15,7 +15,7 @@ from mlops_kit.monitoring.reference import Reference, reference_for
 from mlops_kit.monitoring.report import SEGMENT_COLUMNS, MonitorReport
 from mlops_kit.simulator.shifts import TRUTH
 from mlops_kit.simulator.traffic import season_records
-from mlops_kit.store.predictions import read_predictions
+from mlops_kit.store.predictions.window import read_predictions
 from tests.helpers import log_predictions, run_cli
 from tests.monitoring.logs import fake_log, store_log
 

@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from mlops_kit.config import Settings
-from mlops_kit.store.predictions import read_predictions
+from mlops_kit.store.predictions.window import read_predictions
 from mlops_kit.training_pipeline import run_training_pipeline
 from tests.helpers import table_spec
 
@@ -149,6 +149,25 @@ def test_every_prediction_is_logged(client: TestClient, settings: Settings, reco
     assert len(read_predictions(settings, last=1)) == 1
 
 
+def test_each_logged_prediction_keeps_the_threshold_the_api_used(
+    make_client: Callable[..., TestClient], record: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Monitoring reads from the log the threshold the API flagged with, not its own setting."""
+    monkeypatch.setenv("MLOPS_KIT_LOW_CONFIDENCE", "0.55")
+    client = make_client()
+    rows = varied(record)
+    one = client.post("/predict", json=rows)
+    names = dict.fromkeys(name for row in rows for name in row)
+    columns = client.post("/predict/columns", json={n: [r.get(n) for r in rows] for n in names})
+    assert one.json()["low_confidence_threshold"] == columns.json()["low_confidence_threshold"]
+    assert one.json()["low_confidence_threshold"] == 0.55
+    flush(client)
+    monkeypatch.setenv("MLOPS_KIT_LOW_CONFIDENCE", "0.9")  # the monitor's own setting differs
+    log = read_predictions(Settings())
+    assert len(log) == 6 and log["low_confidence_threshold"].tolist() == [0.55] * 6
+    assert (log["low_confidence"] == (log["confidence"] < 0.55)).all()
+
+
 def test_without_a_champion_the_api_says_so(
     make_client: Callable[..., TestClient], workspace: Path, record: dict
 ) -> None:
@@ -259,9 +278,9 @@ def test_a_log_far_behind_makes_predictions_wait(
     client: TestClient, record: dict, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Past the log's backlog limit a prediction is refused with Retry-After, not queued."""
-    from mlops_kit.store import predictions
+    from mlops_kit.store.predictions import writer
 
-    monkeypatch.setattr(predictions, "MAX_PENDING_ROWS", -1)  # any backlog is too much
+    monkeypatch.setattr(writer, "MAX_PENDING_ROWS", -1)  # any backlog is too much
     response = client.post("/predict", json=record)
     assert response.status_code == 503 and response.headers["retry-after"] == "1"
     assert "rows behind" in response.json()["message"] and response.headers["x-request-id"]

@@ -22,7 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from mlops_kit.config import CHAMPION, Settings
 from mlops_kit.serving import process
 from mlops_kit.serving.metrics import observe_many
-from mlops_kit.store.predictions import read_predictions
+from mlops_kit.store.predictions.window import read_predictions
 from tests.helpers import clear_env, reset_mlflow
 
 from .conftest import RECORD

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from mlops_kit.config import Settings
 from mlops_kit.serving.app import create_app
-from mlops_kit.store.predictions import read_predictions
+from mlops_kit.store.predictions.window import read_predictions
 
 pytestmark = pytest.mark.slow  # trains two models (the `tables` fixture)
 

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 from mlops_kit.config import Settings
-from mlops_kit.store.predictions import read_predictions
+from mlops_kit.store.predictions.window import read_predictions
 
 from .conftest import RECORD, Server, api_process
 

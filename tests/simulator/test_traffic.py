@@ -11,7 +11,7 @@ import pytest
 from mlops_kit.config import Settings
 from mlops_kit.serving.process import ApiProcess, free_port, start_api
 from mlops_kit.simulator import shifts, traffic
-from mlops_kit.store.predictions import read_predictions
+from mlops_kit.store.predictions.window import read_predictions
 
 
 @pytest.fixture

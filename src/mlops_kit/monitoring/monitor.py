@@ -31,7 +31,7 @@ from mlops_kit.monitoring.segments import (
     segment_step,
     store_parts,
 )
-from mlops_kit.store.predictions import LogWindow, Span, Totals
+from mlops_kit.store.predictions.window import LogWindow, Span, Totals
 
 
 @dataclass

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pandas as pd
 
-from mlops_kit.store.predictions import LogWindow, Span, Totals
+from mlops_kit.store.predictions.window import LogWindow, Span, Totals
 
 MAX_SEGMENTS = 50  # the history has at most this many segments: a long window gets wider ones
 SAMPLE_ROWS = 2_000  # drift is tested on at most this many predictions of a segment (every k-th)

@@ -28,7 +28,7 @@ from mlops_kit.serving.errors import BadRequest
 from mlops_kit.serving.loader import Champion, ChampionLoader
 from mlops_kit.serving.metrics import ApiMetrics, RequestTimer
 from mlops_kit.serving.routes import admin, metrics, predictions, status
-from mlops_kit.store.predictions import PredictionLog
+from mlops_kit.store.predictions.writer import PredictionLog
 
 DESCRIPTION = """
 Serves the MLflow model version that carries the alias **champion** and follows the alias:

@@ -40,7 +40,8 @@ from prometheus_client import (
 )
 
 from mlops_kit.serving.errors import BadRequest
-from mlops_kit.store.predictions import LogEntry, PredictionLog
+from mlops_kit.store.predictions.entry import LogEntry
+from mlops_kit.store.predictions.writer import PredictionLog
 
 MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"  # the text format every Prometheus reads

@@ -62,5 +62,29 @@ def make_engine(url: str) -> Engine:
 
 
 def create_tables(engine: Engine) -> None:
-    """Create the store's tables that do not exist yet."""
+    """Create the store's tables that do not exist yet; add the columns older ones lack."""
     metadata.create_all(engine)
+    for table in metadata.sorted_tables:
+        add_missing_columns(engine, table)
+
+
+def add_missing_columns(engine: Engine, table: sa.Table) -> None:
+    """Add the columns of `table` that a store made by an older kit lacks; its rows get NULL.
+
+    A column added to a table after its first release must therefore be nullable.
+    """
+    present = {column["name"] for column in sa.inspect(engine).get_columns(table.name)}
+    quote = engine.dialect.identifier_preparer.quote
+    for column in table.columns:
+        if column.name in present:
+            continue
+        kind = column.type.compile(dialect=engine.dialect)
+        try:
+            with engine.begin() as conn:
+                conn.exec_driver_sql(
+                    f"ALTER TABLE {quote(table.name)} ADD COLUMN {quote(column.name)} {kind}"
+                )
+        except sa.exc.DBAPIError:  # another process (the API, a reader) may have just added it
+            added = {c["name"] for c in sa.inspect(engine).get_columns(table.name)}
+            if column.name not in added:
+                raise

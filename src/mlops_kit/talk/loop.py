@@ -102,7 +102,7 @@ def wait_until_serving(api: ApiProcess, version: str, timeout: float = 60.0) -> 
 
 def phase_report(settings: Settings, run: TrafficRun) -> MonitorReport:
     """Monitoring of exactly the predictions one simulator run caused."""
-    from mlops_kit.store.predictions import read_predictions
+    from mlops_kit.store.predictions.window import read_predictions
 
     log = read_predictions(settings, since=run.started_at)
     mine = log[log["request_id"].isin(set(run.records["request_id"]))]

@@ -14,7 +14,7 @@ from mlops_kit.config import Settings
 from mlops_kit.serving.errors import BadRequest
 from mlops_kit.serving.loader import Champion, ChampionLoader
 from mlops_kit.serving.metrics import ApiMetrics
-from mlops_kit.store.predictions import PredictionLog
+from mlops_kit.store.predictions.writer import PredictionLog
 
 
 async def get_settings(request: Request) -> Settings:

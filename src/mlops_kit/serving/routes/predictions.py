@@ -35,7 +35,7 @@ from mlops_kit.serving.routes.deps import (
     champion_of,
 )
 from mlops_kit.serving.scoring import score
-from mlops_kit.store.predictions import LogEntry
+from mlops_kit.store.predictions.entry import LogEntry
 
 INLINE_BYTES = 32 * 1024  # bodies up to this size are scored on the event loop (no thread hop)
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
@@ -82,6 +82,7 @@ def answer(
         probabilities=scores.probabilities,
         classes=champion.classes,
         low_confidence=scores.low_confidence.tolist(),
+        low_confidence_threshold=threshold,  # the one the answer shows
     )
     return text, entry
 

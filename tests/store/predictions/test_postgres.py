@@ -12,15 +12,17 @@ import sqlalchemy as sa
 
 from mlops_kit import team
 from mlops_kit.config import Settings
-from mlops_kit.store import predictions as predictions_module
-from mlops_kit.store.predictions import PredictionLog, read_predictions
+from mlops_kit.store.predictions import writer as writer_module
+from mlops_kit.store.predictions.window import read_predictions
+from mlops_kit.store.predictions.writer import PredictionLog
 from tests.store.postgres import Postgres
-from tests.store.test_predictions import CLASSES, column_entry, entry
-from tests.store.test_row_text import odd_entry
+from tests.store.predictions.entries import CLASSES, column_entry, entry, odd_entry
+
+WHEN = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)  # a fixed time: both writers' rows alike
 
 EVERY = (
     "request_id, created_at, record_index, model_name, model_version, input::text, predicted, "
-    "confidence, probabilities::text, low_confidence"
+    "confidence, probabilities::text, low_confidence, low_confidence_threshold"
 )
 
 
@@ -82,22 +84,28 @@ def test_copy_and_insert_store_the_same_values(postgres: Postgres, pg_url: str) 
         log.start()
         log.submit(column_entry("same"))
         log.submit(odd_entry(rows=3000))  # tabs, backslashes, %, quotes, NaN, inf, 1e-310…
+        log.submit(entry("unset", 2, when=WHEN, threshold=None))  # a caller that gives none
+        log.submit(entry("inexact", 1, when=WHEN, threshold=0.1 + 0.2))
         log.close()
         texts[copy] = stored(pg_url, EVERY)
         sa_engine = sa.create_engine(pg_url)
         with sa_engine.begin() as conn:
             conn.exec_driver_sql("DELETE FROM predictions")
         sa_engine.dispose()
-    assert len(texts[True]) == 3003 and texts[True] == texts[False]
+    assert len(texts[True]) == 3006 and texts[True] == texts[False]
     first = texts[True][0]
     assert first[5] == '{"island":"Dream","bill_length_mm":40.5,"sex":null}'
     assert first[8] == '{"Adelie":0.5,"Chinstrap":0.3,"Gentoo":0.2}'
+    assert [row[10] for row in texts[True]] == [0.7] * 3003 + [None, None, 0.1 + 0.2]
 
 
 def test_the_writer_keeps_accepted_rows_through_a_restart(
-    postgres: Postgres, pg_url: str, monkeypatch: pytest.MonkeyPatch
+    postgres: Postgres,
+    pg_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    monkeypatch.setattr(predictions_module, "MAX_PENDING_ROWS", 20)
+    monkeypatch.setattr(writer_module, "MAX_PENDING_ROWS", 20)
     log = PredictionLog(pg_url)
     log.start()
     log.submit(entry("before", 4))
@@ -122,6 +130,27 @@ def test_the_writer_keeps_accepted_rows_through_a_restart(
     names = ["before"] + [f"down{i}" for i in range(6)]
     expected = [(name, j) for name in names for j in range(4)] + [("after", 0), ("after", 1)]
     assert stored(pg_url) == expected  # each once, in the order accepted
+    assert caplog.text.count("database unreachable") == 1  # one warning as the outage began
+    assert caplog.text.count("database back") == 1  # ... and one as it ended
+
+
+def test_a_shutdown_that_times_out_gives_up_the_kept_rows(
+    postgres: Postgres, pg_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    log = PredictionLog(pg_url)
+    log.start()
+    team.stop_cluster(postgres.cluster)
+    try:
+        log.submit(entry("down", 3))
+        assert not log.flush(0.5)  # kept, waiting for the server
+        log.close(timeout=0.5)  # the API stops while the server is still down
+        assert log.flush(10)  # the writer stops waiting: the rows are given up, counted
+    finally:
+        team.start_cluster(postgres.cluster)
+    status = log.status()
+    assert status["written"] == 0 and status["failed"] == 3 and status["pending"] == 0
+    assert "3 rows still unwritten at shutdown" in caplog.text
+    assert "3 rows not written" in caplog.text
 
 
 @pytest.mark.slow  # the stop-then-start test above covers the path in `make test-fast`

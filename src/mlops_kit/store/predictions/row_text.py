@@ -1,6 +1,6 @@
 """The prediction log writer's fast path: a request's rows, made quickly, as the drivers take them.
 
-``LogEntry.rows()`` (in ``predictions.py``) is what a row of the log is; read that. This module
+``LogEntry.rows()`` (in ``entry.py``) is what a row of the log is; read that. This module
 makes the same rows faster for the writer, which shares one CPU (one GIL) with the requests:
 
 * each record's input and probabilities as compact JSON text, the same text as
@@ -24,14 +24,12 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from datetime import UTC
 from itertools import repeat
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from mlops_kit.store.db import to_json
-
-if TYPE_CHECKING:
-    from mlops_kit.store.predictions import LogEntry
+from mlops_kit.store.predictions.entry import LogEntry
 
 SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"  # SQLAlchemy's storage format for DateTime on SQLite
 
@@ -77,11 +75,13 @@ def probability_texts(entry: LogEntry) -> list[str]:
 
 def _tuples(entry: LogEntry, created_at: Any, flags: Iterator[Any]) -> Iterator[tuple[Any, ...]]:
     n = len(entry)
+    threshold = entry.low_confidence_threshold
+    threshold = None if threshold is None else float(threshold)  # COPY's float8 takes floats only
     return zip(
         repeat(entry.request_id, n), repeat(created_at, n), range(n),
         repeat(entry.model_name, n), repeat(entry.model_version, n),
         input_texts(entry), entry.predicted, entry.confidence,
-        probability_texts(entry), flags,
+        probability_texts(entry), flags, repeat(threshold, n),
         strict=True,
     )  # fmt: skip
 
@@ -94,9 +94,11 @@ def sqlite_tuples(entry: LogEntry) -> Iterator[tuple[Any, ...]]:
 
 # PostgreSQL's binary COPY: the type of each value of a row, in the log's column order (id left
 # out): request_id, created_at, record_index, model_name, model_version, input (JSON as its
-# text), predicted, confidence, probabilities (JSON as its text), low_confidence
+# text), predicted, confidence, probabilities (JSON as its text), low_confidence,
+# low_confidence_threshold
 COPY_TYPES = [
     "text", "timestamptz", "int4", "text", "text", "text", "text", "float8", "text", "bool",
+    "float8",
 ]  # fmt: skip
 
 
