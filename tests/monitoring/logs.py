@@ -45,8 +45,11 @@ def fake_log(confident: int, unsure: int, season: pd.DataFrame, prefix: str = "r
     return pd.concat([log, records[features]], axis=1)
 
 
-def store_log(settings, frame: pd.DataFrame) -> None:
-    """Write a `fake_log` table to the store with the kit's writer, keeping its times."""
+def store_log(settings, frame: pd.DataFrame, threshold: float = 0.7) -> None:
+    """Write a `fake_log` table to the store with the kit's writer, keeping its times.
+
+    `threshold` is the one the API says it flagged with (fake_log's flags are confidence < 0.7).
+    """
     features = [c for c in frame.columns if c not in BASE and not c.startswith("proba_")]
     writer = PredictionLog(settings.store)
     writer.start()
@@ -58,7 +61,7 @@ def store_log(settings, frame: pd.DataFrame) -> None:
                 part[features].astype(object).where(part[features].notna(), None).to_dict("records"),
                 part["predicted"].tolist(), part["confidence"].tolist(),
                 part[[f"proba_{c}" for c in CLASSES]].to_numpy().tolist(), CLASSES,
-                part["low_confidence"].tolist(), low_confidence_threshold=0.7,  # as fake_log
+                part["low_confidence"].tolist(), low_confidence_threshold=threshold,
             )
         )  # fmt: skip
     writer.close()

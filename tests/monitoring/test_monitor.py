@@ -170,6 +170,21 @@ def test_monitor_reads_a_window_of_the_store(settings, season, reference):
     assert newest.segments["first_id"].tolist() == [171, 196]
 
 
+def test_the_report_names_the_threshold_the_api_flagged_with(settings, season, reference):
+    # the share counts the API's own flags: an API run with MLOPS_KIT_LOW_CONFIDENCE=0.6 logged
+    # these; this monitor's own setting is 0.7
+    store_log(settings, fake_log(75, 25, season), threshold=0.6)
+    report = monitor(settings, reference=reference)
+    assert settings.low_confidence == 0.7 and report.low_confidence == [0.6]
+    assert "low-confidence share (< 0.60)" in report.text()
+    assert "(confidence < 0.60)" in report.verdict
+    store_log(settings, fake_log(0, 25, season, prefix="later"), threshold=0.7)
+    both = monitor(settings, reference=reference, recent=200)
+    assert both.low_confidence == [0.6, 0.7] and "(< 0.60 / 0.70)" in both.text()
+    # a log kept before the API stored its threshold: the monitor's own setting, as before
+    assert monitor(settings, fake_log(75, 25, season), reference=reference).low_confidence == [0.7]
+
+
 @pytest.mark.slow
 def test_monitor_and_capture_read_a_postgresql_store_as_they_read_sqlite(
     settings, season, reference

@@ -33,7 +33,7 @@ def log_report(
         mlflow.log_params(
             {
                 "recent_window": report.recent,
-                "low_confidence": report.low_confidence,
+                "low_confidence": report.low_confidence_text,
                 "low_confidence_share_threshold": report.low_confidence_share_threshold,
                 "drift_p_value": report.drift_p_value,
                 "drift_psi": report.drift_psi,

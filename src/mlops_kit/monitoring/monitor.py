@@ -20,6 +20,7 @@ from mlops_kit.monitoring.report import (
     class_mix,
     classes_of,
     segments_table,
+    thresholds_text,
     version_key,
 )
 from mlops_kit.monitoring.segments import (
@@ -43,6 +44,7 @@ class Window:
     current: pd.DataFrame  # the recent window's rows drift is tested on
     produced: dict[str, int]  # predictions per class in the recent window
     parts: list[Part]
+    thresholds: list[float]  # the API's low-confidence thresholds in the recent window
 
 
 def read_store(
@@ -56,7 +58,8 @@ def read_store(
         current = log.rows(span, every=every(totals.predictions, RECENT_ROWS))
         produced = log.class_counts(span)
         parts = store_parts(log, segment, count) if count else []
-    return Window(count, totals, current, produced, parts)
+        thresholds = log.thresholds(span)
+    return Window(count, totals, current, produced, parts, thresholds)
 
 
 def read_table(predictions: pd.DataFrame, recent: int, segment: int | str) -> Window:
@@ -64,12 +67,14 @@ def read_table(predictions: pd.DataFrame, recent: int, segment: int | str) -> Wi
     frame = predictions.reset_index(drop=True)
     newest = frame.tail(recent) if recent else frame
     produced = newest.get("predicted", pd.Series(dtype=str)).astype(str).value_counts()
+    stored = newest.get("low_confidence_threshold", pd.Series(dtype=float)).dropna()
     return Window(
         count=len(frame),
         totals=frame_totals(newest),
         current=newest.iloc[:: every(len(newest), RECENT_ROWS)],
         produced={str(k): int(v) for k, v in produced.items()},
         parts=frame_parts(frame, segment) if len(frame) else [],
+        thresholds=sorted(float(t) for t in stored.unique()),
     )
 
 
@@ -81,7 +86,7 @@ def served_reference(settings: Settings, totals: Totals) -> Reference:
 
 
 def retrain_reasons(
-    settings: Settings, totals: Totals, drift: pd.DataFrame, low_share: float
+    settings: Settings, totals: Totals, drift: pd.DataFrame, low_share: float, flagged_below: str
 ) -> list[str]:
     """Why retraining is due: too many low-confidence answers, input drift (none: not due)."""
     if not totals.predictions:
@@ -90,7 +95,7 @@ def retrain_reasons(
     if low_share > settings.low_confidence_share:
         reasons.append(
             f"low-confidence share {low_share:.2f} is above {settings.low_confidence_share:.2f} "
-            f"(confidence < {settings.low_confidence:.2f})"
+            f"(confidence < {flagged_below})"
         )
     drifted = drift.loc[drift["drift"], "feature"].tolist()
     if drifted:
@@ -133,7 +138,9 @@ def monitor(
     segments, segment_drift = segments_table(window.parts, reference, thresholds)
     n = totals.predictions
     low_share = totals.low_confidence / n if n else 0.0
-    reasons = retrain_reasons(settings, totals, drift, low_share)
+    # the share counts the API's own flags: the report names the threshold(s) it used
+    flagged_below = window.thresholds or [settings.low_confidence]
+    reasons = retrain_reasons(settings, totals, drift, low_share, thresholds_text(flagged_below))
     frames = [window.current, *(p.rows for p in window.parts)]
     classes = list(dict.fromkeys(c for f in frames for c in classes_of(f)))
     return MonitorReport(
@@ -141,7 +148,7 @@ def monitor(
         recent=n,
         model_versions=sorted(totals.versions, key=version_key),
         reference_data_version=reference.data_version,
-        low_confidence=settings.low_confidence,
+        low_confidence=flagged_below,
         low_confidence_share_threshold=settings.low_confidence_share,
         drift_p_value=settings.drift_p_value,
         drift_psi=settings.drift_psi,

@@ -20,6 +20,11 @@ from mlops_kit.monitoring.drift import DRIFT_COLUMNS, drift_table
 from mlops_kit.monitoring.reference import Reference
 
 
+def thresholds_text(thresholds: list[float]) -> str:
+    """Low-confidence thresholds as the report prints them: '0.70', or '0.55 / 0.70'."""
+    return " / ".join(f"{t:.2f}" for t in thresholds)
+
+
 @dataclass
 class MonitorReport:
     """What monitoring found: the recent window's verdict, and the history segment by segment."""
@@ -28,7 +33,9 @@ class MonitorReport:
     recent: int
     model_versions: list[str]
     reference_data_version: str | None
-    low_confidence: float
+    # the thresholds the API flagged the window's predictions with, as it logged them (the
+    # monitor's own setting only where the log holds none: rows logged before it kept them)
+    low_confidence: list[float]
     low_confidence_share_threshold: float
     drift_p_value: float
     drift_psi: float
@@ -54,6 +61,11 @@ class MonitorReport:
         return self.drift.loc[self.drift["drift"], "feature"].tolist()
 
     @property
+    def low_confidence_text(self) -> str:
+        """The API's threshold(s) as the report prints them: '0.70', or '0.55 / 0.70'."""
+        return thresholds_text(self.low_confidence)
+
+    @property
     def verdict(self) -> str:
         """One line: retraining due (and why) or not."""
         if self.predictions == 0:
@@ -70,7 +82,7 @@ class MonitorReport:
             ("reference data version", self.reference_data_version or "-"),
             ("mean confidence", f"{self.mean_confidence:.3f}"),
             (
-                f"low-confidence share (< {self.low_confidence:.2f})",
+                f"low-confidence share (< {self.low_confidence_text})",
                 f"{self.low_confidence_share:.3f} (limit {self.low_confidence_share_threshold:.2f})",
             ),
             ("classes predicted (in training)", self._mix()),

@@ -122,6 +122,7 @@ LABELS: dict[str, str] = {
 
 _NUMBER = r"[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?"
 _N = rf"(?P<n>{_NUMBER})"
+_NUMBERS = rf"{_NUMBER}(?: / {_NUMBER})*"  # thresholds the API used: '0.7' or '0.55 / 0.70'
 
 # (English pattern, Portuguese); the whole text must match. Groups carry names, values, numbers.
 SENTENCES: list[tuple[str, str]] = [
@@ -212,7 +213,7 @@ SENTENCES: list[tuple[str, str]] = [
     ),
     # monitoring
     (
-        rf"low-confidence share \(< (?P<t>{_NUMBER})\)",
+        rf"low-confidence share \(< (?P<t>{_NUMBERS})\)",
         "parte com baixa confiança (< {t})",
     ),
     (rf"(?P<s>{_NUMBER}) \(limit (?P<l>{_NUMBER})\)", "{s} (limite {l})"),
@@ -227,7 +228,7 @@ SENTENCES: list[tuple[str, str]] = [
     ),
     (
         rf"low-confidence share (?P<s>{_NUMBER}) is above (?P<l>{_NUMBER}) \(confidence < "
-        rf"(?P<t>{_NUMBER})\)",
+        rf"(?P<t>{_NUMBERS})\)",
         "parte com baixa confiança {s} acima de {l} (confiança < {t})",
     ),
     (
