@@ -18,7 +18,7 @@ from sklearn.datasets import load_breast_cancer
 
 from mlops_kit import capture, monitoring, retrain, traffic
 from mlops_kit.config import Settings
-from mlops_kit.serving.process import start_api
+from mlops_kit.services import start_api
 from mlops_kit.store.predictions import read_predictions
 from mlops_kit.talk import loop
 

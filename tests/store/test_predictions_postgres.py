@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from mlops_kit import team
 from mlops_kit.config import Settings
+from mlops_kit.postgres import restart_cluster, start_cluster, stop_cluster
 from mlops_kit.store import predictions as predictions_module
 from mlops_kit.store.predictions import PredictionLog, read_predictions
 from tests.store.postgres import Postgres
@@ -103,7 +103,7 @@ def test_the_writer_keeps_accepted_rows_through_a_restart(
     log.submit(entry("before", 4))
     assert log.flush(30)
 
-    team.stop_cluster(postgres.cluster)  # as `pg_ctl stop -m fast` while the API serves
+    stop_cluster(postgres.cluster)  # as `pg_ctl stop -m fast` while the API serves
     try:
         for i in range(6):
             log.submit(entry(f"down{i}", 4))  # accepted: the API answered 200 for these
@@ -113,7 +113,7 @@ def test_the_writer_keeps_accepted_rows_through_a_restart(
         assert "unreachable" in status["error"]
         assert log.backlogged()  # the API now answers 503 with Retry-After
     finally:
-        team.start_cluster(postgres.cluster)
+        start_cluster(postgres.cluster)
 
     log.submit(entry("after", 2))
     assert log.flush(60)
@@ -143,7 +143,7 @@ def test_a_restart_under_load_loses_and_repeats_no_row(
     sender.start()
     try:
         time.sleep(0.3)
-        team.restart_cluster(postgres.cluster)  # pg_ctl stop -m fast, then start
+        restart_cluster(postgres.cluster)  # pg_ctl stop -m fast, then start
         time.sleep(0.3)
     finally:
         stop.set()

@@ -12,7 +12,7 @@ from mlops_kit import monitoring, registry, tracking
 from mlops_kit.config import Settings
 from mlops_kit.data import prepare
 from mlops_kit.retrain import RetrainResult
-from mlops_kit.serving.process import ApiProcess
+from mlops_kit.services import Service
 from mlops_kit.traffic import TrafficRun
 
 RESTART_REASON = "notebook 04 starts the loop from the model trained on the field seasons only"
@@ -64,7 +64,7 @@ def starting_champion(settings: Settings, **pipeline_options: object) -> Startin
     return StartingPoint(version, season_data, "trained now")
 
 
-def one_request(api: ApiProcess) -> str:
+def one_request(api: Service) -> str:
     """One POST /predict as any client sends it (the record of the API's /docs example), and the
     API's JSON answer."""
     body = api.get("/openapi.json")["paths"]["/predict"]["post"]["requestBody"]
@@ -77,12 +77,12 @@ def one_request(api: ApiProcess) -> str:
     return f"{curl}\nHTTP {status}\n{json.dumps(answer, indent=2, ensure_ascii=False)}"
 
 
-def serving_version(api: ApiProcess) -> str | None:
+def serving_version(api: Service) -> str | None:
     """The model version a running API serves now (None when it has none loaded)."""
     return api.get("/health").get("model_version")
 
 
-def wait_until_serving(api: ApiProcess, version: str, timeout: float = 60.0) -> str:
+def wait_until_serving(api: Service, version: str, timeout: float = 60.0) -> str:
     """Wait until the API, which follows the champion alias, serves this version; return it."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

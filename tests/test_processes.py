@@ -11,9 +11,9 @@ import time
 STARTER = """
 import sys, time
 from mlops_kit.config import Settings
-from mlops_kit.serving.process import start_api
+from mlops_kit.services import start_api
 api = start_api(Settings(workspace=sys.argv[1]))
-print(api.proc.pid, api.url, flush=True)
+print(api.process.pid, api.url, flush=True)
 time.sleep(120)
 """
 
