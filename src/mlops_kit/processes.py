@@ -47,7 +47,7 @@ def port_taken(port: int, host: str = HOST) -> bool:
 
 
 def alive(pid: int | None) -> bool:
-    """True while the process with this pid runs (an exited child of ours is reaped, not alive)."""
+    """True while the process with this pid runs (an exited child of ours is reaped: not alive)."""
     if not pid:
         return False
     try:
@@ -59,7 +59,10 @@ def alive(pid: int | None) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    return True
+    try:  # a zombie (exited, its reaper not yet there) counts as gone
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return True  # no /proc here: the signal check is all there is
 
 
 def stop_group(pid: int, timeout: float = 15.0) -> None:
