@@ -86,8 +86,9 @@ def wait_until_serving(api: Service, version: str, timeout: float = 60.0) -> str
     """Wait until the API, which follows the champion alias, serves this version; return it."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if api.proc.poll() is not None:
-            raise RuntimeError(f"the API exited with {api.proc.returncode}:\n{api.log_tail()}")
+        if not api.process.running():
+            code = api.process.popen.returncode
+            raise RuntimeError(f"the API exited with {code}:\n{api.log_tail()}")
         if serving_version(api) == str(version):
             return str(version)
         time.sleep(0.2)
