@@ -1,14 +1,16 @@
-"""A team's stack on one machine: PostgreSQL for MLflow and the kit's store, and `mlflow server`.
+"""A team's stack on one machine: PostgreSQL for MLflow and the kit's store, `mlflow server`, Prometheus.
 
     mlops-kit team up
       root/pg            a private PostgreSQL cluster on 127.0.0.1:55432, run by the `postgres` user
         ├─ database mlflow ◀── mlflow server --backend-store-uri … on 127.0.0.1:5000
         └─ database kit    ◀── MLOPS_KIT_STORE_URL: prediction log, review sets, labels
       root/mlartifacts   models and plots, uploaded and read through the server (proxied artifacts)
-      root/team.json     ports, the role's password and the server's pid (readable by root only)
+      root/prometheus    Prometheus on 127.0.0.1:9090, scraping the API's /metrics on 127.0.0.1:8000
+      root/team.json     ports, the role's password and the servers' pids (readable by root only)
 
 ``up`` prints two ``export`` lines; with them notebooks, CLI and API use the team's stack unchanged.
-``down`` stops both (PostgreSQL with ``pg_ctl stop -m fast``); the data stays for the next ``up``.
+``down`` stops them all (PostgreSQL with ``pg_ctl stop -m fast``); the data stays for the next
+``up``. PostgreSQL itself is `postgres`; the servers start through `services` and outlive ``up``.
 """
 
 from __future__ import annotations
