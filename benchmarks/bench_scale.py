@@ -214,8 +214,7 @@ def api_rows_per_s(workdir: Path, env: dict[str, str], quick: bool) -> list[tupl
 
     import sqlalchemy as sa
 
-    sys.path.insert(0, str(ROOT))
-    sys.path.insert(0, str(ROOT / "benchmarks"))
+    sys.path.insert(0, str(ROOT))  # tests.store.postgres
 
     from mlops_kit import processes
     from mlops_kit.postgres import postgres_bin
