@@ -16,7 +16,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from mlops_kit.processes import HOST
+from mlops_kit.processes import HOST, alive
 
 ROLE = "mlops"
 DATABASES = ("mlflow", "kit")
@@ -137,10 +137,9 @@ def postmaster_pid(cluster: Cluster) -> int | None:
     pid_file = cluster.data / "postmaster.pid"
     try:
         pid = int(pid_file.read_text().split()[0])
-        os.kill(pid, 0)
     except (OSError, ValueError, IndexError):
         return None
-    return pid
+    return pid if alive(pid) else None
 
 
 def cluster_running(cluster: Cluster) -> bool:

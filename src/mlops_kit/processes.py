@@ -59,6 +59,8 @@ def alive(pid: int | None) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
+    except PermissionError:
+        pass  # it exists, run by another user (the `postgres` user's postmaster)
     try:  # a zombie (exited, its reaper not yet there) counts as gone
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0] != "Z"
     except (FileNotFoundError, IndexError):
