@@ -34,7 +34,6 @@ import json
 import os
 import shlex
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -49,21 +48,16 @@ from typing import Any
 
 import numpy as np
 
+from mlops_kit import processes
+from mlops_kit.processes import HOST, free_port
+
 BIN = Path(sys.executable).parent
-HOST = "127.0.0.1"
 BATCH = 10_000
 PLAIN, ACCEL, MLFLOW, LOCAL = "plain API", "accelerator", "mlflow serve", "in-process"
 BEFORE = "before"  # --before REV: the API of an earlier commit, for before/after figures
 
 
 # ---------------------------------------------------------------- servers
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
 
 
 def get_json(port: int, path: str) -> Any:
@@ -76,41 +70,13 @@ def get_json(port: int, path: str) -> Any:
         conn.close()
 
 
-def wait_ready(port: int, path: str, proc: subprocess.Popen, timeout: float = 180.0) -> None:
-    """Poll GET path until it answers 200, the process dies, or the timeout passes."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server on port {port} exited with {proc.returncode}")
-        try:
-            conn = http.client.HTTPConnection(HOST, port, timeout=2)
-            conn.request("GET", path)
-            if conn.getresponse().status == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.25)
-    raise RuntimeError(f"server on port {port} not ready after {timeout:.0f} s")
-
-
-def stop(proc: subprocess.Popen) -> None:
-    """Stop a server process (SIGTERM, then SIGKILL)."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-
-
 @dataclass
 class Server:
     """A running server: where to send records (and columns), and whether it keeps a log."""
 
     name: str
     port: int
-    proc: subprocess.Popen
+    process: processes.Process
     records_path: str
     wrap: Callable[[list[dict]], object]  # records -> the JSON body this server expects
     columns_path: str | None = None  # a column-wise endpoint, if the server has one
@@ -141,14 +107,13 @@ def start_api(name: str, env: dict[str, str], workdir: Path) -> Server:
     """The kit's API in its own process, with its own prediction log (a store of its own)."""
     port = free_port()
     store = f"sqlite:///{workdir / name.replace(' ', '-')}.db"
-    proc = subprocess.Popen(
+    process = processes.start(
         [str(BIN / "python"), "-m", "mlops_kit", "serve", "--port", str(port)],
-        env={**env, "MLOPS_KIT_STORE_URL": store, "MLOPS_KIT_PREDICTION_LOG_URL": store},
-        stdout=open(workdir / f"{name.replace(' ', '-')}.log", "w"),  # noqa: SIM115
-        stderr=subprocess.STDOUT,
-    )  # fmt: skip
+        workdir / f"{name.replace(' ', '-')}.log",
+        {**env, "MLOPS_KIT_STORE_URL": store, "MLOPS_KIT_PREDICTION_LOG_URL": store},
+    )
     return Server(
-        name, port, proc, "/predict", lambda rs: rs if len(rs) > 1 else rs[0],
+        name, port, process, "/predict", lambda rs: rs if len(rs) > 1 else rs[0],
         columns_path="/predict/columns", logs=True,
     )  # fmt: skip
 
@@ -156,12 +121,19 @@ def start_api(name: str, env: dict[str, str], workdir: Path) -> Server:
 def start_mlflow(model_uri: str, env: dict[str, str], workdir: Path) -> Server:
     """`mlflow models serve` on the same model, in the local environment."""
     port = free_port()
-    proc = subprocess.Popen(
+    process = processes.start(
         [str(BIN / "mlflow"), "models", "serve", "-m", model_uri, "--env-manager", "local",
          "-p", str(port), "-h", HOST],
-        env=env, stdout=open(workdir / "mlflow-serve.log", "w"), stderr=subprocess.STDOUT,  # noqa: SIM115
+        workdir / "mlflow-serve.log", env,
     )  # fmt: skip
-    return Server(MLFLOW, port, proc, "/invocations", lambda rs: {"dataframe_records": rs})
+    return Server(MLFLOW, port, process, "/invocations", lambda rs: {"dataframe_records": rs})
+
+
+def wait_ready(server: Server, timeout: float = 180.0) -> None:
+    """Wait until the server answers 200 on its health path (mlflow's /ping, the kit's /health)."""
+    path = "/ping" if server.name == MLFLOW else "/health"
+    ready = processes.http_ready(f"http://{HOST}:{server.port}{path}")
+    processes.wait_ready(server.process, ready, server.name, timeout, interval=0.25)
 
 
 # ---------------------------------------------------------------- measurements
@@ -278,10 +250,10 @@ def writer_rows_per_s(rounds: int = 5, entries: int = 5) -> dict[str, tuple[floa
         "PostgreSQL, SQLAlchemy Core": ("postgres", {"copy": False}),
     }
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from mlops_kit import team
+    from mlops_kit.postgres import postgres_bin
 
     with contextlib.ExitStack() as stack:
-        if team.postgres_bin() is None:
+        if postgres_bin() is None:
             print("PostgreSQL is not installed (make system-deps): SQLite only")
             ways = {k: v for k, v in ways.items() if v[0] == "sqlite"}
         else:
@@ -441,7 +413,7 @@ def main() -> None:
             )
         servers.append(start_mlflow(model_uri, server_env, workdir))
         for s in servers:
-            wait_ready(s.port, "/ping" if s.name == MLFLOW else "/health", s.proc)
+            wait_ready(s)
         apis = [s for s in servers if s.logs]  # the kit's own: /model and a log
         for s in apis:
             print(f"{s.name}: /model says scoring = {get_json(s.port, '/model').get('scoring')!r}")
@@ -480,7 +452,7 @@ def main() -> None:
         logs = {s.name: get_json(s.port, "/health")["prediction_log"] for s in apis}
     finally:
         for s in servers:
-            stop(s.proc)
+            s.process.stop()
 
     report(lat, rps, batch, held, args.clients, batches)
     for name, status in logs.items():

@@ -215,11 +215,11 @@ def api_rows_per_s(workdir: Path, env: dict[str, str], quick: bool) -> list[tupl
 
     import sqlalchemy as sa
 
-    sys.path.insert(0, str(ROOT))
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    from bench_api import HOST, free_port, stop, wait_ready
+    sys.path.insert(0, str(ROOT))  # tests.store.postgres
 
-    from mlops_kit import team
+    from mlops_kit import processes
+    from mlops_kit.postgres import postgres_bin
+    from mlops_kit.processes import HOST, free_port
     from tests.store.postgres import throwaway_cluster
 
     workspace = workdir / "api"
@@ -254,12 +254,11 @@ def api_rows_per_s(workdir: Path, env: dict[str, str], quick: bool) -> list[tupl
         """Start the API, then for each body form: a warm-up, and `repeats` timed runs."""
         port = free_port()
         server_env = {**env, "MLOPS_KIT_WORKSPACE": str(workspace), "MLOPS_KIT_STORE_URL": url}
-        with open(workdir / f"api-{name}.log", "w") as log:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "mlops_kit", "serve", "--port", str(port),
-                 "--workers", str(workers)],
-                env=server_env, stdout=log, stderr=subprocess.STDOUT,
-            )  # fmt: skip
+        process = processes.start(
+            [sys.executable, "-m", "mlops_kit", "serve", "--port", str(port),
+             "--workers", str(workers)],
+            workdir / f"api-{name}.log", server_env,
+        )  # fmt: skip
         engine = sa.create_engine(url)
 
         def rows() -> int:
@@ -301,7 +300,8 @@ def api_rows_per_s(workdir: Path, env: dict[str, str], quick: bool) -> list[tupl
             return (expected - before) / (time.perf_counter() - t0)
 
         try:
-            wait_ready(port, "/health", proc)
+            ready = processes.http_ready(f"http://{HOST}:{port}/health")
+            processes.wait_ready(process, ready, name, 180, interval=0.25)
             for path in bodies:
                 label = f"{name}, {path}"
                 try:
@@ -319,11 +319,11 @@ def api_rows_per_s(workdir: Path, env: dict[str, str], quick: bool) -> list[tupl
                 out.append((label, f"{rate:,.0f} rows/s{spread}{share}"))
                 print(f"  {label}: {out[-1][1]}", flush=True)
         finally:
-            stop(proc)
+            process.stop()
             engine.dispose()
 
     measure("API -> SQLite, 1 worker", f"sqlite:///{workdir / 'api-store.db'}", 1)
-    if team.postgres_bin() is None:
+    if postgres_bin() is None:
         out.append(("API -> PostgreSQL", "skipped: PostgreSQL is not installed"))
         return out
     with throwaway_cluster() as postgres:
@@ -343,13 +343,13 @@ def log_cases_on_postgres(
     import sqlalchemy as sa
 
     sys.path.insert(0, str(ROOT))
-    from mlops_kit import team
+    from mlops_kit.postgres import postgres_bin
     from mlops_kit.store import reviews  # noqa: F401 - its tables on `metadata`
     from mlops_kit.store.db import metadata
     from mlops_kit.store.predictions import entry  # noqa: F401 - the log's table on `metadata`
     from tests.store.postgres import throwaway_cluster
 
-    if team.postgres_bin() is None:
+    if postgres_bin() is None:
         return [("PostgreSQL store", "skipped: PostgreSQL is not installed")]
     out = []
     with throwaway_cluster() as postgres:

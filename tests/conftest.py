@@ -11,8 +11,8 @@ import mlflow
 import pandas as pd
 import pytest
 
-from mlops_kit import browser
 from mlops_kit.config import Settings, get_settings
+from mlops_kit.talk import browser
 from mlops_kit.training_pipeline import PipelineResult, run_training_pipeline
 from tests.helpers import PENGUINS_CSV, clear_env, iris_like, reset_mlflow
 

@@ -20,7 +20,7 @@ from mlops_kit import capture, retrain
 from mlops_kit.config import Settings
 from mlops_kit.labels import LABEL, export_for_labelling, import_labels, labelled_cases
 from mlops_kit.monitoring.monitor import monitor
-from mlops_kit.serving.process import start_api
+from mlops_kit.services import start_api
 from mlops_kit.simulator import shifts, traffic
 from mlops_kit.store.predictions.window import read_predictions
 from mlops_kit.talk import loop

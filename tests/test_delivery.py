@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from mlops_kit import tracking
-from mlops_kit.delivery import deploy_smoke, register_broken_candidate
+from mlops_kit.delivery import deploy_smoke
 from mlops_kit.registry import champion_version
+from mlops_kit.talk.broken import register_broken_candidate
 from mlops_kit.training_pipeline import run_training_pipeline
 from tests.helpers import run_cli
 

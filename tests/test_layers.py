@@ -9,6 +9,7 @@ import subprocess
 import sys
 import tomllib
 from importlib.metadata import packages_distributions
+from pathlib import Path
 
 import pytest
 
@@ -45,6 +46,50 @@ def loaded_after_import(module: str) -> set[str]:
 def test_serving_imports_nothing_from_the_training_side(module: str) -> None:
     loaded = loaded_after_import(module)
     assert not {m for m in loaded if m.startswith(TRAINING_SIDE)}
+
+
+# what serving must never pull in: it is the leaf of the house, only the CLI imports it
+ABOVE_SERVING = (
+    "mlops_kit.talk",
+    "mlops_kit.delivery",
+    "mlops_kit.team",
+    "mlops_kit.postgres",
+    "mlops_kit.services",
+    "mlops_kit.monitoring",
+    "mlops_kit.capture",
+    "mlops_kit.labels",
+    "mlops_kit.retrain",
+    "mlops_kit.simulator",
+)
+
+
+@pytest.mark.parametrize("module", ["mlops_kit.serving.app", "mlops_kit.serving.server"])
+def test_serving_is_a_leaf(module: str) -> None:
+    loaded = loaded_after_import(module)
+    assert not {m for m in loaded if m.startswith(ABOVE_SERVING)}
+
+
+def _imports_of(path: Path) -> set[str]:
+    """The absolute module names a source file imports (`from a import b` counts as a.b too)."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def test_nothing_outside_the_cli_imports_serving() -> None:
+    importers = {
+        str(path.relative_to(SRC))
+        for path in SRC.rglob("*.py")
+        if path.name != "cli.py" and "serving" not in path.relative_to(SRC).parts
+        for name in _imports_of(path)
+        if name == "mlops_kit.serving" or name.startswith("mlops_kit.serving.")
+    }
+    assert not importers, f"import mlops_kit.serving (only cli.py may): {sorted(importers)}"
 
 
 THE_LOOP = (

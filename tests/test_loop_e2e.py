@@ -11,7 +11,7 @@ import pytest
 
 from mlops_kit import capture, retrain, tracking
 from mlops_kit.monitoring.monitor import monitor
-from mlops_kit.serving.process import start_api
+from mlops_kit.services import start_api
 from mlops_kit.simulator import traffic
 from mlops_kit.simulator.reviewer import label_with_simulator_truth
 from mlops_kit.simulator.shifts import TRUTH
@@ -53,7 +53,7 @@ def test_the_loop_closes_and_the_api_serves_a_better_champion(settings):
         assert set(again.records["model_version"]) == {"2"}
         assert again.summary()["mean_confidence"] > shifted.summary()["mean_confidence"]
         assert again.summary()["accuracy"] >= shifted.summary()["accuracy"]
-    assert api.proc.poll() is not None  # leaving the block stopped it
+    assert not api.process.running()  # leaving the block stopped it
 
     # the truth stayed aside: the log holds what the API received, which is inputs only
     log = read_predictions(settings)

@@ -17,10 +17,11 @@ import pytest
 import sqlalchemy as sa
 from mlflow.tracking import MlflowClient
 
-from mlops_kit import team
+from mlops_kit import postgres, team
 from mlops_kit.config import get_settings
+from mlops_kit.processes import free_port
 from mlops_kit.registry import CHAMPION, registry_table
-from mlops_kit.serving.process import free_port, start_api, start_mlflow_server
+from mlops_kit.services import start_api, start_mlflow_server
 from mlops_kit.training_pipeline import run_training_pipeline
 
 pytestmark = pytest.mark.slow  # real training, notebooks or server processes
@@ -166,10 +167,10 @@ def test_api_on_postgresql_rides_out_a_database_restart(trained) -> None:  # noq
                 c.start()
             try:
                 time.sleep(0.5)
-                team.stop_cluster(pg.cluster)  # pg_ctl stop -m fast under load
+                postgres.stop_cluster(pg.cluster)  # pg_ctl stop -m fast under load
                 time.sleep(1.0)
                 during = api.get("/health")
-                team.start_cluster(pg.cluster)
+                postgres.start_cluster(pg.cluster)
                 time.sleep(0.5)
             finally:
                 stop.set()

@@ -312,7 +312,7 @@ def talk_check(
     notebooks: list[str] = typer.Argument(None, help="Only these notebooks (default: all)."),
 ) -> None:
     """The evening before the talk: setup, notebooks, API, /docs in chromium, JupyterLab, MLflow UI; GO or NO-GO."""
-    from mlops_kit.talkcheck import run_talk_check
+    from mlops_kit.talk.check import run_talk_check
 
     typer.echo("talk check (in a temporary workspace: your demo state is not touched)")
     result = run_talk_check(notebooks or None)

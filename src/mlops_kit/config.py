@@ -15,6 +15,8 @@ PROJ_ROOT = Path(__file__).resolve().parents[2]
 
 LOW_CONFIDENCE = 0.7  # below this confidence a prediction is flagged for review
 CHAMPION = "champion"  # the registry alias of the model version in production
+# set by services.start_api: the API stops itself when the process that started it is gone
+EXIT_WITH_PARENT = "MLOPS_KIT_EXIT_WITH_PARENT"
 
 PENGUIN_FEATURES = [
     "island",

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import time
-import warnings
 from dataclasses import dataclass, field
 
 import pandas as pd
 
 from mlops_kit import registry
 from mlops_kit.config import Settings
-from mlops_kit.serving.process import ApiProcess, start_api
+from mlops_kit.services import Service, start_api
 
 SMOKE_RELOAD_INTERVAL = 1.0  # the smoke-test API polls the registry this often (seconds)
 
@@ -62,14 +61,14 @@ class SmokeResult:
         return out
 
 
-def _example_record(api: ApiProcess) -> dict | None:
+def _example_record(api: Service) -> dict | None:
     """The served model's own input example, as published on the API's OpenAPI page."""
     body = api.get("/openapi.json")["paths"]["/predict"]["post"]["requestBody"]
     examples = body["content"]["application/json"].get("examples", {})
     return examples.get("one record", {}).get("value")
 
 
-def smoke_checks(api: ApiProcess, expected: str) -> list[Check]:
+def smoke_checks(api: Service, expected: str) -> list[Check]:
     """Health, model version against the registry, and one real prediction."""
     health = api.get("/health")
     loaded = bool(health.get("model_loaded"))
@@ -112,7 +111,7 @@ def smoke_checks(api: ApiProcess, expected: str) -> list[Check]:
     return checks
 
 
-def wait_for_version(api: ApiProcess, version: str, timeout: float = 30.0) -> str | None:
+def wait_for_version(api: Service, version: str, timeout: float = 30.0) -> str | None:
     """Wait until the API serves a version (it follows the alias); the version it serves at the end."""
     deadline = time.monotonic() + timeout
     served = None
@@ -142,7 +141,7 @@ def deploy_smoke(settings: Settings, rollback_on_failure: bool = True) -> SmokeR
     return result
 
 
-def _roll_back(api: ApiProcess, result: SmokeResult, settings: Settings) -> None:
+def _roll_back(api: Service, result: SmokeResult, settings: Settings) -> None:
     failed = next(c for c in result.checks if not c.ok)
     try:
         result.rollback = registry.rollback(
@@ -154,28 +153,3 @@ def _roll_back(api: ApiProcess, result: SmokeResult, settings: Settings) -> None
     result.serving_after = wait_for_version(api, result.rollback.to_version)
     if result.serving_after != result.rollback.to_version:
         result.notes.append("the API did not pick up the restored champion in time")
-
-
-def register_broken_candidate(settings: Settings, reason: str) -> str:
-    """For the level-2 lesson: register a model saved before .fit() and make it champion by hand."""
-    import mlflow
-
-    from mlops_kit import data, tracking, train
-    from mlops_kit.model import ClassifierWithConfidence
-
-    prepared = data.prepare(settings.table, settings, write=False)
-    unfitted = train.build_pipeline("logistic_regression", prepared.spec, settings.seed)
-    tracking.configure(settings)
-    # no input example: MLflow would try it on the unfitted model; no example is part of the bug
-    with mlflow.start_run(run_name="broken-candidate"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        mlflow.set_tags({"candidate": "broken (never fitted)", **tracking.invocation_tags()})
-        info = mlflow.pyfunc.log_model(
-            name="model",
-            python_model=ClassifierWithConfidence(unfitted, prepared.spec.features),
-            signature=train.signature_for(prepared, sorted(prepared.y_train.unique())),
-            pip_requirements=train.pip_requirements(),
-        )
-    version = registry.register(settings, info.model_uri, {"candidate": "broken (never fitted)"})
-    registry.promote(settings, version, reason)
-    return version

@@ -4,26 +4,21 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
-import subprocess
 import sys
-import time
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import numpy as np
 import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 from sklearn.datasets import load_wine
 
+from mlops_kit import processes, services
 from mlops_kit.config import CHAMPION, PENGUIN_FEATURES, Settings, get_settings
-from mlops_kit.serving import process
 from mlops_kit.serving.app import create_app
 from mlops_kit.training_pipeline import run_training_pipeline
 from tests.helpers import clear_env, kit_setting, reset_mlflow, table_spec
@@ -36,7 +31,7 @@ with warnings.catch_warnings():
 
 PYTHON = sys.executable
 MLFLOW_BIN = str(Path(sys.executable).parent / "mlflow")
-HOST = "127.0.0.1"
+HOST = processes.HOST
 # A complete record as a user sends it; also valid for v2, which does not know 'sex'.
 RECORD = {
     "island": "Dream",
@@ -181,49 +176,16 @@ def promote(settings: Settings) -> Callable[[str], None]:
     return move
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
-
-def wait_for(url: str, proc: subprocess.Popen, log: Path, timeout: float = 90.0) -> None:
-    """Poll url until it answers at all (any status), or fail with the process's output."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"process exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            httpx.get(url, timeout=2)
-            return
-        except httpx.TransportError:
-            time.sleep(0.2)
-    raise RuntimeError(f"{url} did not answer in {timeout:.0f} s:\n{log.read_text()[-3000:]}")
-
-
-def stop_process(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
-    """Ask a process to stop, then kill it if it does not."""
-    if proc.poll() is None:
-        proc.send_signal(sig)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-
-
 @dataclass
 class Server:
     """A server process started by a test, and where it listens."""
 
     url: str
-    proc: subprocess.Popen
-    log: Path
+    process: processes.Process
 
     def stop(self) -> None:
         """Ask it to stop (SIGTERM: a graceful shutdown), kill it if it does not."""
-        stop_process(self.proc)
+        self.process.stop(timeout=20)
 
 
 def _clean_env(**extra: str) -> dict[str, str]:
@@ -234,26 +196,22 @@ def _clean_env(**extra: str) -> dict[str, str]:
 @contextmanager
 def api_process(log: Path, **env: str) -> Iterator[Server]:
     """`python -m mlops_kit serve` on a free port of 127.0.0.1; `env`: MLOPS_KIT_*, MLFLOW_*."""
-    port = free_port()
-    with open(log, "w") as out:
-        proc = subprocess.Popen(
-            [PYTHON, "-m", "mlops_kit", "serve", "--port", str(port)],
-            env=_clean_env(**env),
-            stdout=out,
-            stderr=subprocess.STDOUT,
+    port = processes.free_port()
+    command = [PYTHON, "-m", "mlops_kit", "serve", "--port", str(port)]
+    server = Server(f"http://{HOST}:{port}", processes.start(command, log, _clean_env(**env)))
+    try:  # ready when /health answers at all: some tests start an API that has no model
+        processes.wait_ready(
+            server.process, processes.http_ready(f"{server.url}/health", None), "the API", 90
         )
-    server = Server(f"http://{HOST}:{port}", proc, log)
-    try:
-        wait_for(f"{server.url}/health", proc, log)
         yield server
     finally:
         server.stop()
 
 
 @contextmanager
-def mlflow_server(root: Path) -> Iterator[process.ApiProcess]:
+def mlflow_server(root: Path) -> Iterator[services.Service]:
     """A real `mlflow server` on a free port of 127.0.0.1 (one worker, no job runner)."""
-    with process.start_mlflow_server(
+    with services.start_mlflow_server(
         f"sqlite:///{root / 'srv.db'}", root / "art", log=root / "mlflow-server.log"
     ) as server:
         yield server
@@ -266,6 +224,6 @@ def start_api() -> Callable[..., AbstractContextManager[Server]]:
 
 
 @pytest.fixture
-def start_mlflow_server() -> Callable[[Path], AbstractContextManager[process.ApiProcess]]:
+def start_mlflow_server() -> Callable[[Path], AbstractContextManager[services.Service]]:
     """`with start_mlflow_server(root) as server:` a real `mlflow server` process."""
     return mlflow_server

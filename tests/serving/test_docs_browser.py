@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mlops_kit import browser
+from mlops_kit.talk import browser
 
 from .conftest import Server
 

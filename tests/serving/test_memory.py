@@ -48,7 +48,7 @@ def test_the_largest_bodies_keep_memory_bounded_and_it_comes_back(registry, tmp_
     shutil.copy2(registry.workspace / "mlflow.db", tmp_path / "workspace" / "mlflow.db")
     env = {"MLOPS_KIT_WORKSPACE": str(tmp_path / "workspace")}
     with api_process(tmp_path / "api.log", **env) as server:
-        pid, url = server.proc.pid, f"{server.url}/predict"
+        pid, url = server.process.pid, f"{server.url}/predict"
         limit = httpx.get(f"{server.url}/model").json()["max_body_bytes"]
         assert limit < 8_000_000  # derived from the penguin model's fields, not 20 MB
         record = {"bill_length_mm": 46.5, "bill_depth_mm": 17.9}

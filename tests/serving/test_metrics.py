@@ -19,8 +19,8 @@ from mlflow.tracking import MlflowClient
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from mlops_kit import services
 from mlops_kit.config import CHAMPION, Settings
-from mlops_kit.serving import process
 from mlops_kit.serving.metrics import observe_many
 from mlops_kit.store.predictions.window import read_predictions
 from tests.helpers import clear_env, reset_mlflow
@@ -117,7 +117,7 @@ def test_metrics_count_answers_refusals_and_the_backlog(client) -> None:
 class Workers:
     """An API with 2 worker processes, and what the tests had answered by it."""
 
-    api: process.ApiProcess
+    api: services.Service
     settings: Settings
     answered: list[dict] = field(default_factory=list)  # every prediction in a 200 answer
     refused: Counter = field(default_factory=Counter)  # (status, reason) of refused requests
@@ -153,7 +153,7 @@ def workers(registry, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Work
         settings = Settings(
             workspace=root / "workspace", runs_dir=root / "runs", reload_interval=0.5
         )
-        with process.start_api(settings, log=root / "api.log", workers=2) as api:
+        with services.start_api(settings, log=root / "api.log", workers=2) as api:
             yield Workers(api, settings)
         reset_mlflow()
 
@@ -210,7 +210,7 @@ def test_two_workers_count_and_log_every_prediction_once(workers: Workers) -> No
 
 
 @pytest.fixture
-def prometheus(workers: Workers, tmp_path: Path) -> Iterator[process.ApiProcess]:
+def prometheus(workers: Workers, tmp_path: Path) -> Iterator[services.Service]:
     """A real Prometheus on 127.0.0.1 scraping the API every second (CI: it must be installed)."""
     if shutil.which("prometheus") is None:
         message = "the prometheus binary is missing: run `make system-deps` (Debian package)"
@@ -218,17 +218,17 @@ def prometheus(workers: Workers, tmp_path: Path) -> Iterator[process.ApiProcess]
             pytest.fail(message)
         pytest.skip(message)
     target = f"127.0.0.1:{workers.api.port}"
-    with process.start_prometheus([target], tmp_path / "prometheus", interval=1) as server:
+    with services.start_prometheus([target], tmp_path / "prometheus", interval=1) as server:
         yield server
 
 
-def query(prometheus: process.ApiProcess, promql: str) -> dict:
+def query(prometheus: services.Service, promql: str) -> dict:
     """Prometheus' HTTP API answer to an instant query."""
     return prometheus.get(f"/api/v1/query?{urllib.parse.urlencode({'query': promql})}")
 
 
 def test_prometheus_scrapes_every_workers_predictions(
-    workers: Workers, prometheus: process.ApiProcess
+    workers: Workers, prometheus: services.Service
 ) -> None:
     for body in (RECORDS, RECORDS[:1], RECORDS[1:]):
         assert workers.post(body).status_code == 200

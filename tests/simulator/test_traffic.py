@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from mlops_kit.config import Settings
-from mlops_kit.serving.process import ApiProcess, free_port, start_api
+from mlops_kit.processes import free_port
+from mlops_kit.services import Service, start_api
 from mlops_kit.simulator import shifts, traffic
 from mlops_kit.store.predictions.window import read_predictions
 
@@ -50,7 +51,7 @@ def test_simulating_without_an_api_says_so(settings):
 
 
 @pytest.fixture(scope="module")
-def api(trained, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ApiProcess, Settings]]:
+def api(trained, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Service, Settings]]:
     """The API serving the session's champion from a copy of its registry, and the API's settings."""
     root = tmp_path_factory.mktemp("traffic-api")
     (root / "workspace").mkdir()

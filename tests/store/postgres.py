@@ -1,4 +1,4 @@
-"""A throwaway PostgreSQL cluster for tests, started with the team stack's own functions."""
+"""A throwaway PostgreSQL cluster for tests, started with the team stack's own functions (postgres.py)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from mlops_kit import team
-from mlops_kit.serving.process import free_port
+from mlops_kit import postgres
+from mlops_kit.processes import free_port
 
 MISSING = (
     "PostgreSQL server binaries are missing: run `make system-deps` (Debian package postgresql)"
@@ -23,7 +23,7 @@ MISSING = (
 
 def require_postgres() -> Path:
     """The binaries' folder; without them a test fails in CI (CI set) and is skipped elsewhere."""
-    found = team.postgres_bin()
+    found = postgres.postgres_bin()
     if found is None:
         if os.environ.get("CI"):
             pytest.fail(MISSING)
@@ -45,7 +45,7 @@ def reachable_folder(prefix: str) -> Path:
 class Postgres:
     """A running cluster and the URL of its `kit` database (role `mlops`)."""
 
-    cluster: team.Cluster
+    cluster: postgres.Cluster
     url: str
 
 
@@ -54,13 +54,13 @@ def throwaway_cluster() -> Iterator[Postgres]:
     """A cluster on a free port in a temp folder, removed afterwards."""
     bin_dir = require_postgres()
     folder = reachable_folder("mlops-kit-pg-")
-    cluster = team.Cluster(folder / "pg", free_port(), bin_dir)
+    cluster = postgres.Cluster(folder / "pg", free_port(), bin_dir)
     password = secrets.token_hex(8)
     try:
-        team.init_cluster(cluster)
-        team.start_cluster(cluster)
-        team.ensure_databases(cluster, password, ("kit",))
-        yield Postgres(cluster, cluster.url(team.ROLE, password, "kit"))
+        postgres.init_cluster(cluster)
+        postgres.start_cluster(cluster)
+        postgres.ensure_databases(cluster, password, ("kit",))
+        yield Postgres(cluster, cluster.url(postgres.ROLE, password, "kit"))
     finally:
-        team.stop_cluster(cluster, mode="immediate")
+        postgres.stop_cluster(cluster, mode="immediate")
         shutil.rmtree(folder, ignore_errors=True)

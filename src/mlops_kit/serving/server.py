@@ -18,7 +18,7 @@ import uvicorn
 from fastapi import FastAPI
 from uvicorn.config import LOGGING_CONFIG
 
-from mlops_kit.config import Settings, get_settings, settings_env
+from mlops_kit.config import EXIT_WITH_PARENT, Settings, get_settings, settings_env
 from mlops_kit.serving.app import create_app
 from mlops_kit.serving.metrics import MULTIPROCESS_DIR, fresh_multiprocess_dir
 from mlops_kit.store.db import create_tables, make_engine
@@ -41,9 +41,6 @@ def log_config() -> dict:
     return config
 
 
-PARENT_ENV = "MLOPS_KIT_EXIT_WITH_PARENT"  # set by serving.process: stop when the starter is gone
-
-
 def _exit_with_parent(interval: float = 1.0) -> None:
     """A started-in-the-background server stops itself when its parent dies (even by SIGKILL)."""
     parent = os.getppid()
@@ -59,7 +56,7 @@ def _exit_with_parent(interval: float = 1.0) -> None:
 def serve(settings: Settings | None = None, workers: int = 1) -> None:
     """Serve the champion on settings.api_host:settings.api_port with ``workers`` processes."""
     settings = settings or get_settings()
-    if os.environ.get(PARENT_ENV):
+    if os.environ.get(EXIT_WITH_PARENT):
         _exit_with_parent()
     for name, value in MLFLOW_CLIENT_DEFAULTS.items():
         os.environ.setdefault(name, value)

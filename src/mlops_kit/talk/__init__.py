@@ -1,1 +1,2 @@
-"""What exists to tell the talk: overview tables, the manual level, the CI/CD tables, the loop's before/after."""
+"""What exists to tell the talk: overview and cycle figure, the manual level, the CI/CD tables and
+the broken candidate, the loop's before/after, the evening-before check and its browser checks."""

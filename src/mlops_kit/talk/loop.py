@@ -14,7 +14,7 @@ from mlops_kit.data import prepare
 from mlops_kit.monitoring.monitor import monitor
 from mlops_kit.monitoring.report import MonitorReport
 from mlops_kit.retrain import RetrainResult
-from mlops_kit.serving.process import ApiProcess
+from mlops_kit.services import Service
 from mlops_kit.simulator.traffic import TrafficRun
 
 RESTART_REASON = "notebook 04 starts the loop from the model trained on the field seasons only"
@@ -68,7 +68,7 @@ def starting_champion(
     return StartingPoint(version, season_data, "trained now")
 
 
-def one_request(api: ApiProcess) -> str:
+def one_request(api: Service) -> str:
     """One POST /predict as any client sends it (the record of the API's /docs example), and the
     API's JSON answer."""
     body = api.get("/openapi.json")["paths"]["/predict"]["post"]["requestBody"]
@@ -81,17 +81,18 @@ def one_request(api: ApiProcess) -> str:
     return f"{curl}\nHTTP {status}\n{json.dumps(answer, indent=2, ensure_ascii=False)}"
 
 
-def serving_version(api: ApiProcess) -> str | None:
+def serving_version(api: Service) -> str | None:
     """The model version a running API serves now (None when it has none loaded)."""
     return api.get("/health").get("model_version")
 
 
-def wait_until_serving(api: ApiProcess, version: str, timeout: float = 60.0) -> str:
+def wait_until_serving(api: Service, version: str, timeout: float = 60.0) -> str:
     """Wait until the API, which follows the champion alias, serves this version; return it."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if api.proc.poll() is not None:
-            raise RuntimeError(f"the API exited with {api.proc.returncode}:\n{api.log_tail()}")
+        if not api.process.running():
+            code = api.process.popen.returncode
+            raise RuntimeError(f"the API exited with {code}:\n{api.log_tail()}")
         if serving_version(api) == str(version):
             return str(version)
         time.sleep(0.2)

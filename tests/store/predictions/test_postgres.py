@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from mlops_kit import team
 from mlops_kit.config import Settings
+from mlops_kit.postgres import restart_cluster, start_cluster, stop_cluster
 from mlops_kit.store.predictions import writer as writer_module
 from mlops_kit.store.predictions.window import read_predictions
 from mlops_kit.store.predictions.writer import PredictionLog
@@ -111,7 +111,7 @@ def test_the_writer_keeps_accepted_rows_through_a_restart(
     log.submit(entry("before", 4))
     assert log.flush(30)
 
-    team.stop_cluster(postgres.cluster)  # as `pg_ctl stop -m fast` while the API serves
+    stop_cluster(postgres.cluster)  # as `pg_ctl stop -m fast` while the API serves
     try:
         for i in range(6):
             log.submit(entry(f"down{i}", 4))  # accepted: the API answered 200 for these
@@ -121,7 +121,7 @@ def test_the_writer_keeps_accepted_rows_through_a_restart(
         assert "unreachable" in status["error"]
         assert log.backlogged()  # the API now answers 503 with Retry-After
     finally:
-        team.start_cluster(postgres.cluster)
+        start_cluster(postgres.cluster)
 
     log.submit(entry("after", 2))
     assert log.flush(60)
@@ -139,14 +139,14 @@ def test_a_shutdown_that_times_out_gives_up_the_kept_rows(
 ) -> None:
     log = PredictionLog(pg_url)
     log.start()
-    team.stop_cluster(postgres.cluster)
+    stop_cluster(postgres.cluster)
     try:
         log.submit(entry("down", 3))
         assert not log.flush(0.5)  # kept, waiting for the server
         log.close(timeout=0.5)  # the API stops while the server is still down
         assert log.flush(10)  # the writer stops waiting: the rows are given up, counted
     finally:
-        team.start_cluster(postgres.cluster)
+        start_cluster(postgres.cluster)
     status = log.status()
     assert status["written"] == 0 and status["failed"] == 3 and status["pending"] == 0
     assert "3 rows still unwritten at shutdown" in caplog.text
@@ -172,7 +172,7 @@ def test_a_restart_under_load_loses_and_repeats_no_row(
     sender.start()
     try:
         time.sleep(0.3)
-        team.restart_cluster(postgres.cluster)  # pg_ctl stop -m fast, then start
+        restart_cluster(postgres.cluster)  # pg_ctl stop -m fast, then start
         time.sleep(0.3)
     finally:
         stop.set()

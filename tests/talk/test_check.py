@@ -13,9 +13,9 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
-from mlops_kit import browser
-from mlops_kit.serving.process import free_port
-from mlops_kit.talkcheck import Item, TalkCheck, check_setup, run_talk_check
+from mlops_kit.processes import free_port
+from mlops_kit.talk import browser
+from mlops_kit.talk.check import Item, TalkCheck, check_setup, run_talk_check
 
 pytestmark = pytest.mark.slow  # real training, notebooks or server processes
 

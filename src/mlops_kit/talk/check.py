@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import secrets
-import signal
 import socket
-import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from mlops_kit.config import PROJ_ROOT, Settings, get_settings
+from mlops_kit.config import PENGUINS_CSV, PROJ_ROOT, Settings, get_settings
 
 PINNED = ("mlflow", "scikit-learn", "pandas", "papermill", "nbval", "jupyterlab")
 
@@ -108,8 +101,8 @@ def check_setup(settings: Settings, ports: dict[str, int] | None = None) -> list
         items.append(
             Item("setup", f"{package} pinned", installed == pinned, f"{installed} (pin {pinned})")
         )
-    note = settings.data_path.parent / "README.md"
-    digest = file_sha256(settings.data_path) if settings.data_path.exists() else "missing"
+    note = PENGUINS_CSV.parent / "README.md"
+    digest = file_sha256(PENGUINS_CSV) if PENGUINS_CSV.exists() else "missing"
     matches = note.exists() and digest in note.read_text()
     items.append(Item("setup", "raw data sha256", matches, digest[:16] + "…"))
     for name, port in (ports or {}).items():
@@ -148,8 +141,8 @@ def check_api(settings: Settings) -> list[Item]:
 
 def check_docs(settings: Settings) -> list[Item]:
     """The API's /docs in headless Chromium with only this machine reachable: "Try it out" works."""
-    from mlops_kit.browser import docs_work
-    from mlops_kit.serving.process import start_api
+    from mlops_kit.services import start_api
+    from mlops_kit.talk.browser import docs_work
 
     try:
         with start_api(settings) as api:
@@ -159,69 +152,11 @@ def check_docs(settings: Settings) -> list[Item]:
     return [Item("api", "/docs offline, Try it out", ok, detail)]
 
 
-@contextmanager
-def jupyter_lab(notebook_dir: Path, timeout: float = 90.0) -> Iterator[str]:
-    """`jupyter lab` headless on a free port of 127.0.0.1; yields its URL with the token; stops it.
-
-    Its layout and checkpoints are kept in a temporary folder: the presenter's open tabs and the
-    notebooks folder are not touched.
-    """
-    from mlops_kit.serving.process import HOST, free_port
-
-    port, token = free_port(), secrets.token_hex(16)
-    base = f"http://{HOST}:{port}"
-    with tempfile.TemporaryDirectory(prefix="mlops-kit-lab-") as tmp:
-        command = [
-            str(Path(sys.executable).with_name("jupyter")), "lab", "--no-browser",
-            f"--ip={HOST}", f"--port={port}", f"--IdentityProvider.token={token}",
-            f"--notebook-dir={notebook_dir}", f"--LabApp.workspaces_dir={tmp}",
-            f"--FileCheckpoints.checkpoint_dir={tmp}/checkpoints",
-            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-        ]  # fmt: skip
-        if os.geteuid() == 0:
-            command.append("--allow-root")
-        with open(Path(tmp) / "lab.log", "w") as log:
-            proc = subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-            )
-        try:
-            _wait_http(f"{base}/api/status?token={token}", proc, timeout)
-            yield f"{base}/lab?token={token}"
-        finally:
-            _stop_lab(proc, f"{base}/api/shutdown?token={token}")
-
-
-def _wait_http(url: str, proc: subprocess.Popen, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"jupyter lab exited with {proc.returncode}")
-        try:
-            _status(url)
-            return
-        except OSError:
-            time.sleep(0.3)
-    raise RuntimeError(f"jupyter lab did not answer within {timeout:.0f} s")
-
-
-def _stop_lab(proc: subprocess.Popen, shutdown_url: str) -> None:
-    """Ask the server to shut down (its kernels too); kill its process group if it does not."""
-    import urllib.request
-
-    with suppress(OSError):
-        urllib.request.urlopen(urllib.request.Request(shutdown_url, method="POST"), timeout=10)
-    try:
-        proc.wait(20)
-    except subprocess.TimeoutExpired:
-        with suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(10)
-
-
 def check_lab(notebook: str = "00_o_que_e_mlops.ipynb") -> list[Item]:
     """JupyterLab opens a notebook with the kit's kernel, which starts and goes idle."""
-    from mlops_kit.browser import lab_opens_notebook
     from mlops_kit.notebook_runner import KERNEL_NAME
+    from mlops_kit.services import jupyter_lab
+    from mlops_kit.talk.browser import lab_opens_notebook
 
     try:
         with jupyter_lab(PROJ_ROOT / "notebooks") as url:
@@ -233,7 +168,7 @@ def check_lab(notebook: str = "00_o_que_e_mlops.ipynb") -> list[Item]:
 
 def check_mlflow_ui(settings: Settings) -> list[Item]:
     """The MLflow UI starts on the kit's tracking store and serves its page."""
-    from mlops_kit.serving.process import start_mlflow_server
+    from mlops_kit.services import start_mlflow_server
 
     try:
         with start_mlflow_server(settings.tracking_uri, timeout=90) as ui:
@@ -244,10 +179,9 @@ def check_mlflow_ui(settings: Settings) -> list[Item]:
 
 
 def _status(url: str) -> int:
-    import urllib.request
+    import httpx
 
-    with urllib.request.urlopen(url, timeout=10) as response:
-        return response.status
+    return httpx.get(url, timeout=10).status_code
 
 
 def run_talk_check(notebooks: list[str] | None = None) -> TalkCheck:
