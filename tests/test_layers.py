@@ -112,6 +112,25 @@ def test_the_loop_imports_nothing_from_the_demo_or_the_talk() -> None:
     assert not {m for m in loaded if m.startswith(("mlops_kit.simulator", "mlops_kit.talk"))}
 
 
+# the store is the floor the rest stands on: beside it only the names everyone shares
+BELOW_THE_STORE = ("mlops_kit.config", "mlops_kit.model", "mlops_kit.dataset")
+
+
+def test_the_store_imports_nothing_above_it() -> None:
+    modules = sorted(
+        "mlops_kit." + ".".join(path.relative_to(SRC).with_suffix("").parts)
+        for path in (SRC / "store").rglob("*.py")
+        if path.name != "__init__.py"
+    )
+    loaded = loaded_after_import(", ".join(modules))
+    above = {
+        m
+        for m in loaded
+        if m != "mlops_kit" and not m.startswith(("mlops_kit.store", *BELOW_THE_STORE))
+    }
+    assert not above, f"the store loads modules above it: {sorted(above)}"
+
+
 def _imported_top_levels() -> set[str]:
     names: set[str] = set()
     for path in SRC.rglob("*.py"):
