@@ -85,3 +85,14 @@ def odd_entry(rows: int = 300, seed: int = 0) -> LogEntry:
         low_confidence=(proba.max(axis=1) < 0.7).tolist(),
         low_confidence_threshold=0.7,
     )
+
+
+WHEN = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)  # a fixed time: both writers' rows alike
+
+
+def submit_awkward_values(log) -> None:  # noqa: ANN001 - a started PredictionLog
+    """What the equality tests write through each writer: every kind of value a row can hold."""
+    log.submit(column_entry("same"))
+    log.submit(odd_entry(rows=3000))  # tabs, backslashes, %, quotes, NaN, inf, 1e-310…
+    log.submit(entry("unset", 2, when=WHEN, threshold=None))  # a caller that gives none
+    log.submit(entry("inexact", 1, when=WHEN, threshold=0.1 + 0.2))

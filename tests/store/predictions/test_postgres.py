@@ -16,9 +16,12 @@ from mlops_kit.store.predictions import writer as writer_module
 from mlops_kit.store.predictions.window import read_predictions
 from mlops_kit.store.predictions.writer import PredictionLog
 from tests.store.postgres import Postgres
-from tests.store.predictions.entries import CLASSES, column_entry, entry, odd_entry
-
-WHEN = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)  # a fixed time: both writers' rows alike
+from tests.store.predictions.entries import (
+    CLASSES,
+    column_entry,
+    entry,
+    submit_awkward_values,
+)
 
 EVERY = (
     "request_id, created_at, record_index, model_name, model_version, input::text, predicted, "
@@ -82,10 +85,7 @@ def test_copy_and_insert_store_the_same_values(postgres: Postgres, pg_url: str) 
     for copy in (True, False):
         log = PredictionLog(pg_url, copy=copy)
         log.start()
-        log.submit(column_entry("same"))
-        log.submit(odd_entry(rows=3000))  # tabs, backslashes, %, quotes, NaN, inf, 1e-310…
-        log.submit(entry("unset", 2, when=WHEN, threshold=None))  # a caller that gives none
-        log.submit(entry("inexact", 1, when=WHEN, threshold=0.1 + 0.2))
+        submit_awkward_values(log)
         log.close()
         texts[copy] = stored(pg_url, EVERY)
         sa_engine = sa.create_engine(pg_url)

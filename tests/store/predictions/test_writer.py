@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -13,9 +12,10 @@ import sqlalchemy as sa
 
 from mlops_kit.store.predictions import writer as writer_module
 from mlops_kit.store.predictions.writer import PredictionLog
-from tests.store.predictions.entries import column_entry, entry, odd_entry
-
-WHEN = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)  # a fixed time: both writers' rows alike
+from tests.store.predictions.entries import (
+    entry,
+    submit_awkward_values,
+)
 
 WRITERS = pytest.mark.parametrize(
     "fast_sqlite", [True, False], ids=["sqlite-driver", "sqlalchemy-core"]
@@ -71,10 +71,7 @@ def test_both_writers_store_the_same_values(tmp_path: Path) -> None:
     for fast, url in urls.items():
         log = PredictionLog(url, fast_sqlite=fast)
         log.start()
-        log.submit(column_entry("same"))
-        log.submit(odd_entry(rows=3000))  # tabs, backslashes, %, quotes, NaN, inf, 1e-310…
-        log.submit(entry("unset", 2, when=WHEN, threshold=None))  # a caller that gives none
-        log.submit(entry("inexact", 1, when=WHEN, threshold=0.1 + 0.2))
+        submit_awkward_values(log)
         log.close()
     every = "request_id, created_at, record_index, model_name, model_version, input, predicted, "
     every += "confidence, probabilities, low_confidence, low_confidence_threshold"
