@@ -108,7 +108,12 @@ def tables(tmp_path_factory: pytest.TempPathFactory) -> Path:
                 settings = Settings(
                     workspace=root / "workspace", runs_dir=root / "runs", model_name=name
                 )
-                run_training_pipeline(settings, table_spec(split_column=None), **run, candidates=["logistic_regression"], quality_gate=0.0)  # fmt: skip
+                run_training_pipeline(
+                    settings,
+                    table_spec(**run),
+                    candidates=["logistic_regression"],
+                    quality_gate=0.0,
+                )
         finally:
             reset_mlflow()
     return root / "workspace"

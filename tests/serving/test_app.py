@@ -220,7 +220,8 @@ def test_a_model_of_another_table_gets_its_own_schema(
     pd.DataFrame(rows).to_csv(csv, index=False)
     own = settings.model_copy(update={"model_name": "flowers"})
     try:
-        run_training_pipeline(own, table_spec(data_path=csv, target="Kind", features=["Petal Width", "Garden"], split_column=None), candidates=["logistic_regression"], quality_gate=0.0)  # fmt: skip
+        table = table_spec(data_path=csv, target="Kind", features=["Petal Width", "Garden"])
+        run_training_pipeline(own, table, candidates=["logistic_regression"], quality_gate=0.0)
     finally:
         mlflow.set_tracking_uri(None)
     client = make_client(model_name="flowers")

@@ -12,7 +12,7 @@ COMPONENTS = [
         "data.load_raw, plots",
     ),
     ("Preparação dos dados", "limpeza, organização e catalogação", "01, 02", "data.prepare, store"),
-    ("Treinamento", "candidatos como Pipelines do scikit-learn", "01, 02", "train"),
+    ("Treinamento", "candidatos como Pipelines do scikit-learn", "01, 02", "train, training_run"),
     (
         "Validação",
         "temporada mais nova, nunca vista no treino; quality gate",
