@@ -15,7 +15,7 @@ CANARY_VENV := .venv-canary
 CANARY_PACKAGES := mlflow scikit-learn pandas papermill nbval
 
 .PHONY: help install demo test test-fast unit-tests notebook-tests lint format lab mlflow-ui serve reset \
-	notebooks bench lock train-job deploy-smoke canary canary-versions talk-check system-deps \
+	notebooks bench lock train-job package deploy-smoke canary canary-versions talk-check system-deps \
 	team-up team-down
 
 help: ## show this list
@@ -74,6 +74,10 @@ train-job: install ## the scheduled training job: notebook 02 headless; fails if
 	$(BIN)/mlops-kit pipeline 02 -p QUALITY_GATE=$(QUALITY_GATE) -p FAIL_ON_REFUSAL=true -p FRESH_START=false \
 		-p 'LEVEL0_FEATURES=[]'
 
+package: install ## CI's packages in dist/: the kit's wheel and sdist, the champion as a model package (Dockerfile, manifest)
+	$(BIN)/python -m build --outdir dist
+	$(BIN)/mlops-kit package --dist dist
+
 deploy-smoke: install ## CD: start the API on the champion, smoke-test it, roll the alias back if it fails
 	$(BIN)/mlops-kit deploy-smoke
 
@@ -129,10 +133,10 @@ team-up: install system-deps ## team mode on this machine: PostgreSQL + mlflow s
 team-down: ## stop the team stack (its data stays in workspace/team)
 	@$(BIN)/mlops-kit team down
 
-reset: ## remove everything generated (MLflow database, artifacts, processed data, runs); data/raw stays
+reset: ## remove everything generated (MLflow database, artifacts, processed data, runs, dist); data/raw stays
 	@if [ -f workspace/team/team.json ]; then $(BIN)/mlops-kit team down; fi
-	rm -rf workspace runs
-	@echo "reset: workspace/ and runs/ removed; data/raw/ untouched"
+	rm -rf workspace runs dist
+	@echo "reset: workspace/, runs/ and dist/ removed; data/raw/ untouched"
 
 lock: ## re-pin constraints.txt from the current .venv (after changing pyproject.toml)
 	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^-e ' > constraints.txt

@@ -249,11 +249,48 @@ def serve(
     workers: int = typer.Option(
         1, "--workers", min=1, help="API processes on the one port, each logging its predictions."
     ),
+    model_uri: str = typer.Option(
+        None,
+        "--model-uri",
+        help="Serve this model package folder (make package) or MLflow model URI, without the "
+        "registry (default: models:/<name>@champion, followed as it moves).",
+    ),
 ) -> None:
     """The REST API that serves models:/<name>@champion (docs at /docs, metrics at /metrics)."""
     from mlops_kit.serving.server import serve as run_server
 
-    run_server(get_settings(api_host=host, api_port=port), workers=workers)
+    if model_uri and Path(model_uri).expanduser().exists():
+        model_uri = _checked_package(Path(model_uri).expanduser().resolve())
+    fixed = {"model_uri": model_uri, "reload_interval": 0} if model_uri else {}  # nothing to poll
+    run_server(get_settings(api_host=host, api_port=port, **fixed), workers=workers)
+
+
+def _checked_package(folder: Path) -> str:
+    """A local model folder; a model package is refused when its files differ from its manifest."""
+    from mlops_kit.config import MODEL_MANIFEST
+    from mlops_kit.packaging import read_package
+
+    if (folder / MODEL_MANIFEST).is_file():
+        try:
+            read_package(folder)
+        except ValueError as exc:
+            _fail(f"{exc}: rebuild it (make package)")
+    return str(folder)
+
+
+@app.command()
+def package(
+    dist: Path = typer.Option(Path("dist"), "--dist", help="Folder to write the package into."),
+) -> None:
+    """The champion as a model package in dist/: MLflow model, Dockerfile, manifest with sha256."""
+    from mlops_kit.packaging import package_champion
+
+    try:
+        written = package_champion(get_settings(), dist.expanduser().resolve())
+    except ValueError as exc:
+        _fail(str(exc))
+    for line in written.lines():
+        typer.echo(line)
 
 
 @app.command()

@@ -17,6 +17,8 @@ LOW_CONFIDENCE = 0.7  # below this confidence a prediction is flagged for review
 CHAMPION = "champion"  # the registry alias of the model version in production
 # set by services.start_api: the API stops itself when the process that started it is gone
 EXIT_WITH_PARENT = "MLOPS_KIT_EXIT_WITH_PARENT"
+# a model package's manifest (packaging.py writes it, the API reads it to serve the package)
+MODEL_MANIFEST = "manifest.json"
 
 PENGUIN_FEATURES = [
     "island",
@@ -126,6 +128,7 @@ class Settings(BaseSettings):
     low_confidence: float = LOW_CONFIDENCE
     max_batch: int = 10_000  # largest batch /predict accepts
     reload_interval: float = 5.0  # seconds between registry polls for a new champion; 0 = off
+    model_uri: str | None = None  # serve this model package folder or MLflow model URI, no registry
     admin_token: str | None = None  # enables POST /admin/reload when set
     accelerator: bool = True  # score with the numpy plan where it reproduces the model; off: False
     # monitoring and retraining

@@ -172,7 +172,7 @@ class ModelInfo(BaseModel):
 
     name: str
     version: str
-    alias: str
+    alias: str | None = Field(description="None when a fixed model URI is served (no registry)")
     run_id: str | None
     data_version: str | None
     candidate: str | None

@@ -1,5 +1,8 @@
 """Load: ``models:/<name>@champion`` from the MLflow registry, as an immutable Champion.
 
+With ``settings.model_uri`` (``mlops-kit serve --model-uri``) it loads that model package folder or
+MLflow model URI once instead, and neither asks the registry nor polls it.
+
 The Champion holds everything a request needs: the loaded model, its classes, the request models
 generated from it (``inputs.py``) and, if one can be built, an accelerator (``accelerator.py``).
 
@@ -12,17 +15,19 @@ the loader remembers the error for /health.
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import tempfile
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from mlflow.exceptions import MlflowException
 
-from mlops_kit.config import CHAMPION, Settings
+from mlops_kit.config import CHAMPION, MODEL_MANIFEST, Settings
 from mlops_kit.serving.inputs import (
     RequestModels,
     encoder_categories,
@@ -51,7 +56,7 @@ class Champion:
 
     name: str
     version: str
-    alias: str
+    alias: str | None  # None: a fixed model URI, served without the registry
     run_id: str | None
     tags: dict[str, str]
     metrics: dict[str, float]
@@ -242,6 +247,8 @@ class ChampionLoader:
 
     def check(self) -> tuple[bool, str]:
         """Ask where the alias points; load and swap if it moved. Returns (swapped, message)."""
+        if self.settings.model_uri:
+            return self._check_fixed(self.settings.model_uri)
         with self._reload_lock:
             now = datetime.now(UTC).isoformat(timespec="seconds")
             before, mv = self.current, None
@@ -272,7 +279,52 @@ class ChampionLoader:
             log.info(message)
             return True, message
 
-    def _note(self, reachable: bool, when: str, error: str | None) -> None:
+    def _check_fixed(self, uri: str) -> tuple[bool, str]:
+        """A fixed model URI: load it the first time; it never changes, the registry is not asked."""
+        with self._reload_lock:
+            if self.current is not None:
+                return False, f"serving the fixed model {uri} (no registry, no reload)"
+            try:
+                champion = self._load_uri(uri)
+            except Exception as exc:  # noqa: BLE001 - /health says why nothing is served
+                message = f"could not load {uri}: {_short(exc)}"
+                self._note(None, datetime.now(UTC).isoformat(timespec="seconds"), message)
+                return False, message
+            self.current = champion
+            message = f"serving {champion.name} v{champion.version} from {uri} (no registry)"
+            log.info(message)
+            return True, message
+
+    def _load_uri(self, uri: str) -> Champion:
+        """A model package folder (its manifest names the model) or any MLflow model URI."""
+        import mlflow.artifacts
+
+        manifest_file = Path(uri).expanduser() / MODEL_MANIFEST
+        facts = json.loads(manifest_file.read_text()) if manifest_file.is_file() else {}
+        tmp = tempfile.mkdtemp(prefix="mlops-kit-model-")
+        try:
+            if facts:
+                local = str(manifest_file.parent / facts["model_path"])
+            else:
+                local = mlflow.artifacts.download_artifacts(
+                    artifact_uri=uri, dst_path=tmp, tracking_uri=self.settings.tracking_uri
+                )
+            return build_champion(
+                local,
+                name=facts.get("model_name", self.settings.model_name),
+                version=str(facts.get("version", "unknown")),
+                alias=None,
+                run_id=facts.get("run_id"),
+                tags=facts.get("tags", {}),
+                metrics=facts.get("metrics", {}),
+                source=uri,
+                max_batch=self.settings.max_batch,
+                accelerate=self.settings.accelerator,
+            )
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def _note(self, reachable: bool | None, when: str, error: str | None) -> None:
         previous = self.registry.error
         self.registry = RegistryState(reachable, when, error)
         if error and error != previous:  # say it once, not at every poll
@@ -286,7 +338,7 @@ class ChampionLoader:
         """Load the champion now (if there is one) and start polling the alias in the background."""
         self.check()
         interval = self.settings.reload_interval
-        if interval > 0:
+        if interval > 0 and not self.settings.model_uri:
             self._stop.clear()
             self._thread = threading.Thread(
                 target=self._poll, args=(interval,), name="champion-poller", daemon=True
