@@ -112,6 +112,21 @@ def test_the_api_serves_a_package_without_the_registry(trained: Trained, package
     assert not fixed.mlflow_db.exists()  # the registry was never asked (asking would create it)
 
 
+def test_any_mlflow_model_uri_is_served_and_a_missing_one_says_why(
+    trained: Trained, package: Path, tmp_path: Path
+) -> None:
+    plain = package / MODEL_DIR  # an MLflow model directory with no manifest beside it
+    with TestClient(create_app(get_settings(model_uri=str(plain)))) as client:
+        info = client.get("/model").json()
+        assert (info["source"], info["version"], info["alias"]) == (str(plain), "unknown", None)
+        assert client.post("/predict", json=RECORDS).status_code == 200
+    missing = str(tmp_path / "no-such-model")
+    with TestClient(create_app(get_settings(model_uri=missing))) as client:
+        health = client.get("/health")
+    assert health.status_code == 503 and health.json()["status"] == "unavailable"
+    assert f"could not load {missing}" in health.json()["registry"]["error"]
+
+
 # --- where the kit is not installed: a fresh venv (slow: pip installs from PyPI) --------------
 
 
