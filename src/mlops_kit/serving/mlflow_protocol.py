@@ -189,29 +189,43 @@ class MlflowError(BaseModel):
 def openapi_body(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """The /invocations request body for /docs: its formats, with the champion's example rows."""
     record = {"$ref": "#/components/schemas/Record"}
-    envelope = {
+    columns = {"$ref": "#/components/schemas/Columns"}
+    records = {"type": "array", "items": record, "minItems": 1}
+    split = {
         "type": "object",
-        "description": "exactly one of these keys (as `mlflow models serve` takes them)",
+        "description": "pandas' split orient: the columns' names, and one array per row",
+        "required": ["columns", "data"],
         "properties": {
-            DF_SPLIT: {"type": "object", "description": "pandas' split orient: columns, data"},
-            DF_RECORDS: {"type": "array", "items": record},
-            "instances": {"description": "records, or one array per field"},
-            "inputs": {"description": "records, one record, or one array per field"},
+            "columns": {"type": "array", "items": {"type": "string"}},
+            "data": {"type": "array", "items": {"type": "array"}},
+            "index": {"type": "array"},
         },
+    }
+    formats = {
+        DF_SPLIT: split,
+        DF_RECORDS: records,
+        "instances": {"anyOf": [records, columns]},
+        "inputs": {"anyOf": [records, record, columns]},
+    }
+    envelope = {
+        "description": "exactly one of these keys, as `mlflow models serve` takes them",
+        "oneOf": [
+            {"type": "object", "required": [key], "properties": {key: value}, "title": key}
+            for key, value in formats.items()
+        ],
     }
     content: dict[str, Any] = {"application/json": {"schema": envelope}, CONTENT_TYPE_CSV: {}}
     content[CONTENT_TYPE_CSV]["schema"] = {"type": "string", "description": "a table with a header"}
     if rows:
-        frame = pd.DataFrame(rows)
-        split = {"columns": list(frame.columns), "data": frame.to_numpy().tolist()}
-        formats = {
-            DF_SPLIT: split,
+        names = list(dict.fromkeys(name for row in rows for name in row))
+        examples = {
+            DF_SPLIT: {"columns": names, "data": [[row.get(n) for n in names] for row in rows]},
             DF_RECORDS: rows,
             "instances": rows,
-            "inputs": frame.to_dict("list"),
+            "inputs": {name: [row.get(name) for row in rows] for name in names},
         }
         content["application/json"]["examples"] = {
-            key: {"summary": key, "value": {key: value}} for key, value in formats.items()
+            key: {"summary": key, "value": {key: value}} for key, value in examples.items()
         }
-        content[CONTENT_TYPE_CSV]["example"] = frame.to_csv(index=False)
+        content[CONTENT_TYPE_CSV]["example"] = pd.DataFrame(rows, columns=names).to_csv(index=False)
     return {"required": True, "content": content}
