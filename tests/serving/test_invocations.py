@@ -23,7 +23,7 @@ KNOWN_ISLANDS = "Biscoe, Dream, Torgersen"
 
 
 def some_records(record: dict[str, Any]) -> list[dict[str, Any]]:
-    """Four records: a female, a male from Biscoe, one with unknown categories, one plain."""
+    """Four records: a female, a male from Biscoe, two with null categories (missing data)."""
     return [
         {**record, "sex": "female"},
         {**record, "sex": "male", "island": "Biscoe", "flipper_length_mm": 221.0},

@@ -64,7 +64,7 @@ router = APIRouter(tags=["predictions"])
 class Dialect:
     """What differs between routes: the content types taken, how a body is read, answered, refused."""
 
-    accept: Callable[[str], None]  # raises a 415 for a content type the route does not take
+    accept: Callable[[str], object]  # raises a 415 for a content type the route does not take
     read: Callable[[bytes, str, RequestModels], Parsed]  # body, content type -> validated records
     render: Callable[[Champion, Scores, str, float], Any]  # -> the answer's JSON structure
     refuse: Callable[[BadRequest, dict[str, str]], Response] = refusal
