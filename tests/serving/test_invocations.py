@@ -206,7 +206,7 @@ TENSOR_FORMATS = {"instances", "instances as columns", "inputs", "inputs as colu
 def test_the_kit_answers_as_mlflow_models_serve_on_the_same_model(
     client: TestClient, settings: Settings, record: dict, tmp_path: Path
 ) -> None:
-    """Every format, sent to both: the same answers; Atlantis: MLflow scores it, the kit refuses."""
+    """Every format to both: the same answers; Atlantis or a typo: MLflow scores, the kit refuses."""
     records = some_records(record)  # two of them with null categories
     as_text = [{k: "None" if v is None else v for k, v in row.items()} for row in records]
     uri = f"models:/{settings.model_name}@champion"
@@ -231,11 +231,12 @@ def test_the_kit_answers_as_mlflow_models_serve_on_the_same_model(
                 worst = max(worst, largest_difference(ours.json(), theirs.json()))
         print(f"largest difference from mlflow models serve: {worst:.3g}")
         assert worst <= 1e-12
-        atlantis = {"dataframe_records": [{**record, "island": "Atlantis"}]}
-        confident = mlflow_serve.post("/invocations", json=atlantis)
-        assert confident.status_code == 200 and confident.json()["predictions"][0]["predicted"]
-        refused = client.post("/invocations", json=atlantis)
-        assert refused.status_code == 400 and refused.json()["error_code"] == "BAD_REQUEST"
+        typo = {k if k != "bill_length_mm" else "bill_lenght_mm": v for k, v in record.items()}
+        for wrong in ({**record, "island": "Atlantis"}, typo):  # MLflow: imputes, or ignores it
+            confident = mlflow_serve.post("/invocations", json={"dataframe_records": [wrong]})
+            assert confident.status_code == 200 and confident.json()["predictions"][0]["predicted"]
+            refused = client.post("/invocations", json={"dataframe_records": [wrong]})
+            assert refused.status_code == 400 and refused.json()["error_code"] == "BAD_REQUEST"
         assert mlflow_serve.get("/ping").text == client.get("/ping").text
         assert mlflow_serve.get("/version").text == client.get("/version").text
 
