@@ -48,7 +48,7 @@ from typing import Any
 
 import numpy as np
 
-from mlops_kit import processes
+from mlops_kit import processes, services
 from mlops_kit.processes import HOST, free_port
 
 BIN = Path(sys.executable).parent
@@ -118,15 +118,14 @@ def start_api(name: str, env: dict[str, str], workdir: Path) -> Server:
     )  # fmt: skip
 
 
-def start_mlflow(model_uri: str, env: dict[str, str], workdir: Path) -> Server:
-    """`mlflow models serve` on the same model, in the local environment."""
-    port = free_port()
-    process = processes.start(
-        [str(BIN / "mlflow"), "models", "serve", "-m", model_uri, "--env-manager", "local",
-         "-p", str(port), "-h", HOST],
-        workdir / "mlflow-serve.log", env,
-    )  # fmt: skip
-    return Server(MLFLOW, port, process, "/invocations", lambda rs: {"dataframe_records": rs})
+def start_mlflow(model_uri: str, tracking_uri: str, workdir: Path) -> Server:
+    """`mlflow models serve` on the same model, in the local environment (started, and ready)."""
+    served = services.start_mlflow_models_serve(
+        model_uri, tracking_uri, log=workdir / "mlflow-serve.log", timeout=180
+    )
+    return Server(
+        MLFLOW, served.port, served.process, "/invocations", lambda rs: {"dataframe_records": rs}
+    )
 
 
 def wait_ready(server: Server, timeout: float = 180.0) -> None:
@@ -411,7 +410,7 @@ def main() -> None:
             servers.append(
                 start_api(BEFORE, {**server_env, "PYTHONPATH": f"{workdir}/src"}, workdir)
             )
-        servers.append(start_mlflow(model_uri, server_env, workdir))
+        servers.append(start_mlflow(model_uri, settings.tracking_uri, workdir))
         for s in servers:
             wait_ready(s)
         apis = [s for s in servers if s.logs]  # the kit's own: /model and a log

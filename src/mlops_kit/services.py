@@ -1,4 +1,5 @@
-"""The kit's servers in the background on 127.0.0.1: the API, `mlflow server`, Prometheus, JupyterLab.
+"""The kit's servers in the background on 127.0.0.1: the API, `mlflow server`, `mlflow models serve`,
+Prometheus, JupyterLab.
 
 Each starts through `processes` (a process group with its log, a readiness check, a stop) and comes
 back as a `Service`: its URL, GET/POST with httpx, the end of its log, and stop().
@@ -149,6 +150,36 @@ def start_mlflow_server(
     process = processes.start(command, log, env, append=detach, stop_at_exit=not detach)
     url = f"http://{HOST}:{port}"
     wait_ready(process, http_ready(f"{url}/health"), "mlflow server", timeout, interval=0.3)
+    return Service(url, port, process)
+
+
+def start_mlflow_models_serve(
+    model_uri: str,
+    tracking_uri: str | None = None,
+    port: int | None = None,
+    log: Path | None = None,
+    timeout: float = 120.0,
+) -> Service:
+    """Start `mlflow models serve` for a model URI on 127.0.0.1 and wait until /ping answers.
+
+    It runs in this venv (``--env-manager local``: no environment is built, nothing downloaded);
+    ``tracking_uri``: where a ``models:/`` or ``runs:/`` URI is resolved.
+    """
+    port = port or free_port()
+    command = [
+        str(BIN / "mlflow"), "models", "serve", "--model-uri", model_uri,
+        "--env-manager", "local", "--host", HOST, "--port", str(port), "--workers", "1",
+    ]  # fmt: skip
+    env = {
+        **_clean_environ(),
+        "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",  # it execs the venv's uvicorn
+    }
+    if tracking_uri:
+        env["MLFLOW_TRACKING_URI"] = tracking_uri
+    process = processes.start(command, log or _temp_log("mlflow-models-serve.log"), env)
+    url = f"http://{HOST}:{port}"
+    wait_ready(process, http_ready(f"{url}/ping"), "mlflow models serve", timeout, interval=0.3)
     return Service(url, port, process)
 
 

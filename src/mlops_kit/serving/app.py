@@ -27,7 +27,8 @@ from mlops_kit.serving.docs import serve_docs
 from mlops_kit.serving.errors import BadRequest
 from mlops_kit.serving.loader import Champion, ChampionLoader
 from mlops_kit.serving.metrics import ApiMetrics, RequestTimer
-from mlops_kit.serving.routes import admin, metrics, predictions, status
+from mlops_kit.serving.mlflow_protocol import openapi_body
+from mlops_kit.serving.routes import admin, invocations, metrics, predictions, status
 from mlops_kit.store.predictions.writer import PredictionLog
 
 DESCRIPTION = """
@@ -38,6 +39,10 @@ when it moves, the next requests are answered by the new version, without a rest
 raw measurements, and answers for each the predicted class, its confidence, every class
 probability, whether the confidence is below the review threshold, and the model version that
 answered. The schema and the example below are read from the model being served.
+
+`POST /invocations` speaks MLflow's scoring protocol (`dataframe_split`, `dataframe_records`,
+`instances`, `inputs`, `text/csv`) and answers as `mlflow models serve` does, through the same
+validation: an unknown category is refused, in MLflow's error shape.
 
 Every prediction is written to the prediction log; refused requests are not, but they are
 counted with the rest in `GET /metrics` (the Prometheus text format).
@@ -90,7 +95,7 @@ def create_app(settings: Settings | None = None, *, freeze_gc: bool = False) -> 
     app.state.metrics = ApiMetrics(settings.low_confidence)
     app.add_middleware(RequestTimer, metrics=app.state.metrics)
     app.add_exception_handler(BadRequest, _refused)  # type: ignore[arg-type]
-    for module in (predictions, status, metrics, admin):
+    for module in (predictions, invocations, status, metrics, admin):
         app.include_router(module.router)
     serve_docs(app)  # /docs and /redoc with their assets served by the API, no CDN
 
@@ -113,12 +118,13 @@ def create_app(settings: Settings | None = None, *, freeze_gc: bool = False) -> 
 
 
 def document_requests(schema: dict[str, Any], champion: Champion | None, max_batch: int) -> None:
-    """Describe the /predict bodies from the served model: its request models and input example."""
+    """Describe the request bodies from the served model: its request models and input example."""
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     record: dict[str, Any] = {"type": "object", "title": "Record"}
     table: dict[str, Any] = {"type": "object", "title": "Columns"}
     examples: dict[str, Any] = {}
     table_examples: dict[str, Any] = {}
+    rows: list[dict[str, Any]] = []
     if champion is None:
         record["description"] = "no model loaded yet: the fields are the champion's (GET /model)"
         table["description"] = record["description"]
@@ -151,6 +157,7 @@ def document_requests(schema: dict[str, Any], champion: Champion | None, max_bat
         "/predict": ({"oneOf": [ref, batch]}, examples),
         "/predict/columns": ({"$ref": "#/components/schemas/Columns"}, table_examples),
     }
+    schema["paths"]["/invocations"]["post"]["requestBody"] = openapi_body(rows)
     for path, (body_schema, body_examples) in bodies.items():
         content: dict[str, Any] = {"schema": body_schema}
         if body_examples:

@@ -125,9 +125,9 @@ class ApiMetrics:
         if flagged := sum(entry.low_confidence):
             self.low_confidence.labels(version).inc(flagged)
 
-    def refusal(self, exc: BadRequest) -> None:
-        """One refused request."""
-        self.refused.labels(str(exc.status), refusal_reason(exc)).inc()
+    def refusal(self, exc: BadRequest, status: int | None = None) -> None:
+        """One refused request (``status``: the one sent, where a route words it its own way)."""
+        self.refused.labels(str(status or exc.status), refusal_reason(exc)).inc()
 
     # --- the log's backlog, sampled; the text Prometheus scrapes ----------------------------
 

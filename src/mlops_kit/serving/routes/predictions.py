@@ -4,6 +4,8 @@ One request, start to end (``answer``): validate the body with the champion's re
 score the records, render the answer, and hand a log entry to the prediction log; the metrics
 (``metrics.py``) count what was answered or refused. The body is read
 only up to a limit derived from the model's inputs, so an oversized request costs no parsing.
+``serve`` is that path for any route: a ``Dialect`` says which bodies it takes and how its answers
+and refusals look (MLflow's ``/invocations`` is the other dialect, in ``invocations.py``).
 """
 
 from __future__ import annotations
@@ -11,6 +13,9 @@ from __future__ import annotations
 import re
 import traceback
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import pydantic_core
 from fastapi import APIRouter, Request
@@ -26,6 +31,7 @@ from mlops_kit.serving.answers import (
     refusal,
 )
 from mlops_kit.serving.errors import BadRequest
+from mlops_kit.serving.inputs import Parsed, RequestModels
 from mlops_kit.serving.loader import Champion
 from mlops_kit.serving.routes.deps import (
     LoaderDep,
@@ -34,7 +40,7 @@ from mlops_kit.serving.routes.deps import (
     SettingsDep,
     champion_of,
 )
-from mlops_kit.serving.scoring import score
+from mlops_kit.serving.scoring import Scores, score
 from mlops_kit.store.predictions.entry import LogEntry
 
 INLINE_BYTES = 32 * 1024  # bodies up to this size are scored on the event loop (no thread hop)
@@ -54,13 +60,39 @@ ERRORS = {
 router = APIRouter(tags=["predictions"])
 
 
+@dataclass(frozen=True)
+class Dialect:
+    """What differs between routes: the content types taken, how a body is read, answered, refused."""
+
+    accept: Callable[[str], object]  # raises a 415 for a content type the route does not take
+    read: Callable[[bytes, str, RequestModels], Parsed]  # body, content type -> validated records
+    render: Callable[[Champion, Scores, str, float], Any]  # -> the answer's JSON structure
+    refuse: Callable[[BadRequest, dict[str, str]], Response] = refusal
+
+
+def json_only(content_type: str) -> None:
+    """Refuse (415) a body not sent as JSON."""
+    if "json" not in content_type.lower():
+        raise BadRequest(
+            415, f"send the body as JSON (Content-Type: application/json), not {content_type}"
+        )
+
+
+RECORDS = Dialect(json_only, lambda body, _, inputs: inputs.parse_records(body), records_answer)
+COLUMNS = Dialect(json_only, lambda body, _, inputs: inputs.parse_columns(body), columns_answer)
+
+
 def answer(
-    body: bytes, champion: Champion, request_id: str, threshold: float, column_wise: bool = False
+    body: bytes,
+    champion: Champion,
+    request_id: str,
+    threshold: float,
+    dialect: Dialect = RECORDS,
+    content_type: str = "application/json",
 ) -> tuple[bytes, LogEntry]:
     """Validate, score and answer one body; the JSON answer and the log entry (or BadRequest)."""
-    inputs = champion.inputs
     try:
-        parsed = inputs.parse_columns(body) if column_wise else inputs.parse_records(body)
+        parsed = dialect.read(body, content_type, champion.inputs)
     except BadRequest as exc:
         # The traceback holds the parsed body (a refused batch may be a million objects) and the
         # thread pool keeps it in a reference cycle until a full garbage collection. Four
@@ -69,8 +101,7 @@ def answer(
         traceback.clear_frames(exc.__traceback__)
         raise
     scores = score(champion, parsed, threshold)
-    render = columns_answer if column_wise else records_answer
-    text = pydantic_core.to_json(render(champion, scores, request_id, threshold))
+    text = pydantic_core.to_json(dialect.render(champion, scores, request_id, threshold))
     entry = LogEntry(
         request_id=request_id,
         created_at=scores.created_at,
@@ -108,14 +139,15 @@ def _limit_text(limit: int) -> str:
     )
 
 
-async def _serve(
+async def serve(
     request: Request,
     loader: LoaderDep,
     log: LogDep,
     settings: SettingsDep,
     metrics: MetricsDep,
-    column_wise: bool,
+    dialect: Dialect,
 ) -> Response:
+    """One request of any route: champion, body, answer, log entry and metrics (or a refusal)."""
     given = request.headers.get("x-request-id", "")
     request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
     headers = {"X-Request-ID": request_id}
@@ -125,19 +157,17 @@ async def _serve(
             behind = f"the prediction log is {log.pending} rows behind: retry shortly"
             raise BadRequest(503, behind, headers={"Retry-After": "1"})
         content_type = request.headers.get("content-type", "application/json")
-        if "json" not in content_type.lower():
-            raise BadRequest(
-                415, f"send the body as JSON (Content-Type: application/json), not {content_type}"
-            )
+        dialect.accept(content_type)
         body = await read_body(request, champion.inputs.body_limit)
-        work = (body, champion, request_id, settings.low_confidence, column_wise)
+        work = (body, champion, request_id, settings.low_confidence, dialect, content_type)
         if len(body) <= INLINE_BYTES:
             text, entry = answer(*work)
         else:  # a big batch: in a worker thread, so /health still answers meanwhile
             text, entry = await run_in_threadpool(answer, *work)
     except BadRequest as exc:
-        metrics.refusal(exc)
-        return refusal(exc, headers)
+        refused = dialect.refuse(exc, headers)
+        metrics.refusal(exc, refused.status_code)
+        return refused
     log.submit(entry)
     metrics.answered(entry)
     headers.update({"X-Model-Name": champion.name, "X-Model-Version": champion.version})
@@ -154,7 +184,7 @@ async def predict(
     request: Request, loader: LoaderDep, log: LogDep, settings: SettingsDep, metrics: MetricsDep
 ) -> Response:
     """One record as a JSON object, or a batch as a JSON array of records (up to the limit)."""
-    return await _serve(request, loader, log, settings, metrics, column_wise=False)
+    return await serve(request, loader, log, settings, metrics, RECORDS)
 
 
 @router.post(
@@ -171,4 +201,4 @@ async def predict_columns(
     What pandas gives with `df.to_dict("list")` (missing values as null). The answer is
     column-wise too: one array per output, rows in the order sent. Same rules, same log.
     """
-    return await _serve(request, loader, log, settings, metrics, column_wise=True)
+    return await serve(request, loader, log, settings, metrics, COLUMNS)
