@@ -255,6 +255,9 @@ def serve(
         help="Serve this model package folder (make package) or MLflow model URI, without the "
         "registry (default: models:/<name>@champion, followed as it moves).",
     ),
+    alias: str = typer.Option(
+        None, "--alias", help="Serve and follow this registry alias (default: champion; staging…)."
+    ),
 ) -> None:
     """The REST API that serves models:/<name>@champion (docs at /docs, metrics at /metrics)."""
     from mlops_kit.serving.server import serve as run_server
@@ -262,7 +265,7 @@ def serve(
     if model_uri and Path(model_uri).expanduser().exists():
         model_uri = _checked_package(Path(model_uri).expanduser().resolve())
     fixed = {"model_uri": model_uri, "reload_interval": 0} if model_uri else {}  # nothing to poll
-    run_server(get_settings(api_host=host, api_port=port, **fixed), workers=workers)
+    run_server(get_settings(api_host=host, api_port=port, alias=alias, **fixed), workers=workers)
 
 
 def _checked_package(folder: Path) -> str:

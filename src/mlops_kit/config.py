@@ -15,6 +15,7 @@ PROJ_ROOT = Path(__file__).resolve().parents[2]
 
 LOW_CONFIDENCE = 0.7  # below this confidence a prediction is flagged for review
 CHAMPION = "champion"  # the registry alias of the model version in production
+STAGING = "staging"  # the registry alias of the version on trial before production
 # set by services.start_api: the API stops itself when the process that started it is gone
 EXIT_WITH_PARENT = "MLOPS_KIT_EXIT_WITH_PARENT"
 # a model package's manifest (packaging.py writes it, the API reads it to serve the package)
@@ -119,6 +120,7 @@ class Settings(BaseSettings):
     # serving (the REST API) and its prediction log
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    alias: str = CHAMPION  # the registry alias the API serves (and follows): champion, staging…
     # the kit's store (prediction log, review sets, labels): a SQLAlchemy URL; default: SQLite in
     # the workspace. MLOPS_KIT_PREDICTION_LOG_URL is the name it had before the store held more.
     store_url: str | None = Field(
@@ -229,6 +231,30 @@ def settings_env(settings: Settings) -> dict[str, str]:
     if settings.registry_uri_override:
         env["MLFLOW_REGISTRY_URI"] = settings.registry_uri_override
     return env
+
+
+@dataclass(frozen=True)
+class DeployEnvironment:
+    """A place the model is delivered to: the alias it serves, its API's port, its own log."""
+
+    name: str
+    alias: str
+    port: int
+    store_file: str | None  # its prediction log in the workspace; None: the settings' store
+
+    def settings(self, settings: Settings) -> Settings:
+        """The settings of this environment's API: its alias, its port, its prediction log."""
+        update: dict[str, object] = {"alias": self.alias, "api_port": self.port}
+        if self.store_file and settings.store_url is None:
+            update["store_url"] = f"sqlite:///{settings.workspace / self.store_file}"
+        return settings.model_copy(update=update)
+
+
+# CD delivers through these, in order: a version reaches production only after staging passed it
+ENVIRONMENTS = {
+    STAGING: DeployEnvironment(STAGING, STAGING, 8001, "store-staging.db"),
+    "production": DeployEnvironment("production", CHAMPION, 8000, None),
+}
 
 
 def get_settings(**overrides: object) -> Settings:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from mlops_kit import registry
-from mlops_kit.config import Settings
+from mlops_kit.config import CHAMPION, Settings
 from mlops_kit.services import Service, start_api
 
 SMOKE_RELOAD_INTERVAL = 1.0  # the smoke-test API polls the registry this often (seconds)
@@ -68,8 +68,8 @@ def _example_record(api: Service) -> dict | None:
     return examples.get("one record", {}).get("value")
 
 
-def smoke_checks(api: Service, expected: str) -> list[Check]:
-    """Health, model version against the registry, and one real prediction."""
+def smoke_checks(api: Service, expected: str, alias: str = CHAMPION) -> list[Check]:
+    """Health, model version against the registry's alias, and one real prediction."""
     health = api.get("/health")
     loaded = bool(health.get("model_loaded"))
     checks = [
@@ -84,9 +84,9 @@ def smoke_checks(api: Service, expected: str) -> list[Check]:
         Check(
             "version",
             served == expected,
-            f"API serves v{served}, registry champion is v{expected}"
+            f"API serves v{served}, registry {alias} is v{expected}"
             if served
-            else f"API serves no model, registry champion is v{expected}",
+            else f"API serves no model, registry {alias} is v{expected}",
         )
     )
     record = _example_record(api) if loaded else None

@@ -62,15 +62,20 @@ def log_decision(decision: GateDecision, best_candidate: str) -> None:
     mlflow.log_dict(decision.to_dict(), "gate_decision.json")
 
 
-def champion_version(settings: Settings, client: MlflowClient | None = None) -> str | None:
-    """The version number the `champion` alias points at, or None (also where no registry exists)."""
+def alias_version(settings: Settings, alias: str, client: MlflowClient | None = None) -> str | None:
+    """The version number an alias points at, or None (also where no registry exists)."""
     if not settings.has_registry:
         return None  # asking would create the embedded database
     client = client or make_client(settings)
     try:
-        return str(client.get_model_version_by_alias(settings.model_name, CHAMPION).version)
+        return str(client.get_model_version_by_alias(settings.model_name, alias).version)
     except MlflowException:
         return None
+
+
+def champion_version(settings: Settings, client: MlflowClient | None = None) -> str | None:
+    """The version number the `champion` alias points at, or None (also where no registry exists)."""
+    return alias_version(settings, CHAMPION, client)
 
 
 def champion_data(settings: Settings) -> tuple[str, PreparedData]:
@@ -225,8 +230,8 @@ def _move_champion(
     return AliasMove(name, current, version, reason, by)
 
 
-def promote(settings: Settings, version: str | int, reason: str) -> AliasMove:
-    """Point `champion` at a version by hand; the reason and the previous champion are recorded."""
+def promote(settings: Settings, version: str | int, reason: str, by: str = "manual") -> AliasMove:
+    """Point `champion` at a version (by hand, or by CD); the reason and previous champion are kept."""
     client = make_client(settings)
     name, version = settings.model_name, str(version)
     if not reason.strip():
@@ -237,7 +242,7 @@ def promote(settings: Settings, version: str | int, reason: str) -> AliasMove:
         raise ValueError(f"model '{name}' has no version {version}") from None
     if champion_version(settings, client) == version:
         raise ValueError(f"version {version} of '{name}' is already the champion")
-    return _move_champion(client, name, version, reason, "manual")
+    return _move_champion(client, name, version, reason, by)
 
 
 def rollback(settings: Settings, reason: str) -> AliasMove:

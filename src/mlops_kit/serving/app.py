@@ -88,7 +88,7 @@ def create_app(settings: Settings | None = None, *, freeze_gc: bool = False) -> 
         redoc_url=None,
     )
     app.state.settings = settings
-    app.state.loader = ChampionLoader(settings)
+    app.state.loader = ChampionLoader(settings, settings.alias)
     app.state.predlog = PredictionLog(settings.store)
     app.state.started = time.monotonic()
     app.state.freeze_gc = freeze_gc
