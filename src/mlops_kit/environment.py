@@ -178,8 +178,26 @@ def summary(check: Environment | Mapping[str, Any]) -> str:
     rows = [found["python"], *found["packages"]]
     bad = [r for r in rows if not r["match"]]
     if not bad:
-        return f"Python and {len(found['packages'])} packages match the training environment"
+        return (
+            f"Python and the recorded packages ({len(found['packages'])}) match the training "
+            "environment"
+        )
     return "; ".join(
         f"{r['name']} {r['model']} (training) vs {r['here'] or 'none'} (here): {r['note']}"
         for r in bad
     )
+
+
+def table_lines(check: Environment | Mapping[str, Any]) -> list[str]:
+    """The table for a terminal or a CI log: one line per package, trained with -> here."""
+    table = environment_table(check)
+    out = ["environment, trained with -> here:"]
+    for row in table.itertuples(index=False):
+        line = f"  {'ok    ' if row.match else 'FAILED'} {row.package:<13} "
+        line += f"{_text(row[1])} -> {_text(row.here)}"
+        out.append(f"{line}  {row.note}" if row.note else line)
+    return out
+
+
+def _text(value: object) -> str:
+    return "-" if value is None or pd.isna(value) else str(value)
