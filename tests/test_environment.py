@@ -44,6 +44,12 @@ def test_a_model_trained_here_matches_python_and_every_pinned_package(model_dir:
     assert summary(check).startswith("Python and the recorded packages (5) match")
 
 
+def test_without_python_env_yaml_the_python_version_comes_from_mlmodel(model_dir: Path) -> None:
+    (model_dir / "python_env.yaml").unlink()
+
+    assert check_model_dir(model_dir).python.model == platform.python_version()
+
+
 def test_another_minor_version_of_a_package_does_not_match_and_names_the_fix(
     model_dir: Path,
 ) -> None:

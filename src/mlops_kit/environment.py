@@ -162,26 +162,26 @@ def check_model_dir(model_dir: str | Path) -> Environment:
     return compare_environment(recorded_python(path), lines)
 
 
+def _rows(check: Environment | Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """Python, then each package, as JSON rows (from the check, or from the API's answer)."""
+    found = check.as_dict() if isinstance(check, Environment) else check
+    return [found["python"], *found["packages"]]
+
+
 def environment_table(check: Environment | Mapping[str, Any]) -> pd.DataFrame:
     """Python and every package, trained with / here, one row each (the API's JSON works too)."""
-    found = check.as_dict() if isinstance(check, Environment) else check
-    rows = [found["python"], *found["packages"]]
     return pd.DataFrame(
-        [(r["name"], r["model"], r["here"], r["match"], r["note"] or "") for r in rows],
+        [(r["name"], r["model"], r["here"], r["match"], r["note"] or "") for r in _rows(check)],
         columns=TABLE_COLUMNS,
     )
 
 
 def summary(check: Environment | Mapping[str, Any]) -> str:
     """One line: what matches, or each mismatch with both versions and the fix."""
-    found = check.as_dict() if isinstance(check, Environment) else check
-    rows = [found["python"], *found["packages"]]
+    rows = _rows(check)
     bad = [r for r in rows if not r["match"]]
     if not bad:
-        return (
-            f"Python and the recorded packages ({len(found['packages'])}) match the training "
-            "environment"
-        )
+        return f"Python and the recorded packages ({len(rows) - 1}) match the training environment"
     return "; ".join(
         f"{r['name']} {r['model']} (training) vs {r['here'] or 'none'} (here): {r['note']}"
         for r in bad
@@ -190,14 +190,9 @@ def summary(check: Environment | Mapping[str, Any]) -> str:
 
 def table_lines(check: Environment | Mapping[str, Any]) -> list[str]:
     """The table for a terminal or a CI log: one line per package, trained with -> here."""
-    table = environment_table(check)
     out = ["environment, trained with -> here:"]
-    for row in table.itertuples(index=False):
-        line = f"  {'ok    ' if row.match else 'FAILED'} {row.package:<13} "
-        line += f"{_text(row[1])} -> {_text(row.here)}"
-        out.append(f"{line}  {row.note}" if row.note else line)
+    for r in _rows(check):
+        line = f"  {'ok    ' if r['match'] else 'FAILED'} {r['name']:<13} "
+        line += f"{r['model'] or '-'} -> {r['here'] or '-'}"
+        out.append(f"{line}  {r['note']}" if r["note"] else line)
     return out
-
-
-def _text(value: object) -> str:
-    return "-" if value is None or pd.isna(value) else str(value)
