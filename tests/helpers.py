@@ -164,3 +164,27 @@ def toy_champion(
         examples=[],
         source="memory",
     )
+
+
+def other_minor(version: str) -> str:
+    """A version one minor release above this one ("1.9.1" -> "1.10.0")."""
+    major, minor = (int(part) for part in version.split(".")[:2])
+    return f"{major}.{minor + 1}.0"
+
+
+def other_patch(version: str) -> str:
+    """A version of the same minor release with another patch ("1.9.1" -> "1.9.2")."""
+    major, minor, *rest = version.split(".")
+    patch = int(rest[0]) if rest and rest[0].isdigit() else 0
+    return f"{major}.{minor}.{patch + 1}"
+
+
+def pin_in_model(model_dir: Path, package: str, pinned: str) -> None:
+    """Edit a model directory's requirements.txt: the package pinned to another version."""
+    path = model_dir / "requirements.txt"
+    lines = [
+        f"{package}=={pinned}" if line.split("==")[0] == package else line
+        for line in path.read_text().splitlines()
+    ]
+    assert f"{package}=={pinned}" in lines, f"{package} is not in {path}"
+    path.write_text("\n".join(lines) + "\n")

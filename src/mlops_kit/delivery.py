@@ -1,4 +1,9 @@
-"""Level 2, CD: deploy the champion, smoke-test the API serving it, roll the alias back if it fails."""
+"""Level 2, CD: deploy the champion, smoke-test the API serving it, roll the alias back if it fails.
+
+The smoke test includes the symmetry between environments: the API reports how its Python and
+packages compare with the ones that trained the model (``environment.py``), and a difference beyond
+a patch version fails the deployment like a failed prediction does.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from mlops_kit import registry
+from mlops_kit import environment, registry
 from mlops_kit.config import CHAMPION, Settings
 from mlops_kit.services import Service, start_api
 
@@ -33,6 +38,7 @@ class SmokeResult:
     rollback: registry.AliasMove | None = None
     serving_after: str | None = None
     notes: list[str] = field(default_factory=list)
+    environment: dict | None = None  # the API's environment check of the model it served
     seconds: float = 0.0  # wall time: API start, checks, and rollback if any
 
     @property
@@ -47,10 +53,16 @@ class SmokeResult:
             columns=["check", "result", "detail"],
         )
 
+    def environment_table(self) -> pd.DataFrame | None:
+        """Python and each package, trained with / here (None: no model was served)."""
+        return environment.environment_table(self.environment) if self.environment else None
+
     def lines(self) -> list[str]:
         """A compact report for a terminal or a CI log."""
         out = [f"smoke test of {self.model_name} v{self.expected_version}:"]
         out += [f"  {'ok    ' if c.ok else 'FAILED'} {c.name:<12} {c.detail}" for c in self.checks]
+        if self.environment:
+            out += environment.table_lines(self.environment)
         if self.rollback:
             out.append(
                 f"rolled back: champion v{self.rollback.from_version} -> v{self.rollback.to_version}"
@@ -89,6 +101,7 @@ def smoke_checks(api: Service, expected: str, alias: str = CHAMPION) -> list[Che
             else f"API serves no model, registry {alias} is v{expected}",
         )
     )
+    checks.append(environment_check(health.get("environment")))
     record = _example_record(api) if loaded else None
     if record is None:
         checks.append(Check("prediction", False, "no model to ask"))
@@ -109,6 +122,13 @@ def smoke_checks(api: Service, expected: str, alias: str = CHAMPION) -> list[Che
     )
     checks.append(Check("prediction", good, detail))
     return checks
+
+
+def environment_check(found: dict | None) -> Check:
+    """The API's environment against the model's: a difference beyond a patch version fails."""
+    if found is None:
+        return Check("environment", False, "no model to compare")
+    return Check("environment", bool(found["match"]), environment.summary(found))
 
 
 def wait_for_version(api: Service, version: str, timeout: float = 30.0) -> str | None:
@@ -133,6 +153,7 @@ def deploy_smoke(settings: Settings, rollback_on_failure: bool = True) -> SmokeR
     api_settings = settings.model_copy(update={"reload_interval": SMOKE_RELOAD_INTERVAL})
     with start_api(api_settings, require_model=False) as api:
         result = SmokeResult(settings.model_name, expected, smoke_checks(api, expected))
+        result.environment = api.get("/health").get("environment")
         if result.ok:
             result.serving_after = expected
         elif rollback_on_failure:

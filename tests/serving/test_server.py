@@ -65,6 +65,7 @@ def test_health_model_and_docs_over_http(live: Server) -> None:
         assert http.get("/health").json()["status"] == "ok"
         info = http.get("/model").json()
         assert info["version"] == "1" and info["metrics"]["eval_f1_macro"] > 0.9
+        assert info["environment"]["match"] is True
         docs = http.get("/", follow_redirects=True)
         assert docs.status_code == 200 and "swagger" in docs.text.lower()
         example = http.get("/openapi.json").json()["paths"]["/predict"]["post"]["requestBody"]

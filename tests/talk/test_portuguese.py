@@ -11,6 +11,8 @@ import pandas as pd
 import pytest
 
 from mlops_kit.config import PROJ_ROOT
+from mlops_kit.delivery import Check, SmokeResult, environment_check
+from mlops_kit.environment import Environment, Package
 from mlops_kit.talk import screen
 
 # English the kit writes and the audience must not read (words that are also the talk's own
@@ -53,7 +55,28 @@ ENGLISH = [
     r"\brecords\b",
     r"\bTrue\b",
     r"\bFalse\b",
+    r"\btrained with\b",
+    r"\bversion differs\b",
+    r"\bretrain the model\b",
+    r"\bnot installed here\b",
+    r"\bmatch the training\b",
 ]
+
+
+PYTHON = Package("python", "3.11.7", "3.11.7", True)
+SKLEARN_NOTE = (
+    "minor version differs: install scikit-learn==1.10.0 here, or retrain the model in this "
+    "environment"
+)
+# environment checks as the API reports them: scikit-learn's minor differs, numpy's patch
+ENVIRONMENT = Environment(
+    PYTHON,
+    (
+        Package("scikit-learn", "1.10.0", "1.9.1", False, SKLEARN_NOTE),
+        Package("numpy", "2.4.5", "2.4.6", True, "only the patch version differs"),
+    ),
+).as_dict()
+MATCHING = Environment(PYTHON, (Package("numpy", "2.4.6", "2.4.6", True),)).as_dict()
 
 
 def shown_text(notebook: Path) -> str:
@@ -88,6 +111,29 @@ def test_the_gate_and_the_monitor_speak_portuguese_with_decimal_commas() -> None
         "drift de entrada em bill_length_mm (p < 0,01 e PSI > 0,25)"
     )
     assert screen.say("the API at 127.0.0.1:8000 said 0.5") == "the API at 127.0.0.1:8000 said 0,5"
+
+
+def test_the_environment_check_of_a_deployment_speaks_portuguese() -> None:
+    checks = [
+        Check("version", True, "API serves v2, registry champion is v2"),
+        environment_check(ENVIRONMENT),
+    ]
+    result = SmokeResult("penguins-classifier", "2", checks, environment=ENVIRONMENT)
+
+    assert screen.say("\n".join(result.lines())).splitlines() == [
+        "smoke test de penguins-classifier v2:",
+        "  ok versão: a API serve v2, o champion do registry é v2",
+        "  FALHOU ambiente: scikit-learn 1.10.0 (treino) vs 1.9.1 (aqui): versão minor difere: "
+        "instale scikit-learn==1.10.0 aqui, ou retreine o modelo neste ambiente",
+        "ambiente, treinado com → aqui:",
+        "  ok python: 3.11.7 → 3.11.7",
+        "  FALHOU scikit-learn: 1.10.0 → 1.9.1, versão minor difere: instale "
+        "scikit-learn==1.10.0 aqui, ou retreine o modelo neste ambiente",
+        "  ok numpy: 2.4.5 → 2.4.6, só a versão de patch difere",
+    ]
+    assert screen.say(environment_check(MATCHING).detail) == (
+        "Python e os pacotes registrados (1) conferem com o ambiente de treino"
+    )
 
 
 def test_rows_dropped_for_several_reasons_are_all_named_in_portuguese() -> None:

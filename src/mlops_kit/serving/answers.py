@@ -151,6 +151,24 @@ class LogStatus(BaseModel):
     error: str | None
 
 
+class PackageCheck(BaseModel):
+    """One package (or Python): the version the model was trained with and the one serving it."""
+
+    name: str
+    model: str | None = Field(description="the version the model recorded (requirements.txt)")
+    here: str | None = Field(description="the version installed where the API runs")
+    match: bool = Field(description="false when major or minor differ, or it is missing here")
+    note: str | None = Field(description="why it does not match and the fix, or a patch difference")
+
+
+class EnvironmentCheck(BaseModel):
+    """The environment serving the model against the one that trained it."""
+
+    match: bool = Field(description="false when Python or any package differs beyond a patch")
+    python: PackageCheck
+    packages: list[PackageCheck]
+
+
 class Health(BaseModel):
     """Liveness, whether a model is loaded, and whether the registry and the log are working."""
 
@@ -161,6 +179,9 @@ class Health(BaseModel):
     model_version: str | None
     scoring: Literal["accelerator", "model"] | None = Field(
         description="which path scores requests: the accelerator, or the model itself"
+    )
+    environment: EnvironmentCheck | None = Field(
+        description="this environment against the one that trained the model served"
     )
     registry: RegistryStatus
     prediction_log: LogStatus
@@ -188,6 +209,9 @@ class ModelInfo(BaseModel):
     scoring: Literal["accelerator", "model"]
     loaded_at: str
     source: str
+    environment: EnvironmentCheck | None = Field(
+        description="this environment against the one that trained the model"
+    )
 
 
 class ReloadResult(BaseModel):

@@ -4,7 +4,9 @@ With ``settings.model_uri`` (``mlops-kit serve --model-uri``) it loads that mode
 MLflow model URI once instead, and neither asks the registry nor polls it.
 
 The Champion holds everything a request needs: the loaded model, its classes, the request models
-generated from it (``inputs.py``) and, if one can be built, an accelerator (``accelerator.py``).
+generated from it (``inputs.py``) and, if one can be built, an accelerator (``accelerator.py``);
+and, for /model and /health, how this environment compares with the one that trained it
+(``environment.py``, checked once per version, on the directory the model was loaded from).
 
 A request reads ``loader.current`` once and uses that object to validate, score and answer, so the
 version named in a response is the version that scored it, even if a reload swaps the model while
@@ -28,6 +30,7 @@ from typing import Any
 from mlflow.exceptions import MlflowException
 
 from mlops_kit.config import CHAMPION, MODEL_MANIFEST, Settings
+from mlops_kit.environment import Environment, check_model_dir
 from mlops_kit.serving.inputs import (
     RequestModels,
     encoder_categories,
@@ -66,6 +69,7 @@ class Champion:
     accelerator: Any  # an accelerator.Accelerator, or None: the pipeline scores
     examples: list[dict[str, Any]]
     source: str
+    environment: Environment | None = None  # None: built in memory, nothing recorded to compare
     loaded_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
     @property
@@ -94,7 +98,12 @@ class Champion:
             "scoring": self.scoring,
             "loaded_at": self.loaded_at,
             "source": self.source,
+            "environment": self.environment_check(),
         }
+
+    def environment_check(self) -> dict[str, Any] | None:
+        """This environment against the model's recorded one, as JSON (None: nothing recorded)."""
+        return self.environment.as_dict() if self.environment else None
 
 
 def _examples(loaded: Any, names: list[str]) -> list[dict[str, Any]]:
@@ -133,7 +142,7 @@ def build_champion(
     max_batch: int,
     accelerate: bool,
 ) -> Champion:
-    """Load a downloaded pyfunc model; generate its request models; build its accelerator."""
+    """Load a downloaded pyfunc model: its request models, accelerator and environment check."""
     import mlflow.pyfunc
 
     loaded = mlflow.pyfunc.load_model(local_path)
@@ -157,6 +166,7 @@ def build_champion(
         accelerator=_accelerator(pipeline, examples, inputs) if accelerate else None,
         examples=examples,
         source=source,
+        environment=check_model_dir(local_path),
     )
 
 

@@ -118,6 +118,17 @@ LABELS: dict[str, str] = {
     "missing_target": "sem alvo",
     "missing_split_value": "sem valor na coluna de divisão",
     "duplicate_case": "casos repetidos",
+    # the environment serving a model against the one that trained it (environment.py)
+    "environment": "ambiente",
+    "package": "pacote",
+    "trained with": "treinado com",
+    "here": "aqui",
+    "match": "confere",
+    "note": "observação",
+    "only the patch version differs": "só a versão de patch difere",
+    "no version recorded by the model": "o modelo não registrou a versão",
+    "no model to compare": "nenhum modelo para comparar",
+    "environment, trained with -> here:": "ambiente, treinado com → aqui:",
 }
 
 _NUMBER = r"[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?"
@@ -183,6 +194,39 @@ SENTENCES: list[tuple[str, str]] = [
         "HTTP {h}: {c} ({n}) por {v}",
     ),
     (r"smoke test of (?P<who>.+):", "smoke test de {who}:"),
+    # the environment check (environment.py), its table's lines before the checks' lines
+    (
+        r"  (?P<r>ok|FAILED) +(?P<p>[\w.-]+) +(?P<m>\S+) -> (?P<h>\S+)  (?P<note>.+)",
+        "  {r} {p}: {m} → {h}, {note}",
+    ),
+    (r"  (?P<r>ok|FAILED) +(?P<p>[\w.-]+) +(?P<m>\S+) -> (?P<h>\S+)", "  {r} {p}: {m} → {h}"),
+    (
+        r"Python and the recorded packages \((?P<n>\d+)\) match the training environment",
+        "Python e os pacotes registrados ({n}) conferem com o ambiente de treino",
+    ),
+    (
+        r"(?P<p>\S+) (?P<m>\S+) \(training\) vs (?P<h>\S+) \(here\): (?P<note>.+)",
+        "{p} {m} (treino) vs {h} (aqui): {note}",
+    ),
+    (
+        r"(?P<how>major|minor) version differs: (?P<fix>.+), or retrain the model in this "
+        r"environment",
+        "versão {how} difere: {fix}, ou retreine o modelo neste ambiente",
+    ),
+    (
+        r"the versions differ: (?P<fix>.+), or retrain the model in this environment",
+        "as versões diferem: {fix}, ou retreine o modelo neste ambiente",
+    ),
+    (
+        r"not installed here: (?P<fix>.+), or retrain the model in this environment",
+        "não instalado aqui: {fix}, ou retreine o modelo neste ambiente",
+    ),
+    (
+        r"needs (?P<req>\S+): install it here, or retrain the model in this environment",
+        "exige {req}: instale aqui, ou retreine o modelo neste ambiente",
+    ),
+    (r"install (?P<pin>\S+) here", "instale {pin} aqui"),
+    (r"use Python (?P<v>\S+) here", "use Python {v} aqui"),
     (r"  (?P<r>ok|FAILED) +(?P<c>\w+) +(?P<d>.+)", "  {r} {c}: {d}"),
     (r"rolled back: champion (?P<a>v\d+) -> (?P<b>v\d+)", "rollback: champion {a} → {b}"),
     (r"the API now serves (?P<v>v\d+)", "a API agora serve {v}"),

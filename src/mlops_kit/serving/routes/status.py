@@ -48,6 +48,7 @@ async def health(
         "model_name": settings.model_name,
         "model_version": champion.version if champion else None,
         "scoring": champion.scoring if champion else None,
+        "environment": champion.environment_check() if champion else None,
         "registry": {
             "reachable": registry.reachable,
             "last_check": registry.last_check,
