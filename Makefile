@@ -15,7 +15,7 @@ CANARY_VENV := .venv-canary
 CANARY_PACKAGES := mlflow scikit-learn pandas papermill nbval
 
 .PHONY: help install demo test test-fast unit-tests notebook-tests lint format lab mlflow-ui serve reset \
-	notebooks bench lock train-job package deploy-smoke canary canary-versions talk-check system-deps \
+	notebooks bench lock train-job package deploy deploy-smoke canary canary-versions talk-check system-deps \
 	team-up team-down
 
 help: ## show this list
@@ -77,6 +77,10 @@ train-job: install ## the scheduled training job: notebook 02 headless; fails if
 package: install ## CI's packages in dist/: the kit's wheel and sdist, the champion as a model package (Dockerfile, manifest)
 	$(BIN)/python -m build --outdir dist
 	$(BIN)/mlops-kit package --dist dist
+
+ENV ?= staging
+deploy: install ## CD: make deploy ENV=staging (smoke test + soak), then ENV=production (smoke test, rollback); VERSION=N to choose
+	$(BIN)/mlops-kit deploy --env $(ENV) $(if $(VERSION),--version $(VERSION))
 
 deploy-smoke: install ## CD: start the API on the champion, smoke-test it, roll the alias back if it fails
 	$(BIN)/mlops-kit deploy-smoke

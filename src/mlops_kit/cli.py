@@ -336,6 +336,37 @@ def deploy_smoke(
         raise typer.Exit(1)
 
 
+@app.command()
+def deploy(
+    env: str = typer.Option(..., "--env", help="staging, then production."),
+    version: str = typer.Option(
+        None,
+        "--version",
+        help="Version to deliver (staging: default the newest that passed the gate; "
+        "production: default the one in staging).",
+    ),
+    port: int = typer.Option(None, "--port", help="The environment's API port (default: its own)."),
+) -> None:
+    """CD through environments: staging (smoke test + soak), then production (smoke test, rollback)."""
+    from dataclasses import replace
+
+    from mlops_kit.config import ENVIRONMENTS, STAGING
+    from mlops_kit.deploy import to_production, to_staging
+
+    if env not in ENVIRONMENTS:
+        _fail(f"--env must be one of {', '.join(ENVIRONMENTS)}, not '{env}'")
+    target = replace(ENVIRONMENTS[env], port=port) if port else ENVIRONMENTS[env]
+    run = to_staging if env == STAGING else to_production
+    try:
+        result = run(get_settings(), target, version)
+    except ValueError as exc:
+        _fail(str(exc))
+    for line in result.lines():
+        typer.echo(line)
+    if not result.ok:
+        raise typer.Exit(1)
+
+
 def _report_move(move) -> None:  # noqa: ANN001 - a zero-argument callable returning an AliasMove
     try:
         done = move()

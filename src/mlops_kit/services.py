@@ -33,12 +33,12 @@ class Service:
 
     url: str
     port: int
-    process: Process
+    process: Process | None  # None: a server this interpreter found running, not one it started
 
     @property
-    def log(self) -> Path:
-        """The server's log file."""
-        return self.process.log
+    def log(self) -> Path | None:
+        """The server's log file (None for a server found running)."""
+        return self.process.log if self.process else None
 
     def get(self, path: str, timeout: float = 10.0) -> dict:
         """GET a path and decode its JSON answer (any status)."""
@@ -51,11 +51,15 @@ class Service:
 
     def log_tail(self, chars: int = 3000) -> str:
         """The end of the server's log."""
-        return self.process.log_tail(chars)
+        return self.process.log_tail(chars) if self.process else ""
 
     def stop(self, timeout: float = 15.0) -> None:
-        """Ask the server to stop (graceful: the API flushes its prediction log), kill it if it won't."""
-        self.process.stop(timeout)
+        """Ask the server to stop (graceful: the API flushes its prediction log), kill it if it won't.
+
+        A server found running (not started here) is left alone.
+        """
+        if self.process:
+            self.process.stop(timeout)
 
     def __enter__(self) -> Service:
         return self

@@ -176,6 +176,7 @@ class Health(BaseModel):
     pid: int = Field(description="the worker process that answered (one of several with --workers)")
     model_loaded: bool
     model_name: str
+    alias: str | None = Field(description="the registry alias it serves; None: a fixed model URI")
     model_version: str | None
     scoring: Literal["accelerator", "model"] | None = Field(
         description="which path scores requests: the accelerator, or the model itself"

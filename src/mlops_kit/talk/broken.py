@@ -14,8 +14,9 @@ from mlops_kit.config import Settings
 from mlops_kit.model import ClassifierWithConfidence
 
 
-def register_broken_candidate(settings: Settings, reason: str) -> str:
-    """For the level-2 lesson: register a model saved before .fit() and make it champion by hand."""
+def register_broken_candidate(settings: Settings, reason: str, make_champion: bool = True) -> str:
+    """For the level-2 lesson: register a model saved before .fit() (made champion by hand, or
+    left for CD to try in staging)."""
     prepared = data.prepare(settings.table, settings, write=False)
     unfitted = train.build_pipeline("logistic_regression", prepared.spec, settings.seed)
     tracking.configure(settings)
@@ -30,5 +31,6 @@ def register_broken_candidate(settings: Settings, reason: str) -> str:
             pip_requirements=train.pip_requirements(),
         )
     version = registry.register(settings, info.model_uri, {"candidate": "broken (never fitted)"})
-    registry.promote(settings, version, reason)
+    if make_champion:
+        registry.promote(settings, version, reason)
     return version

@@ -46,6 +46,7 @@ async def health(
         "pid": os.getpid(),  # with several workers: the one that answered, and what it serves
         "model_loaded": champion is not None,
         "model_name": settings.model_name,
+        "alias": None if settings.model_uri else settings.alias,  # None: a fixed model URI
         "model_version": champion.version if champion else None,
         "scoring": champion.scoring if champion else None,
         "environment": champion.environment_check() if champion else None,

@@ -1,0 +1,107 @@
+"""CD through environments: staging (smoke test + soak) before production, with real API processes."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from mlops_kit import registry, tracking
+from mlops_kit.config import ENVIRONMENTS, STAGING
+from mlops_kit.deploy import candidate_version, to_production, to_staging
+from mlops_kit.processes import free_port
+from mlops_kit.services import start_api
+from mlops_kit.talk.broken import register_broken_candidate
+from mlops_kit.training_pipeline import run_training_pipeline
+from tests.helpers import run_cli
+
+pytestmark = pytest.mark.slow  # real training and server processes
+
+
+def environment(name: str):
+    """An environment as declared, on a free port (tests run side by side)."""
+    return replace(ENVIRONMENTS[name], port=free_port())
+
+
+@pytest.fixture
+def trained(settings):
+    """v1: trained, passed the gate, champion."""
+    run_training_pipeline(settings, candidates=["logistic_regression"])
+    return settings
+
+
+def second_version(settings) -> str:
+    """v2: the champion's model registered again, as a hotfix would be (not through the gate)."""
+    return registry.register(settings, f"models:/{settings.model_name}/1", {"candidate": "hotfix"})
+
+
+def version_tags(settings, version: str) -> dict[str, str]:
+    return tracking.client(settings).get_model_version(settings.model_name, version).tags
+
+
+def test_a_version_goes_through_staging_then_production(trained):
+    v2 = second_version(trained)
+
+    staged = to_staging(trained, environment("staging"), v2)
+    assert staged.ok, staged.lines()
+    assert [c.name for c in staged.checks] == [
+        "health", "version", "environment", "prediction", "soak",
+    ]  # fmt: skip
+    assert "200 requests, 0 failed" in staged.checks[-1].detail
+    assert registry.alias_version(trained, STAGING) == v2
+    assert version_tags(trained, v2)["staging"] == "passed"
+    assert registry.champion_version(trained) == "1"  # staging never touches production
+
+    released = to_production(trained, environment("production"))  # the version in staging
+    assert released.ok, released.lines()
+    assert registry.champion_version(trained) == v2
+    assert released.serving_after == v2
+    assert version_tags(trained, v2)["promoted_by"] == "cd"
+
+
+def test_a_broken_candidate_is_stopped_at_staging_and_never_reaches_production(trained):
+    good = second_version(trained)
+    assert to_staging(trained, environment("staging"), good).ok
+    broken = register_broken_candidate(trained, "a hotfix nobody ran", make_champion=False)
+
+    staged = to_staging(trained, environment("staging"), broken)
+    assert not staged.ok
+    assert "soak" not in [c.name for c in staged.checks]  # the smoke test stopped it first
+    assert registry.alias_version(trained, STAGING) == good  # staging went back
+    assert version_tags(trained, broken)["staging"] == "failed"
+    with pytest.raises(ValueError, match=f"refused: v{broken} failed staging"):
+        to_production(trained, environment("production"), broken)
+    assert registry.champion_version(trained) == "1"
+
+
+def test_production_refuses_a_version_staging_never_saw(trained):
+    v2 = second_version(trained)
+    with pytest.raises(ValueError, match="nothing is in staging"):
+        to_production(trained, environment("production"))
+    with pytest.raises(ValueError, match=f"v{v2} was never deployed to staging"):
+        to_production(trained, environment("production"), v2)
+    assert candidate_version(trained) == "1"  # the newest version the gate passed
+
+
+def test_a_running_staging_api_follows_its_alias(trained):
+    v2 = second_version(trained)
+    env = environment("staging")
+    registry.alias_version(trained, STAGING)  # none yet: the API starts with no model
+    staging_settings = env.settings(trained).model_copy(update={"reload_interval": 0.5})
+    with start_api(staging_settings, port=env.port, require_model=False) as api:
+        result = to_staging(trained, env, v2)
+        assert result.ok, result.lines()
+        assert any("follows its alias" in note for note in result.notes)
+        assert api.get("/health")["alias"] == STAGING
+        assert api.get("/health")["model_version"] == v2
+
+
+def test_the_cli_delivers_and_exits_non_zero_when_refused(trained):
+    port = str(free_port())
+    done = run_cli("deploy", "--env", "staging", "--port", port)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "deploy v1 to staging: passed" in done.stdout
+    refused = run_cli("deploy", "--env", "production", "--version", "9", "--port", port)
+    assert refused.returncode == 2
+    assert "has no version 9" in refused.stderr and "Traceback" not in refused.stderr
+    assert run_cli("deploy", "--env", "qa").returncode == 2
