@@ -15,7 +15,7 @@ CANARY_VENV := .venv-canary
 CANARY_PACKAGES := mlflow scikit-learn pandas papermill nbval
 
 .PHONY: help install demo test test-fast unit-tests notebook-tests lint format lab mlflow-ui serve reset \
-	notebooks bench lock train-job package deploy deploy-smoke canary canary-versions talk-check system-deps \
+	notebooks bench lock train-job package deploy deploy-staging deploy-production deploy-smoke canary canary-versions talk-check system-deps \
 	team-up team-down
 
 help: ## show this list
@@ -81,6 +81,12 @@ package: install ## CI's packages in dist/: the kit's wheel and sdist, the champ
 ENV ?= staging
 deploy: install ## CD: make deploy ENV=staging (smoke test + soak), then ENV=production (smoke test, rollback); VERSION=N to choose
 	$(BIN)/mlops-kit deploy --env $(ENV) $(if $(VERSION),--version $(VERSION))
+
+deploy-staging: ## CD, first step: make deploy ENV=staging (deploy.yml's staging job; VERSION=N to choose)
+	@$(MAKE) --no-print-directory deploy ENV=staging
+
+deploy-production: ## CD, second step: make deploy ENV=production (only a version that passed staging)
+	@$(MAKE) --no-print-directory deploy ENV=production
 
 deploy-smoke: install ## CD: start the API on the champion, smoke-test it, roll the alias back if it fails
 	$(BIN)/mlops-kit deploy-smoke
