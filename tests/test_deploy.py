@@ -105,3 +105,32 @@ def test_the_cli_delivers_and_exits_non_zero_when_refused(trained):
     assert refused.returncode == 2
     assert "has no version 9" in refused.stderr and "Traceback" not in refused.stderr
     assert run_cli("deploy", "--env", "qa").returncode == 2
+
+
+def shadow_log(settings, version: str, rows: int) -> None:
+    """What `serve --shadow` writes: `rows` answers of a version, beside the log."""
+    from datetime import UTC, datetime
+
+    from mlops_kit.store.predictions.entry import LogEntry, shadow_predictions
+    from mlops_kit.store.predictions.writer import PredictionLog
+
+    log = PredictionLog(settings.store, table=shadow_predictions)
+    log.start()
+    log.submit(
+        LogEntry.from_records(
+            "shadowed", datetime.now(UTC), settings.model_name, version,
+            [{"bill_length_mm": 40.0}] * rows, ["Adelie"] * rows, [0.9] * rows,
+            [[0.9, 0.05, 0.05]] * rows, ["Adelie", "Chinstrap", "Gentoo"], [False] * rows,
+        )
+    )  # fmt: skip
+    log.close()
+
+
+def test_production_can_require_the_version_to_have_run_in_shadow(trained):
+    v2 = second_version(trained)
+    assert to_staging(trained, environment("staging"), v2).ok
+    with pytest.raises(ValueError, match=f"v{v2} scored 0 live predictions in shadow"):
+        to_production(trained, environment("production"), require_shadow=True)
+    shadow_log(trained, v2, 120)
+    released = to_production(trained, environment("production"), require_shadow=True)
+    assert released.ok and f"v{v2} scored 120 live predictions in shadow" in released.notes

@@ -258,6 +258,12 @@ def serve(
     alias: str = typer.Option(
         None, "--alias", help="Serve and follow this registry alias (default: champion; staging…)."
     ),
+    shadow: str = typer.Option(
+        None,
+        "--shadow",
+        help="Also score every request with this alias (challenger…) off the request path; its "
+        "answers are logged beside, never sent (mlops-kit compare).",
+    ),
 ) -> None:
     """The REST API that serves models:/<name>@champion (docs at /docs, metrics at /metrics)."""
     from mlops_kit.serving.server import serve as run_server
@@ -265,7 +271,8 @@ def serve(
     if model_uri and Path(model_uri).expanduser().exists():
         model_uri = _checked_package(Path(model_uri).expanduser().resolve())
     fixed = {"model_uri": model_uri, "reload_interval": 0} if model_uri else {}  # nothing to poll
-    run_server(get_settings(api_host=host, api_port=port, alias=alias, **fixed), workers=workers)
+    settings = get_settings(api_host=host, api_port=port, alias=alias, shadow_alias=shadow, **fixed)
+    run_server(settings, workers=workers)
 
 
 def _checked_package(folder: Path) -> str:
@@ -346,6 +353,11 @@ def deploy(
         "production: default the one in staging).",
     ),
     port: int = typer.Option(None, "--port", help="The environment's API port (default: its own)."),
+    require_shadow: bool = typer.Option(
+        False,
+        "--require-shadow",
+        help="production: refuse a version that has not scored live traffic in shadow.",
+    ),
 ) -> None:
     """CD through environments: staging (smoke test + soak), then production (smoke test, rollback)."""
     from dataclasses import replace
@@ -356,9 +368,11 @@ def deploy(
     if env not in ENVIRONMENTS:
         _fail(f"--env must be one of {', '.join(ENVIRONMENTS)}, not '{env}'")
     target = replace(ENVIRONMENTS[env], port=port) if port else ENVIRONMENTS[env]
-    run = to_staging if env == STAGING else to_production
     try:
-        result = run(get_settings(), target, version)
+        if env == STAGING:
+            result = to_staging(get_settings(), target, version)
+        else:
+            result = to_production(get_settings(), target, version, require_shadow)
     except ValueError as exc:
         _fail(str(exc))
     for line in result.lines():
@@ -560,6 +574,20 @@ def monitor(
         typer.echo("logged to MLflow as a 'monitoring' run")
     if report.retrain_due:
         raise typer.Exit(EXIT_RETRAIN_DUE)
+
+
+@app.command()
+def compare(since: str = SinceOpt, last: int = LastOpt) -> None:
+    """The served model against the shadow (serve --shadow) on the same requests, side by side."""
+    from mlops_kit.compare import compare as run_compare
+
+    result = run_compare(get_settings(), since=_since(since), last=last)
+    if not result.predictions:
+        typer.echo("nothing to compare: no request was scored in shadow (mlops-kit serve --shadow)")
+        return
+    typer.echo(result.summary().to_string(index=False, header=False))
+    typer.echo("")
+    typer.echo(result.table().to_string(index=False))
 
 
 @app.command()

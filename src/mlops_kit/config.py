@@ -121,6 +121,7 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     alias: str = CHAMPION  # the registry alias the API serves (and follows): champion, staging…
+    shadow_alias: str | None = None  # an alias that scores the same requests in shadow, unsent
     # the kit's store (prediction log, review sets, labels): a SQLAlchemy URL; default: SQLite in
     # the workspace. MLOPS_KIT_PREDICTION_LOG_URL is the name it had before the store held more.
     store_url: str | None = Field(

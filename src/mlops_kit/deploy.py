@@ -27,6 +27,7 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 
 from mlops_kit import data, registry, tracking
+from mlops_kit.compare import shadowed
 from mlops_kit.config import STAGING, DeployEnvironment, Settings
 from mlops_kit.delivery import SMOKE_RELOAD_INTERVAL, Check, smoke_checks, wait_for_version
 from mlops_kit.processes import HOST
@@ -36,6 +37,7 @@ from mlops_kit.store import datasets
 SOAK_REQUESTS = 200  # one-record requests the staging API answers before it is trusted
 SOAK_ERROR_RATE = 0.01  # at most this share of them may fail
 SOAK_P99_MS = 250.0  # and 99% of them must be answered within this
+SHADOW_MIN_PREDICTIONS = 100  # --require-shadow: live predictions the version scored in shadow
 
 
 @dataclass
@@ -220,16 +222,30 @@ def staging_verdict(settings: Settings, version: str) -> str:
 
 
 def to_production(
-    settings: Settings, env: DeployEnvironment, version: str | None = None
+    settings: Settings,
+    env: DeployEnvironment,
+    version: str | None = None,
+    require_shadow: bool = False,
 ) -> Deployment:
-    """Give a version that passed staging `champion`; smoke-test production; roll back on failure."""
+    """Give a version that passed staging `champion`; smoke-test production; roll back on failure.
+
+    ``require_shadow``: also refuse a version that has not scored live traffic in shadow.
+    """
     version = version or registry.alias_version(settings, STAGING)
     if version is None:
         raise ValueError("nothing is in staging: mlops-kit deploy --env staging first")
     refused = staging_verdict(settings, version)
+    seen = shadowed(settings, version) if require_shadow else 0
+    if require_shadow and not refused and seen < SHADOW_MIN_PREDICTIONS:
+        refused = (
+            f"v{version} scored {seen} live predictions in shadow, fewer than "
+            f"{SHADOW_MIN_PREDICTIONS}: serve it with mlops-kit serve --shadow <its alias> first"
+        )
     if refused:
         raise ValueError(f"refused: {refused}")
     result = Deployment(env.name, version)
+    if require_shadow:
+        result.notes.append(f"v{version} scored {seen} live predictions in shadow")
     started = time.perf_counter()
     champion = registry.champion_version(settings)
     if champion != version:

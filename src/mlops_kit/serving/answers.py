@@ -186,6 +186,9 @@ class Health(BaseModel):
     )
     registry: RegistryStatus
     prediction_log: LogStatus
+    shadow: dict[str, Any] | None = Field(
+        default=None, description="serve --shadow ALIAS: its version, what it scored or skipped"
+    )
     uptime_s: float
 
 

@@ -29,6 +29,7 @@ from mlops_kit.serving.loader import Champion, ChampionLoader
 from mlops_kit.serving.metrics import ApiMetrics, RequestTimer
 from mlops_kit.serving.mlflow_protocol import openapi_body
 from mlops_kit.serving.routes import admin, invocations, metrics, predictions, status
+from mlops_kit.serving.shadow import Shadow
 from mlops_kit.store.predictions.writer import PredictionLog
 
 DESCRIPTION = """
@@ -55,6 +56,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.predlog.start()
     app.state.metrics.start(app.state.predlog)
     await run_in_threadpool(app.state.loader.start)
+    if app.state.shadow is not None:
+        await run_in_threadpool(app.state.shadow.start)
     if app.state.freeze_gc:
         # Move every object alive now (mlflow, scikit-learn, the model: ~344k) out of the garbage
         # collector's full scans: one took 0.3-0.4 s, stalling whatever request was running;
@@ -64,6 +67,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
     finally:
         app.state.loader.stop()
+        if app.state.shadow is not None:
+            app.state.shadow.stop()
         app.state.predlog.close()
         app.state.metrics.stop()
 
@@ -90,6 +95,7 @@ def create_app(settings: Settings | None = None, *, freeze_gc: bool = False) -> 
     app.state.settings = settings
     app.state.loader = ChampionLoader(settings, settings.alias)
     app.state.predlog = PredictionLog(settings.store)
+    app.state.shadow = Shadow(settings) if settings.shadow_alias else None
     app.state.started = time.monotonic()
     app.state.freeze_gc = freeze_gc
     app.state.metrics = ApiMetrics(settings.low_confidence)

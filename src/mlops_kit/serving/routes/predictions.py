@@ -169,6 +169,8 @@ async def serve(
         metrics.refusal(exc, refused.status_code)
         return refused
     log.submit(entry)
+    if request.app.state.shadow is not None:  # scored again off the request path, never sent
+        request.app.state.shadow.submit(entry)
     metrics.answered(entry)
     headers.update({"X-Model-Name": champion.name, "X-Model-Version": champion.version})
     return Response(text, media_type="application/json", headers=headers)

@@ -57,6 +57,7 @@ async def health(
             "reload_interval": settings.reload_interval,
         },
         "prediction_log": log_status,
+        "shadow": request.app.state.shadow.status() if request.app.state.shadow else None,
         "uptime_s": round(time.monotonic() - request.app.state.started, 1),
     }
     return JSONBody(body, status_code=503 if champion is None else 200)

@@ -12,24 +12,32 @@ import sqlalchemy as sa
 
 from mlops_kit.store.db import metadata
 
-predictions = sa.Table(
-    "predictions",
-    metadata,
-    # 64-bit on a server (a team's log outgrows 2^31 rows); SQLite's rowid is 64-bit already
-    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
-    sa.Column("request_id", sa.String(64), nullable=False),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, index=True),  # UTC
-    sa.Column("record_index", sa.Integer, nullable=False),  # position in the request's batch
-    sa.Column("model_name", sa.String(200), nullable=False),
-    sa.Column("model_version", sa.String(32), nullable=False),
-    sa.Column("input", sa.JSON, nullable=False),  # the record as validated; absent fields: null
-    sa.Column("predicted", sa.String(200), nullable=False),
-    sa.Column("confidence", sa.Float, nullable=False),
-    sa.Column("probabilities", sa.JSON, nullable=False),  # {class: probability}
-    sa.Column("low_confidence", sa.Boolean, nullable=False),
-    # the threshold the API flagged it with; NULL in rows logged before the kit kept it
-    sa.Column("low_confidence_threshold", sa.Float, nullable=True),
-)
+
+def log_table(name: str) -> sa.Table:
+    """A table of served predictions: the log itself, or the shadow model's answers beside it."""
+    return sa.Table(
+        name,
+        metadata,
+        # 64-bit on a server (a team's log outgrows 2^31 rows); SQLite's rowid is 64-bit already
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+        sa.Column("request_id", sa.String(64), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, index=True),  # UTC
+        sa.Column("record_index", sa.Integer, nullable=False),  # position in the request's batch
+        sa.Column("model_name", sa.String(200), nullable=False),
+        sa.Column("model_version", sa.String(32), nullable=False),
+        sa.Column("input", sa.JSON, nullable=False),  # the record as validated; absent: null
+        sa.Column("predicted", sa.String(200), nullable=False),
+        sa.Column("confidence", sa.Float, nullable=False),
+        sa.Column("probabilities", sa.JSON, nullable=False),  # {class: probability}
+        sa.Column("low_confidence", sa.Boolean, nullable=False),
+        # the threshold the API flagged it with; NULL in rows logged before the kit kept it
+        sa.Column("low_confidence_threshold", sa.Float, nullable=True),
+    )
+
+
+predictions = log_table("predictions")  # what the API answered
+# what a shadow model (serve --shadow ALIAS) answered to the same requests, never sent back
+shadow_predictions = log_table("shadow_predictions")
 BASE_COLUMNS = [
     "id",
     "request_id",

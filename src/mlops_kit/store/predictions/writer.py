@@ -29,11 +29,16 @@ log = logging.getLogger(__name__)
 MAX_PENDING_ROWS = 200_000  # beyond this backlog /predict answers 503 instead of queueing more
 
 _INSERT_COLUMNS = [c.name for c in predictions.columns if c.name != "id"]
-_SQLITE_INSERT = (
-    f"INSERT INTO {predictions.name} ({', '.join(_INSERT_COLUMNS)}) "
-    f"VALUES ({', '.join('?' * len(_INSERT_COLUMNS))})"
-)
-_COPY = f"COPY {predictions.name} ({', '.join(_INSERT_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
+
+
+def _sqlite_insert(table: sa.Table) -> str:
+    columns = ", ".join(_INSERT_COLUMNS)
+    return f"INSERT INTO {table.name} ({columns}) VALUES ({', '.join('?' * len(_INSERT_COLUMNS))})"
+
+
+def _copy(table: sa.Table) -> str:
+    return f"COPY {table.name} ({', '.join(_INSERT_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
+
 
 _STOP = object()
 
@@ -51,8 +56,10 @@ class PredictionLog:
         retries: int = 3,
         fast_sqlite: bool = True,
         copy: bool = True,
+        table: sa.Table = predictions,  # or shadow_predictions: a shadow model's answers
     ) -> None:
         self.url = url
+        self.table = table
         self.max_rows_per_write = max_rows_per_write
         self.retries = retries
         # The fast paths (row_text.py) store the same values as SQLAlchemy's insert of rows()
@@ -149,16 +156,16 @@ class PredictionLog:
             if self.fast_sqlite:
                 cursor = conn.connection.cursor()
                 rows = (t for e in batch for t in row_text.sqlite_tuples(e))
-                cursor.executemany(_SQLITE_INSERT, rows)
+                cursor.executemany(_sqlite_insert(self.table), rows)
                 cursor.close()
             elif self.copy:
-                with conn.connection.cursor() as cursor, cursor.copy(_COPY) as copy:
+                with conn.connection.cursor() as cursor, cursor.copy(_copy(self.table)) as copy:
                     copy.set_types(row_text.COPY_TYPES)
                     for e in batch:
                         for row in row_text.copy_tuples(e):
                             copy.write_row(row)
             else:
-                conn.execute(predictions.insert(), [row for e in batch for row in e.rows()])
+                conn.execute(self.table.insert(), [row for e in batch for row in e.rows()])
 
     def _unreachable(self, exc: BaseException) -> bool:
         """True when a database server is down or restarting, rather than refusing these rows."""
