@@ -80,7 +80,7 @@ package: install ## CI's packages in dist/: the kit's wheel and sdist, the champ
 
 ENV ?= staging
 deploy: install ## CD: make deploy ENV=staging (smoke test + soak), then ENV=production (smoke test, rollback); VERSION=N to choose
-	$(BIN)/mlops-kit deploy --env $(ENV) $(if $(VERSION),--version $(VERSION))
+	$(BIN)/mlops-kit deploy --env $(ENV) $(if $(VERSION),--version $(VERSION)) $(EXTRA)
 
 deploy-staging: ## CD, first step: make deploy ENV=staging (deploy.yml's staging job; VERSION=N to choose)
 	@$(MAKE) --no-print-directory deploy ENV=staging
