@@ -6,15 +6,19 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import mlflow
 import pandas as pd
 import pytest
 
 from mlops_kit.config import Settings, get_settings
-from mlops_kit.talk import browser
-from mlops_kit.training_pipeline import PipelineResult, run_training_pipeline
 from tests.helpers import PENGUINS_CSV, clear_env, iris_like, reset_mlflow
+
+if TYPE_CHECKING:
+    from mlops_kit.training_pipeline import PipelineResult
+
+# MLflow and the training pipeline are imported by the fixtures that use them (as in helpers.py):
+# a test that needs neither, e.g. notebook 03's live run of tests/test_data.py, starts fast.
 
 # Fixtures that train a model or start a server: a test using one is slow (`make test-fast` skips it).
 SLOW_FIXTURES = {"trained", "registry", "tables"}
@@ -54,6 +58,8 @@ class Trained:
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
     """Run the default training pipeline once per session; tests must only read this store."""
+    from mlops_kit.training_pipeline import run_training_pipeline
+
     root = tmp_path_factory.mktemp("trained")
     with pytest.MonkeyPatch.context() as mp:
         clear_env(mp)
@@ -68,6 +74,8 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
 @pytest.fixture
 def use_trained(trained: Trained, isolated: None) -> Trained:
     """Point MLflow's fluent API at the session's trained store (reset after the test)."""
+    import mlflow
+
     mlflow.set_tracking_uri(trained.settings.tracking_uri)
     mlflow.set_registry_uri(trained.settings.registry_uri)
     return trained
@@ -109,6 +117,8 @@ def iris_features() -> list[str]:
 @pytest.fixture
 def offline_browser() -> None:
     """Chromium must be there: skipped on a developer's machine without it, a failure in CI."""
+    from mlops_kit.talk import browser
+
     if browser.chromium() is None:
         if os.environ.get("CI"):
             pytest.fail(browser.MISSING)

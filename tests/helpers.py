@@ -6,16 +6,20 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import mlflow
 import numpy as np
 import pandas as pd
 import pytest
 
-from mlops_kit import data, train
+from mlops_kit import data
 from mlops_kit.config import PROJ_ROOT, Settings, TableSpec, get_settings
-from mlops_kit.serving.inputs import encoder_categories, request_models
-from mlops_kit.serving.loader import Champion
+
+if TYPE_CHECKING:
+    from mlops_kit.serving.loader import Champion
+
+# MLflow, scikit-learn and the serving modules are imported by the helpers that use them: every
+# test loads this module, and a test of the data alone then starts in 0.6 s instead of 3 s.
 
 PENGUINS_CSV = PROJ_ROOT / "data" / "raw" / "penguins_raw.csv"
 # Variables that would point a test at someone's real MLflow or change the kit's defaults.
@@ -60,10 +64,12 @@ def run_cli(*args: str, cwd: Path | None = None, **env: str) -> subprocess.Compl
 
 def reset_mlflow() -> None:
     """Forget MLflow's process-wide state: active runs, URIs and the env vars MLflow exports."""
-    while mlflow.active_run() is not None:
-        mlflow.end_run()
-    mlflow.set_tracking_uri(None)
-    mlflow.set_registry_uri(None)
+    mlflow = sys.modules.get("mlflow")
+    if mlflow is not None:  # not loaded: nothing of MLflow's to forget
+        while mlflow.active_run() is not None:
+            mlflow.end_run()
+        mlflow.set_tracking_uri(None)
+        mlflow.set_registry_uri(None)
     for name in MLFLOW_ENV:
         os.environ.pop(name, None)
 
@@ -139,6 +145,8 @@ def toy_pipeline(
     numeric: list[str], categorical: list[str], candidate: str = "logistic_regression"
 ):
     """The kit's pipeline for these columns of `table()`, fitted."""
+    from mlops_kit import train
+
     frame = toy_table()
     spec = data.DatasetSpec("kind", numeric, categorical)
     return train.build_pipeline(candidate, spec).fit(frame[spec.features], frame["kind"])
@@ -148,6 +156,9 @@ def toy_champion(
     numeric: list[str], categorical: list[str], accelerator: object = None, max_batch: int = 100
 ) -> Champion:
     """A Champion serving the fitted pipeline, as the loader would build it."""
+    from mlops_kit.serving.inputs import encoder_categories, request_models
+    from mlops_kit.serving.loader import Champion
+
     pipeline = toy_pipeline(numeric, categorical)
     inputs = [(n, "double") for n in numeric] + [(c, "string") for c in categorical]
     return Champion(

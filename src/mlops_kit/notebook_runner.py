@@ -156,6 +156,10 @@ def _execute(
                     cwd=str(notebook.parent),
                     progress_bar=False,
                     log_output=False,
+                    # the executed copy is written once, at the end or at the failing cell,
+                    # not after every cell (~100 writes of the whole notebook in a demo run);
+                    # a kernel that dies leaves no copy, its error is still reported
+                    request_save_on_cell_execute=False,
                     kernel_manager_class=FinishedNotebookKernelManager,
                 )
         except Exception as exc:  # noqa: BLE001 - papermill raises many kinds; all mean "failed"

@@ -6,8 +6,6 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
-from mlops_kit.plots import _figure
-
 # The MLOps cycle of the talk: (box label, where the kit implements it)
 CYCLE = [
     ("Análise exploratória", "01 · data.py, plots.py"),
@@ -23,7 +21,8 @@ CYCLE = [
 
 def mlops_cycle() -> Figure:
     """The components cycle of the talk drawn as a ring of boxes, each naming its notebook and module."""
-    fig = _figure((10, 7.5))
+    # a Figure of its own, not pyplot's: nothing to close, and notebook 00 loads no model libraries
+    fig = Figure(figsize=(10, 7.5))
     ax = fig.subplots()
     n = len(CYCLE)
     half_w, half_h = 1.3, 0.42
