@@ -80,10 +80,12 @@ def story(tmp_path_factory: pytest.TempPathFactory) -> Story:
 # --- the story: decision lines ---
 
 # Lines that carry a decision: promoted or not and why, the gate, the smoke test and rollback,
+# the deliveries through staging,
 # the monitor's verdict, what was captured and labelled.
 DECISION = re.compile(
     r"promovido a champion|motivo|champion agora|é o novo champion|quality gate recusou|aprovado|"
-    r"recusado|FALHOU|rollback|a API agora serve|retreino|casos captados|casos rotulados|verde"
+    r"recusado|FALHOU|rollback|a API agora serve|retreino|casos captados|casos rotulados|verde|"
+    r"entrega de|falhou em staging|agora serve"
 )
 
 
@@ -228,23 +230,26 @@ def test_02_the_gate_promotes_the_first_run_and_refuses_the_others(story: Story)
         assert until is None or datetime.fromisoformat(until) >= end.replace(microsecond=0)
 
 
-# --- notebook 03: the gate, then a broken candidate rolled back ---
+# --- notebook 03: the gate, staging then production, a broken candidate stopped at staging ---
 
 
-def test_03_promotes_by_the_gate_and_rolls_a_broken_champion_back(story: Story) -> None:
+def test_03_delivers_through_staging_and_stops_a_broken_candidate_there(story: Story) -> None:
     for notebook, next_one in zip(story.executed("03"), story.executed("04"), strict=True):
         ((run, _),) = training_runs(story, notebook)
         promoted = run.data.tags["registered_version"]
         assert run.data.tags["promoted"] == "true"
         assert new_champions(notebook) == [promoted]
         text = printed(notebook)
-        (broken,) = re.findall(rf"rollback: champion v(\d+) → v{promoted}\b", text)
-        assert f"a API agora serve v{promoted}\n" in text
-        assert version_tags(story, broken)["rolled_back"] == "true"
-        assert version_tags(story, broken)["previous_champion"] == promoted
+        (broken,) = re.findall(r"entrega de v(\d+) em staging: FALHOU", text)
+        assert f"staging: v{broken} → v{promoted} (falhou)" in text
+        assert f"staging agora serve v{promoted}" in text
+        assert f"v{broken} falhou em staging" in text
+        tags = version_tags(story, promoted)
+        assert tags["staging"] == "passed"
+        assert version_tags(story, broken)["staging"] == "failed"
         last_registry_table = tables_with(notebook, "versão", "aliases")[-1]
         assert last_registry_table.set_index("versão")["aliases"].to_dict() == {
-            promoted: "champion",
+            promoted: "champion, staging",
             broken: "",
         }
         # the notebook after it found that champion: its normal traffic was answered by it

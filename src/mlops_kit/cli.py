@@ -360,14 +360,13 @@ def deploy(
     ),
 ) -> None:
     """CD through environments: staging (smoke test + soak), then production (smoke test, rollback)."""
-    from dataclasses import replace
+    from mlops_kit.config import STAGING
+    from mlops_kit.deploy import environment, to_production, to_staging
 
-    from mlops_kit.config import ENVIRONMENTS, STAGING
-    from mlops_kit.deploy import to_production, to_staging
-
-    if env not in ENVIRONMENTS:
-        _fail(f"--env must be one of {', '.join(ENVIRONMENTS)}, not '{env}'")
-    target = replace(ENVIRONMENTS[env], port=port) if port else ENVIRONMENTS[env]
+    try:
+        target = environment(env, port)
+    except ValueError as exc:
+        _fail(str(exc))
     try:
         if env == STAGING:
             result = to_staging(get_settings(), target, version)

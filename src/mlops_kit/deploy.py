@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 import httpx
@@ -28,9 +28,10 @@ from mlflow.exceptions import MlflowException
 
 from mlops_kit import data, registry, tracking
 from mlops_kit.compare import shadowed
-from mlops_kit.config import STAGING, DeployEnvironment, Settings
+from mlops_kit.config import ENVIRONMENTS, STAGING, DeployEnvironment, Settings
 from mlops_kit.delivery import SMOKE_RELOAD_INTERVAL, Check, smoke_checks, wait_for_version
-from mlops_kit.processes import HOST
+from mlops_kit.environment import environment_table
+from mlops_kit.processes import HOST, free_port
 from mlops_kit.services import Service, start_api
 from mlops_kit.store import datasets
 
@@ -51,6 +52,7 @@ class Deployment:
     serving_after: str | None = None
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    serving_environment: dict | None = None  # the API's check of it (GET /health)
 
     @property
     def ok(self) -> bool:
@@ -62,6 +64,11 @@ class Deployment:
         rows = [(c.name, "ok" if c.ok else "FAILED", c.detail) for c in self.checks]
         return pd.DataFrame(rows, columns=["check", "result", "detail"])
 
+    def environment_table(self) -> pd.DataFrame | None:
+        """Python and each package, trained with / here (None: no model was served)."""
+        found = self.serving_environment
+        return environment_table(found) if found else None
+
     def lines(self) -> list[str]:
         """A compact report for a terminal or a CI log."""
         verdict = "passed" if self.ok else "FAILED"
@@ -71,6 +78,17 @@ class Deployment:
         if self.serving_after:
             out.append(f"{self.environment} now serves v{self.serving_after}")
         return out + self.notes
+
+
+def environment(name: str, port: int | None = None) -> DeployEnvironment:
+    """An environment as declared (``config.ENVIRONMENTS``), on another port if given (0: a free
+    one, as a notebook or a test beside a running API needs)."""
+    if name not in ENVIRONMENTS:
+        raise ValueError(f"no environment '{name}': choose one of {', '.join(ENVIRONMENTS)}")
+    declared = ENVIRONMENTS[name]
+    if port is None:
+        return declared
+    return replace(declared, port=port or free_port())
 
 
 def candidate_version(settings: Settings) -> str:
@@ -192,6 +210,7 @@ def to_staging(
     with environment_api(settings, env) as (api, how):
         result.notes.append(how)
         result.checks = smoke_checks(api, version, STAGING)
+        result.serving_environment = api.get("/health").get("environment")
         if result.ok:
             result.checks.append(soak(api, soak_records(settings, version)))
         client = tracking.client(settings)
@@ -202,7 +221,10 @@ def to_staging(
             failed = next(c for c in result.checks if not c.ok)
             client.set_model_version_tag(settings.model_name, version, "staging", "failed")
             client.set_model_version_tag(
-                settings.model_name, version, "staging_failure", f"{failed.name}: {failed.detail}"
+                settings.model_name, version, "staging_failure", failed.name
+            )
+            client.set_model_version_tag(
+                settings.model_name, version, "staging_failure_detail", failed.detail[:500]
             )
             _move_staging(settings, before, f"v{version} failed staging")
             result.moves.append(f"{STAGING}: v{version} -> {_named(before)} (it failed)")
@@ -217,7 +239,7 @@ def staging_verdict(settings: Settings, version: str) -> str:
     if tags.get("staging") == "passed":
         return ""
     if tags.get("staging") == "failed":
-        return f"v{version} failed staging ({tags.get('staging_failure', '')})"
+        return f"v{version} failed staging (check: {tags.get('staging_failure', '?')})"
     return f"v{version} was never deployed to staging: mlops-kit deploy --env staging first"
 
 
@@ -254,6 +276,7 @@ def to_production(
     with environment_api(settings, env) as (api, how):
         result.notes.append(how)
         result.checks = smoke_checks(api, version)
+        result.serving_environment = api.get("/health").get("environment")
         if result.ok:
             result.serving_after = version
         else:

@@ -22,6 +22,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from mlops_kit.config import MODEL_MANIFEST, Settings
 from mlops_kit.registry import champion_version
 from mlops_kit.tracking import client as make_client
@@ -40,6 +42,17 @@ class ModelPackage:
     def size_bytes(self) -> int:
         """The package's size on disk (every file, the manifest included)."""
         return sum(p.stat().st_size for p in self.path.rglob("*") if p.is_file())
+
+    def table(self) -> pd.DataFrame:
+        """What the package holds, as a notebook shows it."""
+        m = self.manifest
+        rows = [
+            ("model", f"{m['model_name']} v{m['version']}"),
+            ("data version", m["data_version"]),
+            ("files", f"{len(m['files'])} + {MODEL_MANIFEST} (sha256)"),
+            ("contents", "MLmodel, requirements.txt, python_env.yaml, Dockerfile"),
+        ]
+        return pd.DataFrame(rows, columns=["item", "value"])
 
     def lines(self) -> list[str]:
         """What `mlops-kit package` prints."""

@@ -70,6 +70,9 @@ TARGETS_PT = {
     "demo": "roda todos os notebooks sem interface com o papermill e diz onde ficaram os resultados",
     "train-job": "o treinamento agendado: notebook 02 sem interface; falha se o gate recusar",
     "deploy-smoke": "CD: sobe a API no champion, faz o smoke test e volta o alias se ele falhar",
+    "deploy-staging": "CD, 1º passo: o candidato ganha o alias staging; smoke test e soak na API de staging",
+    "deploy-production": "CD, 2º passo: só o que passou em staging vira champion; smoke test e rollback",
+    "package": "empacota: o wheel e o sdist do kit, e o champion como pacote de modelo (dist/)",
     "canary": "os testes contra as versões mais novas de mlflow, scikit-learn, pandas, papermill e "
     "nbval (não as fixadas), no .venv-canary",
     "canary-versions": "quais versões o canary testou, ao lado das fixadas",
@@ -141,7 +144,7 @@ def levels_table(pipeline_seconds: float, delivery_seconds: float) -> pd.DataFra
             2,
             "CI/CD",
             "commit, pull request ou agendamento no CI",
-            "CI: testes e gate; CD: API, smoke test, rollback",
+            "CI: testes, gate e pacote; CD: staging (smoke test, soak) → produção, rollback",
             f"{_seconds(pipeline_seconds + delivery_seconds)} até o modelo servido e testado",
         ),
     ]

@@ -21,6 +21,12 @@ LABELS: dict[str, str] = {
     "ok": "ok",
     "FAILED": "FALHOU",
     "passed": "aprovado",
+    "production": "produção",
+    "staging": "staging",
+    "soak": "soak",
+    "(none)": "(nenhuma)",
+    "files": "arquivos",
+    "contents": "conteúdo",
     "refused": "recusado",
     "FINISHED": "concluído",
     "pipeline": "pipeline",
@@ -181,12 +187,48 @@ SENTENCES: list[tuple[str, str]] = [
     # smoke test (delivery)
     (r"status=(?P<s>\w+), model loaded=(?P<l>\w+)", "status={s}, modelo carregado={l}"),
     (
-        r"API serves (?P<a>v\d+), registry champion is (?P<b>v\d+)",
-        "a API serve {a}, o champion do registry é {b}",
+        r"API serves (?P<a>v\d+), registry (?P<alias>\w+) is (?P<b>v\d+)",
+        "a API serve {a}, o {alias} do registry é {b}",
     ),
     (
-        r"API serves no model, registry champion is (?P<b>v\d+)",
-        "a API não serve nenhum modelo, o champion do registry é {b}",
+        r"API serves no model, registry (?P<alias>\w+) is (?P<b>v\d+)",
+        "a API não serve nenhum modelo, o {alias} do registry é {b}",
+    ),
+    # CD through environments (deploy.py)
+    (  # the soak's detail, in its two halves (a text is translated piece by piece at "; ")
+        rf"(?P<n>\d+) requests, (?P<f>\d+) failed \((?P<r>{_NUMBER})%, budget (?P<b>{_NUMBER})%\)",
+        "{n} requisições, {f} falharam ({r}%, orçamento {b}%)",
+    ),
+    (
+        rf"p50 (?P<p50>{_NUMBER}) ms, p99 (?P<p99>{_NUMBER}) ms \(budget (?P<pb>{_NUMBER}) ms\)",
+        "p50 {p50} ms, p99 {p99} ms (orçamento {pb} ms)",
+    ),
+    (
+        r"deploy (?P<v>v\d+) to (?P<env>\w+): (?P<verdict>passed|FAILED)",
+        "entrega de {v} em {env}: {verdict}",
+    ),
+    (
+        r"(?P<alias>staging|champion): (?P<a>\S+) -> (?P<b>v\d+) \(it failed\)",
+        "{alias}: {a} → {b} (falhou)",
+    ),
+    (r"(?P<alias>staging|champion): (?P<a>\S+) -> (?P<b>v\d+)", "{alias}: {a} → {b}"),
+    (r"(?P<env>staging|production) now serves (?P<v>v\d+)", "{env} agora serve {v}"),
+    (
+        r"no (?P<env>staging|production) API answered on (?P<url>\S+): one was started for the "
+        r"checks",
+        "nenhuma API de {env} respondia em {url}: uma subiu só para as verificações",
+    ),
+    (
+        r"the (?P<env>staging|production) API on (?P<url>\S+) follows its alias",
+        "a API de {env} em {url} segue o seu alias",
+    ),
+    (
+        r"(?P<v>v\d+) failed staging \(check: (?P<c>\w+)\)",
+        "{v} falhou em staging (verificação: {c})",
+    ),
+    (
+        r"(?P<v>v\d+) was never deployed to staging: mlops-kit deploy --env staging first",
+        "{v} nunca foi entregue em staging: antes, mlops-kit deploy --env staging",
     ),
     (r"no model to ask", "nenhum modelo para perguntar"),
     (
