@@ -333,14 +333,7 @@ def deploy_smoke(
     """CD: start the API on the champion, smoke-test it, roll the alias back if it fails (exit 1)."""
     from mlops_kit.delivery import deploy_smoke as run_smoke
 
-    try:
-        result = run_smoke(get_settings(), rollback_on_failure=rollback)
-    except ValueError as exc:
-        _fail(str(exc))
-    for line in result.lines():
-        typer.echo(line)
-    if not result.ok:
-        raise typer.Exit(1)
+    _report_delivery(lambda: run_smoke(get_settings(), rollback_on_failure=rollback))
 
 
 @app.command()
@@ -367,11 +360,16 @@ def deploy(
         target = environment(env, port)
     except ValueError as exc:
         _fail(str(exc))
+    if env == STAGING:
+        _report_delivery(lambda: to_staging(get_settings(), target, version))
+    else:
+        _report_delivery(lambda: to_production(get_settings(), target, version, require_shadow))
+
+
+def _report_delivery(deliver) -> None:  # noqa: ANN001 - returns a SmokeResult or a Deployment
+    """Run a delivery; print its lines; exit 2 when it was refused, 1 when a check failed."""
     try:
-        if env == STAGING:
-            result = to_staging(get_settings(), target, version)
-        else:
-            result = to_production(get_settings(), target, version, require_shadow)
+        result = deliver()
     except ValueError as exc:
         _fail(str(exc))
     for line in result.lines():
