@@ -134,3 +134,22 @@ def test_production_can_require_the_version_to_have_run_in_shadow(trained):
     shadow_log(trained, v2, 120)
     released = to_production(trained, environment("production"), require_shadow=True)
     assert released.ok and f"v{v2} scored 120 live predictions in shadow" in released.notes
+
+
+def test_an_api_that_cannot_start_leaves_the_aliases_where_they_were(trained):
+    import socket
+
+    v2 = second_version(trained)
+    with socket.socket() as taken:  # something else holds the environment's port
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        staging = replace(ENVIRONMENTS["staging"], port=port)
+        with pytest.raises(Exception):  # noqa: B017 - whatever the API's start raises
+            to_staging(trained, staging, v2)
+        assert registry.alias_version(trained, STAGING) is None
+        assert to_staging(trained, environment("staging"), v2).ok
+        production = replace(ENVIRONMENTS["production"], port=port)
+        with pytest.raises(Exception):  # noqa: B017
+            to_production(trained, production)
+    assert registry.champion_version(trained) == "1"

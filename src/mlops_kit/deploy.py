@@ -16,7 +16,7 @@ checks and stopped after them.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -174,6 +174,16 @@ def environment_api(settings: Settings, env: DeployEnvironment) -> Iterator[tupl
         yield api, f"no {env.name} API answered on {url}: one was started for the checks"
 
 
+@contextmanager
+def _undone_on_error(undo: Callable[[], object]) -> Iterator[None]:
+    """An alias move that is undone when its checks cannot run at all (the API does not start)."""
+    try:
+        yield
+    except BaseException:
+        undo()
+        raise
+
+
 def _move_staging(settings: Settings, version: str | None, reason: str) -> str | None:
     """Point `staging` at a version (None: take the alias off); the version it left."""
     client = tracking.client(settings)
@@ -207,7 +217,11 @@ def to_staging(
     started = time.perf_counter()
     before = _move_staging(settings, version, "deployed to staging")
     result.moves.append(f"{STAGING}: {_named(before)} -> v{version}")
-    with environment_api(settings, env) as (api, how):
+
+    def undo() -> None:
+        _move_staging(settings, before, "the staging checks could not run")
+
+    with _undone_on_error(undo), environment_api(settings, env) as (api, how):
         result.notes.append(how)
         result.checks = smoke_checks(api, version, STAGING)
         result.serving_environment = api.get("/health").get("environment")
@@ -269,11 +283,16 @@ def to_production(
     if require_shadow:
         result.notes.append(f"v{version} scored {seen} live predictions in shadow")
     started = time.perf_counter()
-    champion = registry.champion_version(settings)
-    if champion != version:
+    moved = registry.champion_version(settings) != version
+    if moved:
         move = registry.promote(settings, version, "passed staging", by="cd")
         result.moves.append(f"champion: {_named(move.from_version)} -> v{version}")
-    with environment_api(settings, env) as (api, how):
+
+    def undo() -> None:
+        if moved:
+            registry.rollback(settings, "the production checks could not run")
+
+    with _undone_on_error(undo), environment_api(settings, env) as (api, how):
         result.notes.append(how)
         result.checks = smoke_checks(api, version)
         result.serving_environment = api.get("/health").get("environment")
