@@ -20,6 +20,8 @@ from mlops_kit.labels import LABEL, labelled_cases
 from mlops_kit.store.db import exists, make_engine
 from mlops_kit.store.predictions.entry import predictions, shadow_predictions
 
+LABELLED_CHUNK = 500  # request ids asked for at a time (SQLite takes a bounded number of values)
+
 
 @dataclass
 class Side:
@@ -155,15 +157,16 @@ def _accuracy(
         return 0, none
     truth = dict(zip(labels["case_id"].astype(str), labels[LABEL].astype(str), strict=True))
     request_ids = sorted({case.rsplit("#", 1)[0] for case in truth})
-    query = sa.select(
-        pairs.c.request_id, pairs.c.record_index, pairs.c.served_predicted, pairs.c.shadow_predicted
-    ).where(pairs.c.request_id.in_(request_ids))
+    columns = (pairs.c.request_id, pairs.c.record_index)
+    answers = (pairs.c.served_predicted, pairs.c.shadow_predicted)
+    rows = []
     with engine.connect() as conn:
-        rows = [
-            (truth[f"{r.request_id}#{r.record_index}"], r.served_predicted, r.shadow_predicted)
-            for r in conn.execute(query)
-            if f"{r.request_id}#{r.record_index}" in truth
-        ]
+        for start in range(0, len(request_ids), LABELLED_CHUNK):  # a bounded IN (...) each time
+            chunk = request_ids[start : start + LABELLED_CHUNK]
+            for r in conn.execute(sa.select(*columns, *answers).where(columns[0].in_(chunk))):
+                case = f"{r.request_id}#{r.record_index}"
+                if case in truth:
+                    rows.append((truth[case], r.served_predicted, r.shadow_predicted))
     if not rows:
         return 0, none
     return len(rows), {
