@@ -86,7 +86,7 @@ def test_production_refuses_a_version_staging_never_saw(trained):
 def test_a_running_staging_api_follows_its_alias(trained):
     v2 = second_version(trained)
     env = environment("staging")
-    registry.alias_version(trained, STAGING)  # none yet: the API starts with no model
+    assert registry.alias_version(trained, STAGING) is None  # the API starts with no model
     staging_settings = env.settings(trained).model_copy(update={"reload_interval": 0.5})
     with start_api(staging_settings, port=env.port, require_model=False) as api:
         result = to_staging(trained, env, v2)
