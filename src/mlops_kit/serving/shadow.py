@@ -138,7 +138,7 @@ class Shadow:
         self.counts["scored"] += rows
 
     def flush(self, timeout: float = 10.0) -> bool:
-        """Wait until every queued request is scored and written (tests, shutdown); False: late."""
+        """Wait until every queued request is scored and written (False: not in time)."""
         deadline = time.monotonic() + timeout
         while self._queued > 0:
             if time.monotonic() > deadline:
