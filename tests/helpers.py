@@ -16,7 +16,7 @@ from mlops_kit import data
 from mlops_kit.config import PROJ_ROOT, Settings, TableSpec, get_settings
 
 if TYPE_CHECKING:
-    from mlops_kit.serving.loader import Champion
+    from mlops_kit.scoring.loader import Champion
 
 # MLflow, scikit-learn and the serving modules are imported by the helpers that use them: every
 # test loads this module, and a test of the data alone then starts in 0.6 s instead of 3 s.
@@ -156,8 +156,8 @@ def toy_champion(
     numeric: list[str], categorical: list[str], accelerator: object = None, max_batch: int = 100
 ) -> Champion:
     """A Champion serving the fitted pipeline, as the loader would build it."""
-    from mlops_kit.serving.inputs import encoder_categories, request_models
-    from mlops_kit.serving.loader import Champion
+    from mlops_kit.scoring.inputs import encoder_categories, request_models
+    from mlops_kit.scoring.loader import Champion
 
     pipeline = toy_pipeline(numeric, categorical)
     inputs = [(n, "double") for n in numeric] + [(c, "string") for c in categorical]

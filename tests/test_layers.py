@@ -41,7 +41,7 @@ def loaded_after_import(module: str) -> set[str]:
 
 
 @pytest.mark.parametrize(
-    "module", ["mlops_kit.serving.app", "mlops_kit.serving.server", "mlops_kit.serving.loader"]
+    "module", ["mlops_kit.serving.app", "mlops_kit.serving.server", "mlops_kit.scoring.loader"]
 )
 def test_serving_imports_nothing_from_the_training_side(module: str) -> None:
     loaded = loaded_after_import(module)
@@ -67,6 +67,18 @@ ABOVE_SERVING = (
 def test_serving_is_a_leaf(module: str) -> None:
     loaded = loaded_after_import(module)
     assert not {m for m in loaded if m.startswith(ABOVE_SERVING)}
+
+
+def test_scoring_stands_below_the_web_package() -> None:
+    """The model, its request models and scoring serve the API and batch alike: no web import."""
+    modules = sorted(
+        "mlops_kit.scoring." + path.stem
+        for path in (SRC / "scoring").glob("*.py")
+        if path.name != "__init__.py"
+    )
+    loaded = loaded_after_import(", ".join(modules))
+    assert not {m for m in loaded if m.startswith(("mlops_kit.serving", *ABOVE_SERVING))}
+    assert not {m for m in loaded if m.startswith(TRAINING_SIDE)}
 
 
 def _imports_of(path: Path) -> set[str]:

@@ -6,6 +6,8 @@ import json
 
 import pytest
 
+from mlops_kit.scoring.errors import BadRequest
+from mlops_kit.scoring.score import score
 from mlops_kit.serving.answers import (
     ColumnsResponse,
     PredictResponse,
@@ -13,8 +15,6 @@ from mlops_kit.serving.answers import (
     records_answer,
     refusal,
 )
-from mlops_kit.serving.errors import BadRequest
-from mlops_kit.serving.scoring import score
 from tests.helpers import toy_champion as champion
 
 

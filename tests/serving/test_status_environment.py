@@ -10,7 +10,7 @@ import mlflow
 from fastapi.testclient import TestClient
 
 from mlops_kit.config import Settings
-from mlops_kit.serving.loader import build_champion
+from mlops_kit.scoring.loader import build_champion
 from mlops_kit.train import pip_requirements
 from tests.helpers import other_minor, pin_in_model
 

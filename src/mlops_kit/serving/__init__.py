@@ -1,7 +1,7 @@
-"""The REST API serving ``models:/<name>@champion``: load -> validate -> score -> answer -> log.
+"""The REST API serving ``models:/<name>@champion``: validate -> score -> answer -> log.
 
-``loader`` (load the champion from the MLflow registry), ``inputs`` (request models generated from
-that model), ``scoring``, ``answers``, then the prediction log in ``mlops_kit.store``; the endpoints
-are in ``routes/``, the app in ``app``, the uvicorn process in ``server``. ``accelerator`` is an
-optional fast path, used only where it reproduces the model.
+The model, its request models and scoring come from ``mlops_kit.scoring`` (shared with batch
+scoring); here are the web parts: ``answers`` (the JSON bodies), the endpoints in ``routes/``, the
+app in ``app``, the uvicorn process in ``server``, MLflow's scoring protocol in
+``mlflow_protocol`` and the challenger in ``shadow``. Nothing imports this package but the CLI.
 """

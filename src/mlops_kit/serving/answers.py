@@ -13,9 +13,9 @@ import pydantic_core
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from mlops_kit.serving.errors import BadRequest
-from mlops_kit.serving.loader import Champion
-from mlops_kit.serving.scoring import Scores
+from mlops_kit.scoring.errors import BadRequest
+from mlops_kit.scoring.loader import Champion
+from mlops_kit.scoring.score import Scores
 
 
 class JSONBody(Response):

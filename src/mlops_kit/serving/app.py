@@ -22,10 +22,10 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.openapi.utils import get_openapi
 
 from mlops_kit.config import Settings, get_settings
+from mlops_kit.scoring.errors import BadRequest
+from mlops_kit.scoring.loader import Champion, ChampionLoader
 from mlops_kit.serving.answers import JSONBody, refusal
 from mlops_kit.serving.docs import serve_docs
-from mlops_kit.serving.errors import BadRequest
-from mlops_kit.serving.loader import Champion, ChampionLoader
 from mlops_kit.serving.metrics import ApiMetrics, RequestTimer
 from mlops_kit.serving.mlflow_protocol import openapi_body
 from mlops_kit.serving.routes import admin, invocations, metrics, predictions, status

@@ -39,7 +39,7 @@ from prometheus_client import (
     multiprocess,
 )
 
-from mlops_kit.serving.errors import BadRequest
+from mlops_kit.scoring.errors import BadRequest
 from mlops_kit.store.predictions.entry import LogEntry
 from mlops_kit.store.predictions.writer import PredictionLog
 

@@ -31,11 +31,11 @@ from mlflow.pyfunc.scoring_server import (
 from pydantic import BaseModel, Field
 
 from mlops_kit.model import CONFIDENCE, PREDICTED, PROBA_PREFIX
+from mlops_kit.scoring.errors import BadRequest, type_name
+from mlops_kit.scoring.inputs import Parsed, RequestModels
+from mlops_kit.scoring.loader import Champion
+from mlops_kit.scoring.score import Scores
 from mlops_kit.serving.answers import JSONBody, Problem
-from mlops_kit.serving.errors import BadRequest, type_name
-from mlops_kit.serving.inputs import Parsed, RequestModels
-from mlops_kit.serving.loader import Champion
-from mlops_kit.serving.scoring import Scores
 
 SPLIT_KEYS = {"columns", "data", "index"}
 

@@ -23,10 +23,10 @@ from typing import Any
 import numpy as np
 
 from mlops_kit.config import Settings
-from mlops_kit.serving.errors import BadRequest
-from mlops_kit.serving.inputs import Parsed
-from mlops_kit.serving.loader import ChampionLoader
-from mlops_kit.serving.scoring import score
+from mlops_kit.scoring.errors import BadRequest
+from mlops_kit.scoring.inputs import Parsed
+from mlops_kit.scoring.loader import ChampionLoader
+from mlops_kit.scoring.score import score
 from mlops_kit.store.predictions.entry import LogEntry, shadow_predictions
 from mlops_kit.store.predictions.writer import PredictionLog
 

@@ -9,8 +9,8 @@ from fastapi import APIRouter, Depends
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from mlops_kit.scoring.errors import BadRequest
 from mlops_kit.serving.answers import ErrorResponse, JSONBody, ReloadResult
-from mlops_kit.serving.errors import BadRequest
 from mlops_kit.serving.routes.deps import LoaderDep, SettingsDep
 
 router = APIRouter(tags=["admin"])

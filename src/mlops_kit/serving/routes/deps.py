@@ -11,8 +11,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from mlops_kit.config import Settings
-from mlops_kit.serving.errors import BadRequest
-from mlops_kit.serving.loader import Champion, ChampionLoader
+from mlops_kit.scoring.errors import BadRequest
+from mlops_kit.scoring.loader import Champion, ChampionLoader
 from mlops_kit.serving.metrics import ApiMetrics
 from mlops_kit.store.predictions.writer import PredictionLog
 

@@ -22,6 +22,10 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
+from mlops_kit.scoring.errors import BadRequest
+from mlops_kit.scoring.inputs import Parsed, RequestModels
+from mlops_kit.scoring.loader import Champion
+from mlops_kit.scoring.score import Scores, score
 from mlops_kit.serving.answers import (
     ColumnsResponse,
     ErrorResponse,
@@ -30,9 +34,6 @@ from mlops_kit.serving.answers import (
     records_answer,
     refusal,
 )
-from mlops_kit.serving.errors import BadRequest
-from mlops_kit.serving.inputs import Parsed, RequestModels
-from mlops_kit.serving.loader import Champion
 from mlops_kit.serving.routes.deps import (
     LoaderDep,
     LogDep,
@@ -40,7 +41,6 @@ from mlops_kit.serving.routes.deps import (
     SettingsDep,
     champion_of,
 )
-from mlops_kit.serving.scoring import Scores, score
 from mlops_kit.store.predictions.entry import LogEntry
 
 INLINE_BYTES = 32 * 1024  # bodies up to this size are scored on the event loop (no thread hop)

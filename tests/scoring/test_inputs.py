@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from mlops_kit.serving.errors import BadRequest
-from mlops_kit.serving.inputs import encoder_categories, request_models
+from mlops_kit.scoring.errors import BadRequest
+from mlops_kit.scoring.inputs import encoder_categories, request_models
 from tests.helpers import toy_pipeline as fitted
 
 

@@ -31,7 +31,7 @@ from mlflow.exceptions import MlflowException
 
 from mlops_kit.config import CHAMPION, MODEL_MANIFEST, Settings
 from mlops_kit.environment import Environment, check_model_dir
-from mlops_kit.serving.inputs import (
+from mlops_kit.scoring.inputs import (
     RequestModels,
     encoder_categories,
     file_headers,
@@ -119,7 +119,7 @@ def _examples(loaded: Any, names: list[str]) -> list[dict[str, Any]]:
 
 def _accelerator(pipeline: Any, examples: list[dict[str, Any]], inputs: RequestModels) -> Any:
     """The accelerator of the pipeline, or None where it cannot reproduce the model."""
-    from mlops_kit.serving import accelerator  # only imported when the setting asks for it
+    from mlops_kit.scoring import accelerator  # only imported when the setting asks for it
 
     frame = model_frame({n: [r.get(n) for r in examples] for n in inputs.names}, inputs)
     try:

@@ -10,7 +10,7 @@ cannot reproduce it; serving then scores through the pipeline (the plain path).
 
 It is optional (``settings.accelerator = False`` turns it off) and never the source of anything the
 plain path needs: what a valid request is, known categories included, comes from the model's
-encoder through serving/inputs.py, not from here.
+encoder through scoring/inputs.py, not from here.
 """
 
 from __future__ import annotations

@@ -36,7 +36,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 from typing_extensions import TypedDict  # pydantic needs this one on Python < 3.12
 
-from mlops_kit.serving.errors import (
+from mlops_kit.scoring.errors import (
     BadRequest,
     columns_refused,
     records_refused,

@@ -17,7 +17,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, MinMaxScaler, OneHotEncoder, StandardScaler
 
 from mlops_kit.data import DatasetSpec
-from mlops_kit.serving.accelerator import Accelerator, Unsupported, build
+from mlops_kit.scoring.accelerator import Accelerator, Unsupported, build
 from mlops_kit.train import CANDIDATES, build_pipeline
 
 # sklearn warns, at each call, that it skips a column in which training saw no value.

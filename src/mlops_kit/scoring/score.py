@@ -16,9 +16,9 @@ import numpy as np
 import pandas as pd
 import sklearn
 
-from mlops_kit.serving.errors import BadRequest
-from mlops_kit.serving.inputs import Parsed, model_frame
-from mlops_kit.serving.loader import Champion
+from mlops_kit.scoring.errors import BadRequest
+from mlops_kit.scoring.inputs import Parsed, model_frame
+from mlops_kit.scoring.loader import Champion
 
 
 @dataclass(frozen=True)

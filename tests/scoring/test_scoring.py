@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlops_kit.serving import accelerator
-from mlops_kit.serving.errors import BadRequest
-from mlops_kit.serving.inputs import model_frame
-from mlops_kit.serving.scoring import score
+from mlops_kit.scoring import accelerator
+from mlops_kit.scoring.errors import BadRequest
+from mlops_kit.scoring.inputs import model_frame
+from mlops_kit.scoring.score import score
 from tests.helpers import toy_champion as champion
 from tests.helpers import toy_table as table
 
