@@ -46,8 +46,14 @@ KNN_MAX_ROWS = 100_000
 PROGRESS_ROWS = 50_000  # tables above this show what each long step is doing
 
 
-def build_pipeline(name: str, spec: DatasetSpec, seed: int = 42) -> Pipeline:
-    """A full Pipeline (imputation, scaling, one-hot encoding, classifier) for one candidate."""
+def build_pipeline(
+    name: str, spec: DatasetSpec, seed: int = 42, params: dict[str, object] | None = None
+) -> Pipeline:
+    """A full Pipeline (imputation, scaling, one-hot encoding, classifier) for one candidate.
+
+    `params` are the classifier's hyper-parameters where they differ from the kit's defaults
+    (what `tune` found).
+    """
     classifiers = _classifiers(seed)
     if name not in classifiers:
         raise ValueError(f"unknown candidate '{name}'; choose from: {', '.join(classifiers)}")
@@ -61,7 +67,8 @@ def build_pipeline(name: str, spec: DatasetSpec, seed: int = 42) -> Pipeline:
     preprocess = ColumnTransformer(
         [("numeric", numeric, spec.numeric), ("categorical", categorical, spec.categorical)]
     )
-    return Pipeline([("preprocess", preprocess), ("classifier", classifiers[name]())])
+    classifier = classifiers[name]().set_params(**(params or {}))
+    return Pipeline([("preprocess", preprocess), ("classifier", classifier)])
 
 
 @dataclass
@@ -93,12 +100,16 @@ def train_candidates(
     seed: int = 42,
     *,
     low_confidence: float,
+    params: dict[str, dict[str, object]] | None = None,
 ) -> list[CandidateResult]:
-    """Fit each candidate on the training split and evaluate it on the held-out split."""
+    """Fit each candidate on the training split and evaluate it on the held-out split.
+
+    `params` gives a candidate's hyper-parameters by name (the kit's defaults where absent).
+    """
     check_candidates(candidates)
     results = []
     for name in candidates or list(CANDIDATES):
-        pipeline = build_pipeline(name, prepared.spec, seed)
+        pipeline = build_pipeline(name, prepared.spec, seed, (params or {}).get(name))
         X, y, note = prepared.X_train, prepared.y_train, ""
         if name == "knn" and len(X) > KNN_MAX_ROWS:  # it compares every prediction with every row
             X = X.sample(KNN_MAX_ROWS, random_state=seed)

@@ -50,12 +50,16 @@ def train_and_gate(
     metric: str,
     candidate_tags: dict[str, str] | None = None,
     version_tags: dict[str, str] | None = None,
+    params: dict[str, dict[str, object]] | None = None,
 ) -> Gated:
-    """In the active run: log the data, train and log each candidate, register the best, gate it."""
+    """In the active run: log the data, train and log each candidate, register the best, gate it.
+
+    `params`: hyper-parameters by candidate (what `tune` found), the kit's defaults where absent.
+    """
     mlflow.log_dict(prepared.card.to_dict(), "data/data_card.json")
     tracking.log_data_inputs(prepared)  # the training and evaluation tables, by data version
     results = train.train_candidates(
-        prepared, candidates, settings.seed, low_confidence=settings.low_confidence
+        prepared, candidates, settings.seed, low_confidence=settings.low_confidence, params=params
     )
     for result in results:
         train.log_candidate(result, prepared, tags=candidate_tags)
