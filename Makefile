@@ -6,6 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+SPARK_STAMP := $(VENV)/.spark-stamp
 KERNEL := mlops-kit
 PORT ?= 8000
 MLFLOW_PORT ?= 5000
@@ -16,7 +17,7 @@ CANARY_PACKAGES := mlflow scikit-learn pandas papermill nbval
 
 .PHONY: help install demo test test-fast unit-tests notebook-tests lint format lab mlflow-ui serve reset \
 	notebooks bench lock train-job package deploy deploy-staging deploy-production deploy-smoke canary canary-versions talk-check system-deps \
-	team-up team-down
+	team-up team-down spark-up spark-down
 
 help: ## show this list
 	@echo "mlops-kit — make <target>:"
@@ -33,17 +34,23 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP) ## create .venv and install the kit with the pinned versions (constraints.txt)
 
+# the Spark extra (pyspark, ~430 MB): the tests and the cluster need it, `make demo` does not
+$(SPARK_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet $(if $(CONSTRAINTS),-c $(CONSTRAINTS)) -e ".[dev,spark]"
+	@touch $(SPARK_STAMP)
+
 demo: install ## run every notebook headless with papermill and say where the results are
 	$(BIN)/mlops-kit pipeline
 	@echo
 	@$(BIN)/mlops-kit status
 
-test: install system-deps lint unit-tests notebook-tests ## lint, unit/integration tests, and pytest --nbval on the notebooks
+test: install $(SPARK_STAMP) system-deps lint unit-tests notebook-tests ## lint, unit/integration tests, and pytest --nbval on the notebooks
 
-system-deps: ## programs the tests drive, from Debian where missing: chromium, PostgreSQL, Prometheus
+system-deps: ## programs the tests drive, from Debian where missing: chromium, PostgreSQL, Prometheus, Java 17
 	@missing=""; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	command -v prometheus >/dev/null || missing="$$missing prometheus"; \
+	command -v java >/dev/null || missing="$$missing openjdk-17-jre-headless"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
@@ -54,11 +61,11 @@ system-deps: ## programs the tests drive, from Debian where missing: chromium, P
 		echo "missing:$$missing (Debian/Ubuntu: sudo apt-get install$$missing)"; exit 1; \
 	fi
 
-test-fast: install ## the inner loop: lint and the tests not marked slow (under two minutes)
+test-fast: install $(SPARK_STAMP) ## the inner loop: lint and the tests not marked slow (under two minutes)
 	$(BIN)/ruff check src tests benchmarks
 	env -u MLFLOW_TRACKING_URI $(BIN)/python -m pytest -q -n 2 --dist loadfile -m "not slow" tests
 
-unit-tests: install ## the tests under tests/ (real MLflow, real papermill, a real mlflow server)
+unit-tests: install $(SPARK_STAMP) ## the tests under tests/ (real MLflow, real papermill, a real mlflow server)
 	env -u MLFLOW_TRACKING_URI $(BIN)/python -m pytest -n 2 --dist loadfile tests
 
 notebook-tests: install ## pytest --nbval: re-run each committed notebook in a fresh workspace and compare outputs
@@ -143,8 +150,15 @@ team-up: install system-deps ## team mode on this machine: PostgreSQL + mlflow s
 team-down: ## stop the team stack (its data stays in workspace/team)
 	@$(BIN)/mlops-kit team down
 
+spark-up: $(SPARK_STAMP) system-deps ## a Spark standalone cluster on 127.0.0.1: a master and two workers (prints the master URL)
+	@$(BIN)/mlops-kit spark up
+
+spark-down: ## stop the Spark cluster (its logs stay in workspace/spark)
+	@$(BIN)/mlops-kit spark down
+
 reset: ## remove everything generated (MLflow database, artifacts, processed data, runs, dist); data/raw stays
 	@if [ -f workspace/team/team.json ]; then $(BIN)/mlops-kit team down; fi
+	@if [ -f workspace/spark/spark.json ]; then $(BIN)/mlops-kit spark down; fi
 	rm -rf workspace runs dist
 	@echo "reset: workspace/, runs/ and dist/ removed; data/raw/ untouched"
 

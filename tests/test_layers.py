@@ -158,9 +158,20 @@ def _canonical(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
+def _requirement_names(requirements: list[str]) -> set[str]:
+    return {_canonical(re.split(r"[<>=!~ \[;]", r)[0]) for r in requirements}
+
+
+def _optional_packages() -> set[str]:
+    """Distributions of the optional extras the kit's code may use (not the dev tools)."""
+    project = tomllib.loads((PROJ_ROOT / "pyproject.toml").read_text())["project"]
+    extras = project.get("optional-dependencies", {})
+    return _requirement_names([r for name, reqs in extras.items() if name != "dev" for r in reqs])
+
+
 def test_every_package_the_code_imports_is_declared() -> None:
     project = tomllib.loads((PROJ_ROOT / "pyproject.toml").read_text())["project"]
-    declared = {_canonical(re.split(r"[<>=!~ \[;]", d)[0]) for d in project["dependencies"]}
+    declared = _requirement_names(project["dependencies"]) | _optional_packages()
     owners = packages_distributions()
     missing = {
         name: owners.get(name, [name])
@@ -168,3 +179,21 @@ def test_every_package_the_code_imports_is_declared() -> None:
         if not {_canonical(d) for d in owners.get(name, [name])} & declared
     }
     assert not missing, f"imported but not in pyproject.toml's dependencies: {missing}"
+
+
+def test_optional_packages_are_imported_inside_functions() -> None:
+    """An optional extra (pyspark) is imported where it is used: the kit imports without it."""
+    owners = packages_distributions()
+    optional = _optional_packages()
+    eager = {
+        f"{path.relative_to(SRC)}: {name}"
+        for path in SRC.rglob("*.py")
+        for node in ast.parse(path.read_text()).body  # module level only
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for name in (
+            [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+        )
+        if {_canonical(d) for d in owners.get(name.split(".")[0], [])} & optional
+    }
+    assert optional, "pyproject.toml declares no optional extra to check"
+    assert not eager, f"optional packages imported at module level: {sorted(eager)}"

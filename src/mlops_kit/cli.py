@@ -686,6 +686,63 @@ def retrain(
         raise typer.Exit(EXIT_GATE_REFUSED)
 
 
+# ---------------------------------------------------------------- a Spark cluster on this machine
+
+spark_app = typer.Typer(
+    help="A Spark standalone cluster on 127.0.0.1 (a master and two workers from the pyspark "
+    "package), for `mlops-kit score --engine spark --master URL`.",
+    no_args_is_help=True,
+)
+app.add_typer(spark_app, name="spark")
+SparkRootOpt = typer.Option(
+    None, "--root", help="Folder of the cluster's state and logs (default: workspace/spark)."
+)
+
+
+def _spark_root(root: Path | None) -> Path:
+    return root or get_settings().workspace / "spark"
+
+
+@spark_app.command("up")
+def spark_up(
+    root: Path = SparkRootOpt,
+    port: int = typer.Option(7077, "--port", help="The master's port on 127.0.0.1."),
+    ui_port: int = typer.Option(8080, "--ui-port", help="The master's web UI port on 127.0.0.1."),
+    workers: int = typer.Option(2, "--workers", min=1, help="Workers, one core each."),
+    worker_memory: str = typer.Option("1g", "--worker-memory", help="Memory each worker offers."),
+) -> None:
+    """Start the master and its workers (what is not running yet); print the master URL."""
+    from mlops_kit import spark_cluster
+
+    try:
+        cluster, news = spark_cluster.up(
+            _spark_root(root), port, ui_port, workers=workers, worker_memory=worker_memory
+        )
+    except spark_cluster.ClusterError as exc:
+        _fail(str(exc), 1)
+    for line in news:
+        typer.echo(line, err=True)  # stdout carries only the master URL, for $(...)
+    typer.echo(cluster.master_url)
+
+
+@spark_app.command("down")
+def spark_down(root: Path = SparkRootOpt) -> None:
+    """Stop the workers and the master."""
+    from mlops_kit import spark_cluster
+
+    for line in spark_cluster.down(_spark_root(root)):
+        typer.echo(line)
+
+
+@spark_app.command("status")
+def spark_status(root: Path = SparkRootOpt) -> None:
+    """The master URL, its web UI and how many workers are alive."""
+    from mlops_kit import spark_cluster
+
+    for name, value in spark_cluster.status(_spark_root(root)).items():
+        typer.echo(f"{name:<8} {value}")
+
+
 # ---------------------------------------------------------------- team mode (PostgreSQL + mlflow server)
 
 team_app = typer.Typer(
