@@ -183,6 +183,65 @@ def train(
 
 @app.command()
 @_exit_when_busy
+def tune(
+    trials: int = typer.Option(..., "--trials", help="Trials per candidate (at least 1)."),
+    candidates: str = typer.Option(None, "--candidates", help="Comma-separated candidate names."),
+    engine: str = typer.Option(
+        "local", "--engine", help="local (trial after trial here) or spark (trials as Spark tasks)."
+    ),
+    master: str = typer.Option(
+        None, "--master", help="With --engine spark: spark://HOST:PORT (default: local[2])."
+    ),
+    data: Path = DataOpt,
+    target: str = TargetOpt,
+    features: str = FeaturesOpt,
+    split_column: str = SplitOpt,
+    gate: float = typer.Option(
+        None, "--gate", help="Quality gate: minimum score to become champion."
+    ),
+    metric: str = typer.Option(
+        None, "--metric", help="Gate metric: f1_macro (default) or accuracy."
+    ),
+    fail_on_refusal: bool = typer.Option(
+        False,
+        "--fail-on-refusal",
+        help=f"Exit {EXIT_GATE_REFUSED} when the gate refuses the model.",
+    ),
+) -> None:
+    """Search each candidate's hyper-parameters (Optuna, CV on the training split), then gate the best as `train` does."""
+    from mlops_kit.data import DataValidationError
+    from mlops_kit.spark_session import SparkError
+    from mlops_kit.tune import run_tuning
+
+    if master and engine != "spark":
+        _fail("--master needs --engine spark")
+    settings = _table_settings(data, target, features, split_column)
+    try:
+        result = run_tuning(
+            settings,
+            trials=trials,
+            candidates=_names(candidates),
+            engine=engine,
+            master=master,
+            quality_gate=gate,
+            gate_metric=metric,
+        )
+    except (DataValidationError, ValueError, SparkError) as exc:
+        _fail(str(exc))
+    for line in _data_decisions(result.prepared.card):
+        typer.echo(line)
+    typer.echo(result.best_params_table().to_string(index=False))
+    for search in result.searches:
+        if search.note:
+            typer.echo(f"note: {search.note}")
+    typer.echo("")
+    typer.echo(result.summary().to_string(index=False, header=False))
+    if fail_on_refusal and not result.gated.decision.promoted:
+        raise typer.Exit(EXIT_GATE_REFUSED)
+
+
+@app.command()
+@_exit_when_busy
 def pipeline(
     notebooks: list[str] = typer.Argument(
         None, help="Notebooks to run, by name or number (default: all)."

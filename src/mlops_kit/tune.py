@@ -14,6 +14,7 @@ the trials as Spark tasks with ``MlflowSparkStudy``, on ``local[*]`` or a standa
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from dataclasses import dataclass
 
@@ -168,6 +169,7 @@ def search(
     if engine == "spark":
         from mlflow.pyspark.optuna.study import MlflowSparkStudy
 
+        logging.getLogger("mlflow.pyspark.optuna").setLevel(logging.WARNING)  # a line per trial
         study = MlflowSparkStudy(name, storage, sampler=sampler, direction="maximize")
         study.optimize(objective, n_trials=trials, n_jobs=min(trials, parallel))
     else:
@@ -187,6 +189,7 @@ def search(
             RunTag("kind", "search"),
             RunTag("candidate", candidate),
             RunTag("engine", engine),
+            RunTag("parallel_trials", str(min(trials, parallel))),
             *([RunTag("note", note)] if note else []),
         ],
     )
@@ -195,14 +198,13 @@ def search(
 
 
 def _spark_parallelism(master: str | None) -> int:
-    """Start (or reuse) the Spark session the trials run on; how many tasks it runs at once."""
-    try:
-        from mlops_kit import spark_session
-    except ImportError as exc:  # pyspark is an optional extra
-        raise ValueError(
-            f"engine spark needs pyspark ({exc}); install it with: pip install -e '.[spark]'"
-        ) from exc
-    return int(spark_session.session(master).sparkContext.defaultParallelism)
+    """Start (or reuse) the Spark session the trials run on; how many tasks it runs at once.
+
+    Raises spark_session.SparkError naming the fix: no pyspark, no Java, a master that does not answer.
+    """
+    from mlops_kit.spark_session import session
+
+    return int(session(master).sparkContext.defaultParallelism)
 
 
 @dataclass
