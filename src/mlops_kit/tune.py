@@ -17,6 +17,7 @@ import hashlib
 import logging
 import time
 from dataclasses import dataclass
+from functools import cached_property
 
 import mlflow
 import optuna
@@ -87,7 +88,11 @@ class Objective:
     y: pd.Series
     seed: int
     folds: int
-    digest: str  # rows_digest(X, y): each trial run records which rows it was scored on
+
+    @cached_property
+    def digest(self) -> str:
+        """Which rows the objective learns from (each trial run records it): rows_digest(X, y)."""
+        return rows_digest(self.X, self.y)
 
     def __call__(self, trial: optuna.Trial) -> float:
         """Build the candidate with the trial's hyper-parameters and cross-validate it."""
@@ -159,9 +164,7 @@ def search(
 ) -> Search:
     """Search one candidate's hyper-parameters: an Optuna study kept in MLflow under the parent run."""
     X, y, note = search_rows(prepared, candidate, settings.seed)
-    objective = Objective(
-        candidate, prepared.spec, X, y, settings.seed, folds_for(y), rows_digest(X, y)
-    )
+    objective = Objective(candidate, prepared.spec, X, y, settings.seed, folds_for(y))
     storage = MlflowStorage(experiment_id=experiment_id)
     name = f"search-{candidate}-{parent_run_id[:8]}"  # a study of that name would be resumed
     sampler = optuna.samplers.TPESampler(seed=settings.seed)
