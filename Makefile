@@ -79,7 +79,7 @@ notebook-tests: install ## pytest --nbval: re-run each committed notebook in a f
 
 train-job: install ## the scheduled training job: notebook 02 headless; fails if the gate refuses (QUALITY_GATE=0.90)
 	$(BIN)/mlops-kit pipeline 02 -p QUALITY_GATE=$(QUALITY_GATE) -p FAIL_ON_REFUSAL=true -p FRESH_START=false \
-		-p 'LEVEL0_FEATURES=[]'
+		-p 'LEVEL0_FEATURES=[]' -p TUNE_TRIALS=0
 
 package: install ## CI's packages in dist/: the kit's wheel and sdist, the champion as a model package (Dockerfile, manifest)
 	$(BIN)/python -m build --outdir dist

@@ -60,9 +60,9 @@ def test_training_notebook_runs_with_parameters_and_is_attached_as_report(isolat
         c for c in executed["cells"] if "injected-parameters" in c["metadata"].get("tags", [])
     ]
     assert injected and "QUALITY_GATE = 0.5" in "".join(injected[0]["source"])
-    # the notebook trains three times: the pipeline, the same again (the gate refuses an equal
-    # model) and the level-0 measurements (the gate refuses a weaker one)
-    assert len(runs[0].mlflow_run_ids) == 3
+    # the notebook trains four times: the pipeline, the same again (the gate refuses an equal
+    # model), the level-0 measurements (the gate refuses a weaker one) and the tuned candidates
+    assert len(runs[0].mlflow_run_ids) == 4
     client = MlflowClient(isolated.tracking_uri)
     for run_id in runs[0].mlflow_run_ids:
         assert client.get_run(run_id).data.params["quality_gate"] == "0.5"
@@ -75,7 +75,7 @@ def test_training_notebook_runs_with_parameters_and_is_attached_as_report(isolat
     assert "data:image/png;base64," in page  # the notebook's figures travel inside the page
     assert "<script src=" not in page  # nothing to fetch: it reads the same offline
     table = registry_table(isolated)
-    assert list(table["version"]) == [1, 2, 3]
+    assert list(table["version"]) == [1, 2, 3, 4]
     assert table.loc[0, "aliases"] == "champion"
     assert "ok" in summary_lines(runs)[0]
     summary = (runs[0].output.parent / "summary.txt").read_text()

@@ -1,7 +1,7 @@
 """Model selection at scale: search each candidate's hyper-parameters with Optuna, then gate the best.
 
 One search is one MLflow run, "tune". Each candidate's search is an Optuna study that MLflow's own
-``MlflowStorage`` keeps in the experiment: a child run per candidate ("search-<candidate>-…") and
+``MlflowStorage`` keeps in the experiment: a child run per candidate ("search-<candidate>") and
 under it one run per trial, with the trial's hyper-parameters and its cross-validated macro F1.
 The objective sees the training split only (stratified k-fold inside it): the held-out season is
 not touched until each candidate, built with its best hyper-parameters, goes through the same
@@ -166,7 +166,8 @@ def search(
     X, y, note = search_rows(prepared, candidate, settings.seed)
     objective = Objective(candidate, prepared.spec, X, y, settings.seed, folds_for(y))
     storage = MlflowStorage(experiment_id=experiment_id)
-    name = f"search-{candidate}-{parent_run_id[:8]}"  # a study of that name would be resumed
+    # unique while it runs (MLflow resumes a study of the same name); renamed once it is done
+    name = f"search-{candidate}-{parent_run_id}"
     sampler = optuna.samplers.TPESampler(seed=settings.seed)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if engine == "spark":
@@ -189,6 +190,7 @@ def search(
         params=[Param(k, str(v)) for k, v in best.params.items()],
         tags=[
             RunTag(MLFLOW_PARENT_RUN_ID, parent_run_id),
+            RunTag(MLFLOW_RUN_NAME, f"search-{candidate}"),
             RunTag("kind", "search"),
             RunTag("candidate", candidate),
             RunTag("engine", engine),
@@ -244,7 +246,7 @@ class TuneResult:
             ("data version", self.prepared.card.data_version),
             ("engine", self.engine),
             ("best candidate", self.gated.best.name),
-            (f"best {d.metric} (held out)", f"{d.score:.4f}"),
+            (f"best {d.metric}", f"{d.score:.4f}"),
             ("registered", f"{d.model_name} v{d.version}"),
             ("quality gate", f"{d.threshold:.2f}"),
             *d.outcome_rows(),
@@ -255,6 +257,14 @@ class TuneResult:
 
 def _short(value: object) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _number(text: str) -> object:
+    """A parameter as MLflow keeps it (text): a float where it reads as one with a decimal point."""
+    try:
+        return float(text) if "." in text else text
+    except ValueError:
+        return text
 
 
 def check_request(trials: int, engine: str) -> None:
@@ -366,5 +376,5 @@ def _run_row(run: mlflow.entities.Run, kind: str, parent: str) -> dict[str, obje
         "status": run.info.status,
         CV_METRIC: round(score, 4),
         "eval_f1_macro": round(held_out, 4),
-        "params": ", ".join(f"{k}={v}" for k, v in sorted(params.items())),
+        "params": ", ".join(f"{k}={_short(_number(v))}" for k, v in sorted(params.items())),
     }

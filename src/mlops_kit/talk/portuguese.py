@@ -135,6 +135,16 @@ LABELS: dict[str, str] = {
     "no version recorded by the model": "o modelo não registrou a versão",
     "no model to compare": "nenhum modelo para comparar",
     "environment, trained with -> here:": "ambiente, treinado com → aqui:",
+    # the hyper-parameter search (mlops-kit tune, notebook 02)
+    "engine": "motor",
+    "tune run": "run da busca",
+    "trials": "tentativas",
+    "cv_f1_macro": "f1_macro (validação cruzada)",
+    "best_params": "melhores hiperparâmetros",
+    "params": "hiperparâmetros",
+    "parent": "run pai",
+    "search": "busca",
+    "trial": "tentativa",
 }
 
 _NUMBER = r"[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?"
