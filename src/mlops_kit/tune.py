@@ -7,12 +7,17 @@ The objective sees the training split only (stratified k-fold inside it): the he
 not touched until each candidate, built with its best hyper-parameters, goes through the same
 training run as `train` (``training_run.train_and_gate``: held-out scores, gate, registry, alias).
 
-Engine "local" runs a plain Optuna study trial after trial in this process; engine "spark" runs
-the trials as Spark tasks with ``MlflowSparkStudy``, on ``local[*]`` or a standalone cluster.
+Engine "local" runs a plain Optuna study trial after trial in this process: the same seed finds
+the same parameters. Engine "spark" runs the trials as Spark tasks with ``MlflowSparkStudy``, on
+``local[2]`` or a standalone cluster, as many at once as the cluster has cores; parallel trials
+reseed their sampler (MLflow does so that they do not all try the same values), so a Spark search
+is not repeatable trial for trial. Each task receives the training rows with the objective: fine
+for the tables the kit trains on, not a way to ship gigabytes.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import time
@@ -175,15 +180,21 @@ def search(
 
         logging.getLogger("mlflow.pyspark.optuna").setLevel(logging.WARNING)  # a line per trial
         study = MlflowSparkStudy(name, storage, sampler=sampler, direction="maximize")
-        study.optimize(objective, n_trials=trials, n_jobs=min(trials, parallel))
+        optimize = functools.partial(study.optimize, n_jobs=min(trials, parallel))
     else:
         study = optuna.create_study(
             study_name=name, storage=storage, sampler=sampler, direction="maximize"
         )
-        study.optimize(objective, n_trials=trials, n_jobs=1)
+        optimize = functools.partial(study.optimize, n_jobs=1)
     run_id = storage.get_study_id_from_name(name)
-    best = study.best_trial
     client = MlflowClient()
+    try:
+        optimize(objective, n_trials=trials)
+    except BaseException:
+        storage.flush_all_batches()
+        client.set_terminated(run_id, "FAILED")  # not left RUNNING under a failed tune run
+        raise
+    best = study.best_trial
     client.log_batch(
         run_id,
         metrics=[Metric(f"best_{CV_METRIC}", float(best.value), int(time.time() * 1000), 0)],
@@ -294,6 +305,7 @@ def run_tuning(
     train.check_candidates(candidates)
     parallel = _spark_parallelism(master) if engine == "spark" else 1
     prepared = data.prepare(settings.table if table is None else table, settings)
+    folds_for(prepared.y_train)  # a class too rare to cross-validate: refused before any run
     names = candidates or list(train.CANDIDATES)
     tags = {"pipeline": "tuning", "data_version": prepared.card.data_version}
     params = {
