@@ -13,7 +13,7 @@ from mlops_kit.processes import free_port
 from mlops_kit.services import start_api
 from mlops_kit.talk.broken import register_broken_candidate
 from mlops_kit.training_pipeline import run_training_pipeline
-from tests.helpers import run_cli
+from tests.helpers import run_cli, shadow_log
 
 pytestmark = pytest.mark.slow  # real training and server processes
 
@@ -105,25 +105,6 @@ def test_the_cli_delivers_and_exits_non_zero_when_refused(trained):
     assert refused.returncode == 2
     assert "has no version 9" in refused.stderr and "Traceback" not in refused.stderr
     assert run_cli("deploy", "--env", "qa").returncode == 2
-
-
-def shadow_log(settings, version: str, rows: int) -> None:
-    """What `serve --shadow` writes: `rows` answers of a version, beside the log."""
-    from datetime import UTC, datetime
-
-    from mlops_kit.store.predictions.entry import LogEntry, shadow_predictions
-    from mlops_kit.store.predictions.writer import PredictionLog
-
-    log = PredictionLog(settings.store, table=shadow_predictions)
-    log.start()
-    log.submit(
-        LogEntry.from_records(
-            "shadowed", datetime.now(UTC), settings.model_name, version,
-            [{"bill_length_mm": 40.0}] * rows, ["Adelie"] * rows, [0.9] * rows,
-            [[0.9, 0.05, 0.05]] * rows, ["Adelie", "Chinstrap", "Gentoo"], [False] * rows,
-        )
-    )  # fmt: skip
-    log.close()
 
 
 def test_production_can_require_the_version_to_have_run_in_shadow(trained):

@@ -177,7 +177,7 @@ def train(
             typer.echo(f"note: {candidate.note}")
     typer.echo("")
     typer.echo(result.summary().to_string(index=False, header=False))
-    if fail_on_refusal and not result.decision.promoted:
+    if fail_on_refusal and not (result.decision.promoted or result.decision.in_shadow):
         raise typer.Exit(EXIT_GATE_REFUSED)
 
 
@@ -574,17 +574,34 @@ def monitor(
 
 
 @app.command()
-def compare(since: str = SinceOpt, last: int = LastOpt) -> None:
+def compare(
+    since: str = SinceOpt,
+    last: int = LastOpt,
+    promote: bool = typer.Option(
+        False,
+        "--promote",
+        help="Then give `champion` to the challenger, if it passed the gate and scored live "
+        "traffic in shadow (retrain --shadow-first; serve --shadow challenger).",
+    ),
+) -> None:
     """The served model against the shadow (serve --shadow) on the same requests, side by side."""
     from mlops_kit.compare import compare as run_compare
+    from mlops_kit.compare import promote_challenger
 
-    result = run_compare(get_settings(), since=_since(since), last=last)
+    settings = get_settings()
+    result = run_compare(settings, since=_since(since), last=last)
     if not result.predictions:
         typer.echo("nothing to compare: no request was scored in shadow (mlops-kit serve --shadow)")
-        return
-    typer.echo(result.summary().to_string(index=False, header=False))
-    typer.echo("")
-    typer.echo(result.table().to_string(index=False))
+    else:
+        typer.echo(result.summary().to_string(index=False, header=False))
+        typer.echo("")
+        typer.echo(result.table().to_string(index=False))
+    if promote:
+        try:
+            move = promote_challenger(settings, since=_since(since))
+        except ValueError as exc:
+            _fail(str(exc))
+        typer.echo(f"champion: v{move.from_version} -> v{move.to_version} ({move.reason})")
 
 
 @app.command()
@@ -665,6 +682,12 @@ def retrain(
     fail_on_refusal: bool = typer.Option(
         False, "--fail-on-refusal", help=f"Exit {EXIT_GATE_REFUSED} when the champion stays."
     ),
+    shadow_first: bool = typer.Option(
+        False,
+        "--shadow-first",
+        help="A better challenger gets the alias `challenger`, not `champion`: it scores live "
+        "traffic in shadow first (serve --shadow challenger), then compare --promote.",
+    ),
 ) -> None:
     """Train a challenger on the champion's data + labelled cases; promote it only if it is better."""
     from mlops_kit.retrain import retrain as run_retrain
@@ -676,13 +699,14 @@ def retrain(
             candidates=_names(candidates),
             quality_gate=gate,
             gate_metric=metric,
+            shadow_first=shadow_first,
         )
     except ValueError as exc:
         _fail(str(exc))
     typer.echo(result.comparison().to_string(index=False))
     typer.echo("")
     typer.echo(result.summary().to_string(index=False, header=False))
-    if fail_on_refusal and not result.decision.promoted:
+    if fail_on_refusal and not (result.decision.promoted or result.decision.in_shadow):
         raise typer.Exit(EXIT_GATE_REFUSED)
 
 

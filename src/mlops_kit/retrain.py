@@ -237,8 +237,13 @@ def retrain(
     candidates: list[str] | None = None,
     quality_gate: float | None = None,
     gate_metric: str | None = None,
+    shadow_first: bool = False,
 ) -> RetrainResult:
-    """Train a challenger on the champion's data + labelled cases; promote it only if it is better."""
+    """Train a challenger on the champion's data + labelled cases; promote it only if it is better.
+
+    ``shadow_first``: a better challenger gets the `challenger` alias, not `champion`: it scores
+    live traffic in shadow first, and ``compare.promote_challenger`` promotes it.
+    """
     threshold, metric = registry.gate_rule(settings, quality_gate, gate_metric)
     train.check_candidates(candidates)
     share = settings.retrain_holdout if holdout is None else holdout
@@ -279,6 +284,7 @@ def retrain(
             metric=metric,
             candidate_tags=lineage,
             version_tags={"pipeline": "retraining", **lineage},
+            shadow_first=shadow_first,
         )
         challenger_scores = evaluate_model(gated.best.model_uri or "", prepared, low)
         mlflow.log_metrics(

@@ -50,6 +50,7 @@ def train_and_gate(
     metric: str,
     candidate_tags: dict[str, str] | None = None,
     version_tags: dict[str, str] | None = None,
+    shadow_first: bool = False,
 ) -> Gated:
     """In the active run: log the data, train and log each candidate, register the best, gate it."""
     mlflow.log_dict(prepared.card.to_dict(), "data/data_card.json")
@@ -72,6 +73,7 @@ def train_and_gate(
         threshold=threshold,
         metric=metric,
         tags={"candidate": best.name, "run_id": best.run_id or "", **(version_tags or {})},
+        shadow_first=shadow_first,
     )
     registry.log_decision(decision, best.name)
     return Gated(results, best, decision)

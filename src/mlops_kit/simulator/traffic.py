@@ -172,14 +172,21 @@ def _post(http: httpx.Client, url: str, records: list[dict], request_id: str) ->
 
 
 def _wait_logged(http: httpx.Client, timeout: float) -> None:
-    """Wait until the API has written every served prediction to its log (best effort)."""
+    """Wait until the API has written every served prediction to its log, and its shadow's
+    answers to theirs (best effort)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            status = http.get("/health").json().get("prediction_log", {})
+            health = http.get("/health").json()
         except (httpx.HTTPError, ValueError):
             return
-        if status.get("pending", 0) <= 0:
+        shadow = health.get("shadow") or {}
+        behind = (
+            health.get("prediction_log", {}).get("pending", 0)
+            + shadow.get("queued_rows", 0)
+            + shadow.get("log", {}).get("pending", 0)
+        )
+        if behind <= 0:
             return
         time.sleep(0.05)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pandas as pd
@@ -42,6 +43,7 @@ def starting_champion(
     seasons only, with the reason recorded, so the demonstration can be shown again.
     """
     season_data = prepare(settings.table, settings, write=False).card.data_version
+    registry.clear_alias(settings, registry.CHALLENGER)  # no challenger of an earlier run in shadow
     current = registry.champion_version(settings)
     if current is not None:
         client = tracking.client(settings)
@@ -86,19 +88,33 @@ def serving_version(api: Service) -> str | None:
     return api.get("/health").get("model_version")
 
 
-def wait_until_serving(api: Service, version: str, timeout: float = 60.0) -> str:
-    """Wait until the API, which follows the champion alias, serves this version; return it."""
+def shadow_version(api: Service) -> str | None:
+    """The model version a running API scores in shadow now (None: no shadow, or none loaded)."""
+    return (api.get("/health").get("shadow") or {}).get("model_version")
+
+
+def _wait_for(
+    api: Service, version: str, read: Callable[[Service], str | None], what: str, timeout: float
+) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not api.process.running():
             code = api.process.popen.returncode
             raise RuntimeError(f"the API exited with {code}:\n{api.log_tail()}")
-        if serving_version(api) == str(version):
+        if read(api) == str(version):
             return str(version)
         time.sleep(0.2)
-    raise TimeoutError(
-        f"the API still serves v{serving_version(api)}, not v{version}, after {timeout:.0f} s"
-    )
+    raise TimeoutError(f"the API still {what} v{read(api)}, not v{version}, after {timeout:.0f} s")
+
+
+def wait_until_serving(api: Service, version: str, timeout: float = 60.0) -> str:
+    """Wait until the API, which follows the champion alias, serves this version; return it."""
+    return _wait_for(api, version, serving_version, "serves", timeout)
+
+
+def wait_until_shadowing(api: Service, version: str, timeout: float = 60.0) -> str:
+    """Wait until the API's shadow (it follows its alias too) scores with this version."""
+    return _wait_for(api, version, shadow_version, "scores in shadow", timeout)
 
 
 def phase_report(settings: Settings, run: TrafficRun) -> MonitorReport:
