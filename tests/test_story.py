@@ -266,7 +266,9 @@ def test_04_the_low_confidence_share_falls_after_the_loop(story: Story) -> None:
         assert shares == pytest.approx(LOW_CONFIDENCE_SHARE, abs=SHARE_TOL), notebook
         assert shares["after"] < shares["shift"]
         # the same shares as the traffic tables of each phase (equal batches: the mean of the batches)
-        normal, shift, _in_shadow, after = tables_with(notebook, "lote", "parte com baixa confiança")
+        normal, shift, _in_shadow, after = tables_with(
+            notebook, "lote", "parte com baixa confiança"
+        )
         phases = (normal, shift, after)  # the shadow phase is answered as the shift phase was
         per_batch = [t["parte com baixa confiança"].map(number).mean() for t in phases]
         assert per_batch == pytest.approx(list(shares.values()), abs=SHARE_TOL)

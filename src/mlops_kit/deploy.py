@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
@@ -162,6 +163,32 @@ def environment_api(settings: Settings, env: DeployEnvironment) -> Iterator[tupl
     )
     with start_api(api_settings, port=env.port, require_model=False) as api:
         yield api, f"no {env.name} API answered on {url}: one was started for the checks"
+
+
+def start_environment_apis(settings: Settings, *envs: DeployEnvironment) -> ExitStack:
+    """Start the API of each environment on its port, side by side (one per core).
+
+    Each follows its alias, so every delivery to it uses it as it is, as a long-lived environment
+    would be used. ``close()`` on the answer (or leaving a ``with`` block) stops them all.
+    """
+
+    def start(env: DeployEnvironment) -> Service:
+        update = {"reload_interval": SMOKE_RELOAD_INTERVAL}
+        return start_api(
+            env.settings(settings).model_copy(update=update), port=env.port, require_model=False
+        )
+
+    with ThreadPoolExecutor(max_workers=len(envs)) as pool:
+        starting = [pool.submit(start, env) for env in envs]
+    apis = ExitStack()
+    for future in starting:  # every one that started is stopped, even when another failed
+        if future.exception() is None:
+            apis.enter_context(future.result())
+    failed = next((f.exception() for f in starting if f.exception() is not None), None)
+    if failed is not None:
+        apis.close()
+        raise failed
+    return apis
 
 
 @contextmanager
