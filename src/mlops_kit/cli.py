@@ -513,6 +513,13 @@ def simulate(
     typer.echo(f"truth kept in  {display_path(run.truth_path)} (never sent to the API)")
 
 
+SourceOpt = typer.Option(
+    "api",
+    "--source",
+    help="Which traffic: api (the API's prediction log) or batch (the outputs of mlops-kit score).",
+)
+
+
 @app.command()
 def monitor(
     since: str = SinceOpt,
@@ -531,6 +538,7 @@ def monitor(
     mlflow_log: bool = typer.Option(
         True, "--mlflow/--no-mlflow", help="Also log the report to MLflow."
     ),
+    source: str = SourceOpt,
 ) -> None:
     """Confidence, low-confidence share, class mix and input drift from the prediction log.
 
@@ -552,8 +560,9 @@ def monitor(
             last=last,
             recent=recent,
             segment=int(segment) if segment.isdigit() else segment,
+            source=source,
         )
-    except ValueError as exc:
+    except (ValueError, FileNotFoundError) as exc:
         _fail(str(exc))
     typer.echo(report.text())
     if report.predictions == 0:
@@ -612,12 +621,18 @@ def capture(
     threshold: float = typer.Option(
         None, "--threshold", help="Capture below this confidence (default: the API's own flag)."
     ),
+    source: str = SourceOpt,
 ) -> None:
     """Put low-confidence predictions no review set holds yet into a new, versioned review set."""
     from mlops_kit.capture import capture as run_capture
 
     settings = get_settings()
-    review = run_capture(settings, since=_since(since), last=last, threshold=threshold)
+    try:
+        review = run_capture(
+            settings, since=_since(since), last=last, threshold=threshold, source=source
+        )
+    except (ValueError, FileNotFoundError) as exc:
+        _fail(str(exc))
     if not len(review):
         typer.echo("no new low-confidence predictions to capture")
         return

@@ -135,6 +135,9 @@ LABELS: dict[str, str] = {
     "no version recorded by the model": "o modelo não registrou a versão",
     "no model to compare": "nenhum modelo para comparar",
     "environment, trained with -> here:": "ambiente, treinado com → aqui:",
+    # batch traffic beside the API's (monitoring's source)
+    "traffic": "tráfego",
+    "api": "API",
     # the challenger in shadow (compare.py)
     "not yet: challenger in shadow": "ainda não: desafiante em shadow",
     "requests compared": "requisições comparadas",
