@@ -41,7 +41,7 @@ from mlops_kit.serving.routes.deps import (
     SettingsDep,
     champion_of,
 )
-from mlops_kit.store.predictions.entry import LogEntry
+from mlops_kit.store.predictions.entry import API, LogEntry
 
 INLINE_BYTES = 32 * 1024  # bodies up to this size are scored on the event loop (no thread hop)
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
@@ -114,6 +114,8 @@ def answer(
         classes=champion.classes,
         low_confidence=scores.low_confidence.tolist(),
         low_confidence_threshold=threshold,  # the one the answer shows
+        record_keys=scores.keys,
+        source=API,
     )
     return text, entry
 
