@@ -241,3 +241,18 @@ def test_a_model_logged_before_the_kit_kept_its_files_columns_refuses_them(
     with pytest.raises(BadRequest, match="field 'studyName' is not an input of the model"):
         old.inputs.validate_records(row)
     assert old.inputs.validate_records({k: row[k] for k in PENGUIN_FEATURES}).rows == 1
+
+
+def test_a_big_batch_of_long_ignored_text_is_told_to_leave_it_out(cars, tmp_path: Path) -> None:
+    """The body limit makes little room for columns the model does not use: the 413 says so."""
+    workspace = tmp_path / "workspace"
+    workspace.mkdir()
+    shutil.copy2(cars[0] / "mlflow.db", workspace / "mlflow.db")
+    settings = Settings(workspace=workspace, reload_interval=0, model_name=MODEL, max_batch=20)
+    rows = [{**row, "Notes": "x" * 5000} for row in file_rows(cars[1], 20)]
+    with TestClient(create_app(settings)) as client:
+        too_big = client.post("/predict", json=rows)
+        assert too_big.status_code == 413
+        assert "leave them out of a big batch" in too_big.json()["message"]
+        short = [{k: v for k, v in row.items() if k != "Notes"} for row in rows]
+        assert client.post("/predict", json=short).status_code == 200
