@@ -73,6 +73,15 @@ def test_identifier_and_free_text_are_left_out_and_said_so(settings, write_csv):
     assert prepared.card.record_key == card["record_key"] == "id" and shown["record key"] == "id"
 
 
+def test_an_identifier_is_the_record_key_when_the_features_are_given(settings, write_csv):
+    table = wine_with_extras()
+    given = ["alcohol", "ácido málico", "proline"]
+    prepared = prepared_from(settings, write_csv, table, "cultivar", features=given)
+    assert prepared.card.excluded_columns == {} and prepared.card.record_key == "id"
+    assert {"id", "comentario", "cultivar", "ash"} <= set(prepared.card.other_columns)
+    assert not set(prepared.card.other_columns) & set(prepared.spec.features)
+
+
 def test_the_penguin_card_table_has_no_left_out_row(settings):
     prepared = prepare(settings.table, settings, write=False)
     assert "left out" not in set(card_table(prepared.card)["item"])

@@ -13,7 +13,12 @@ from dataclasses import asdict
 import numpy as np
 import pandas as pd
 
-from mlops_kit.columns import IDENTIFIER, derive_features, numeric_and_categorical
+from mlops_kit.columns import (
+    IDENTIFIER,
+    derive_features,
+    exclusion_reason,
+    numeric_and_categorical,
+)
 from mlops_kit.config import (
     PENGUIN_FEATURES,
     PENGUIN_SPLIT_COLUMN,
@@ -296,9 +301,20 @@ def other_columns(raw: pd.DataFrame, spec: DatasetSpec) -> dict[str, str]:
     return {c: h for c, h in headers.items() if c not in spec.features}
 
 
-def record_key(excluded: dict[str, str]) -> str | None:
-    """The column that tells records apart: the first one left out as an identifier, or None."""
-    return next((c for c, why in excluded.items() if why.startswith(IDENTIFIER)), None)
+def record_key(raw: pd.DataFrame, spec: DatasetSpec, excluded: dict[str, str]) -> str | None:
+    """The column that tells records apart: the first one left out as an identifier, or None.
+
+    Where the features were given (nothing was left out by the kit), the file's other columns
+    are looked at the same way: an `id` column is the key whoever chose the features.
+    """
+    roles = {*spec.features, spec.target, spec.split_column}
+    for column in raw.columns:
+        if column in roles:
+            continue
+        why = excluded.get(column) or exclusion_reason(raw[column], column) or ""
+        if why.startswith(IDENTIFIER):
+            return column
+    return None
 
 
 def prepare(table: TableSpec, settings: Settings, *, write: bool = True) -> PreparedData:
@@ -327,7 +343,7 @@ def prepare(table: TableSpec, settings: Settings, *, write: bool = True) -> Prep
             if c in (*spec.features, spec.target)
         },
         other_columns=other_columns(raw, spec),
-        record_key=record_key(excluded),
+        record_key=record_key(raw, spec, excluded),
     )
     prepared = PreparedData(clean_df, train, evaluation, spec, card)
     if write:
