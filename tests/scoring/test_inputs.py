@@ -156,3 +156,21 @@ def test_the_schema_names_the_ignored_columns_and_the_key() -> None:
 def test_room_is_made_for_the_ignored_columns_in_the_body_limit() -> None:
     plain = car_models(100, other_columns=None, record_key=None)
     assert car_models(100).body_limit - plain.body_limit == int(100 * OTHER_CHARS * 1.5)
+
+
+def test_a_brazilian_files_headers_are_accepted_as_written() -> None:
+    """Accented headers, as an Excel file in Portuguese has them, and the kit's plain names."""
+    inputs = request_models(
+        [("teor_alcoolico", "double")],
+        {},
+        10,
+        {"teor_alcoolico": "teor alcoólico"},
+        {"codigo": "código", "comentario": "comentário"},
+        "codigo",
+    )
+    row = {"código": "V-001", "teor alcoólico": 13.2, "comentário": "provado em 3/03"}
+    parsed = inputs.parse_records(json.dumps(row, ensure_ascii=False).encode())
+    assert parsed.keys == ["V-001"] and parsed.columns["teor_alcoolico"].tolist() == [13.2]
+    plain = {"codigo": "V-002", "teor_alcoolico": 12.0, "comentario": None}
+    assert inputs.parse_records(json.dumps(plain).encode()).keys == ["V-002"]
+    assert inputs.ignored == ["código", "comentário"] and inputs.key.shown == "código"
