@@ -150,7 +150,7 @@ def test_a_column_the_file_never_had_is_refused(served, cars) -> None:
 
 
 def test_invocations_take_the_files_rows_and_answer_as_mlflow_does(served, cars) -> None:
-    _, client = served
+    settings, client = served
     rows = file_rows(cars[1], 2)
     answer = client.post("/invocations", json={"dataframe_records": rows})
     assert answer.status_code == 200, answer.text
@@ -160,6 +160,8 @@ def test_invocations_take_the_files_rows_and_answer_as_mlflow_does(served, cars)
     csv = cars[1].head(2).to_csv(index=False)
     by_csv = client.post("/invocations", content=csv, headers={"Content-Type": "text/csv"})
     assert by_csv.status_code == 200 and by_csv.json()["predictions"] == predictions
+    assert client.app.state.predlog.flush(10)  # the answer has MLflow's shape; the log the keys
+    assert read_predictions(settings)["record_key"].tolist() == [r["Name"] for r in rows] * 2
 
 
 def test_docs_name_the_ignored_columns_and_the_key(served) -> None:
