@@ -52,6 +52,9 @@ def test_new_data_adds_only_new_cases_and_holds_some_out(settings):
     assert train_keys | eval_keys == set(retrain.record_keys(shifted, base.spec))
     assert prepared.card.split["parent_data_version"] == base.card.data_version
     assert prepared.card.split["production_eval_rows"] == 12
+    # the retrained model accepts the same rows of the file: the file's other columns carry over
+    assert prepared.card.other_columns == base.card.other_columns != {}
+    assert prepared.card.record_key == base.card.record_key
     again = retrain.build_training_data(base, cases, holdout=0.3, seed=42, review_sets=["abc"])
     assert again.prepared.card.data_version == prepared.card.data_version != base.card.data_version
 

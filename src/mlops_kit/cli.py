@@ -83,6 +83,8 @@ def _data_decisions(card) -> list[str]:  # noqa: ANN001 - a data.DataCard (impor
         lines.append(f"read as        {', '.join(notes)}")
     for column, reason in card.excluded_columns.items():
         lines.append(f"left out       {column}: {reason}")
+    if card.record_key:
+        lines.append(f"record key     {card.record_key} (the API sends it back with each answer)")
     return lines
 
 

@@ -153,6 +153,8 @@ def build_training_data(
         excluded_columns=base.card.excluded_columns,
         read_as=base.card.read_as,
         file_headers=base.card.file_headers,
+        other_columns=base.card.other_columns,
+        record_key=base.card.record_key,
     )
     prepared = data.PreparedData(clean_df, train_df, eval_df, spec, card)
     return NewData(prepared, base.card.data_version, sets, len(new_train), len(new_eval), skipped)
