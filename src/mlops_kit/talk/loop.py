@@ -6,6 +6,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
 
@@ -16,7 +17,7 @@ from mlops_kit.monitoring.monitor import monitor
 from mlops_kit.monitoring.report import MonitorReport
 from mlops_kit.retrain import RetrainResult
 from mlops_kit.services import Service
-from mlops_kit.simulator.traffic import TrafficRun
+from mlops_kit.simulator.traffic import TrafficRun, held_out_season
 
 RESTART_REASON = "notebook 04 starts the loop from the model trained on the field seasons only"
 
@@ -166,3 +167,32 @@ def before_after(
             held_out = f"{scores['production_accuracy']:.0%}"
         rows["accuracy on held-out production cases"].append(held_out)
     return pd.DataFrame(rows, index=list(columns)).T
+
+
+def season_file(settings: Settings) -> Path:
+    """The champion's held-out season as a CSV, as a nightly batch would receive it.
+
+    Every held-out row, missing measurements included (batch scoring refuses those, with the
+    reason), its features and its row of the raw table as the record's identifier.
+    """
+    season = held_out_season(settings)
+    path = settings.workspace / "batch" / "season.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    season.to_csv(path, index=False)
+    return path
+
+
+def monitoring_lines(reports: dict[str, MonitorReport]) -> pd.DataFrame:
+    """One line per traffic source (the API's, the batch's): what monitoring saw in each."""
+    rows = {
+        source: {
+            "predictions": report.predictions,
+            "model version(s) in the window": ", ".join(report.model_versions) or "-",
+            "mean confidence": f"{report.mean_confidence:.3f}",
+            "low-confidence share": f"{report.low_confidence_share:.0%}",
+            "drifted features": ", ".join(report.drifted) or "-",
+            "retraining due": "yes" if report.retrain_due else "no",
+        }
+        for source, report in reports.items()
+    }
+    return pd.DataFrame(rows).T
