@@ -199,3 +199,22 @@ def pin_in_model(model_dir: Path, package: str, pinned: str) -> None:
     ]
     assert f"{package}=={pinned}" in lines, f"{package} is not in {path}"
     path.write_text("\n".join(lines) + "\n")
+
+
+def shadow_log(settings, version: str, rows: int) -> None:
+    """What `serve --shadow` writes: `rows` answers of a version, beside the log."""
+    from datetime import UTC, datetime
+
+    from mlops_kit.store.predictions.entry import LogEntry, shadow_predictions
+    from mlops_kit.store.predictions.writer import PredictionLog
+
+    log = PredictionLog(settings.store, table=shadow_predictions)
+    log.start()
+    log.submit(
+        LogEntry.from_records(
+            "shadowed", datetime.now(UTC), settings.model_name, version,
+            [{"bill_length_mm": 40.0}] * rows, ["Adelie"] * rows, [0.9] * rows,
+            [[0.9, 0.05, 0.05]] * rows, ["Adelie", "Chinstrap", "Gentoo"], [False] * rows,
+        )
+    )  # fmt: skip
+    log.close()

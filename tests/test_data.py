@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlops_kit.config import PENGUINS_CSV, PROJ_ROOT, get_settings
+from mlops_kit.config import PENGUIN_FEATURES, PENGUINS_CSV, PROJ_ROOT, get_settings
 from mlops_kit.data import DataValidationError, file_sha256, prepare
 from mlops_kit.tables import normalize_column
 from tests.helpers import table_spec
@@ -47,6 +47,10 @@ def test_penguins_clean_table(settings):
 def test_penguins_keep_their_defaults_and_leave_nothing_out(settings):
     card = prepare(settings.table, settings).card
     assert card.excluded_columns == {}
+    # the raw file's other columns, named as the file names them; no column tells rows apart
+    assert card.other_columns["individual_id"] == "Individual ID"
+    assert card.other_columns["species"] == "Species" and len(card.other_columns) == 11
+    assert not set(card.other_columns) & set(PENGUIN_FEATURES) and card.record_key is None
     assert card.read_as == {"encoding": "utf-8", "separator": ",", "decimal_comma_columns": []}
 
 

@@ -8,12 +8,17 @@ import pytest
 
 from mlops_kit import registry, tracking
 from mlops_kit.config import ENVIRONMENTS, STAGING
-from mlops_kit.deploy import candidate_version, to_production, to_staging
+from mlops_kit.deploy import (
+    candidate_version,
+    start_environment_apis,
+    to_production,
+    to_staging,
+)
 from mlops_kit.processes import free_port
 from mlops_kit.services import start_api
 from mlops_kit.talk.broken import register_broken_candidate
 from mlops_kit.training_pipeline import run_training_pipeline
-from tests.helpers import run_cli
+from tests.helpers import run_cli, shadow_log
 
 pytestmark = pytest.mark.slow  # real training and server processes
 
@@ -96,6 +101,29 @@ def test_a_running_staging_api_follows_its_alias(trained):
         assert api.get("/health")["model_version"] == v2
 
 
+def test_running_environments_take_every_delivery_and_a_broken_one_is_stopped(trained):
+    import httpx
+
+    staging, production = environment("staging"), environment("production")
+    with start_environment_apis(trained, staging, production):
+        good = second_version(trained)
+        assert to_staging(trained, staging, good).ok
+        assert to_production(trained, production).ok
+        broken = register_broken_candidate(trained, "a hotfix nobody ran", make_champion=False)
+        stopped = to_staging(trained, staging, broken)
+        # the staging API could not load it and kept serving the good one: the checks say so,
+        # without waiting out the version check's timeout for a version that never loads
+        assert not stopped.ok and stopped.serving_after == good
+        failed = {c.name for c in stopped.checks if not c.ok}
+        assert "version" in failed
+        assert all("follows its alias" in note for note in stopped.notes)
+        assert registry.alias_version(trained, STAGING) == good
+        assert registry.champion_version(trained) == good
+    for env in (staging, production):  # both stopped with the block
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(f"http://127.0.0.1:{env.port}/health", timeout=2.0)
+
+
 def test_the_cli_delivers_and_exits_non_zero_when_refused(trained):
     port = str(free_port())
     done = run_cli("deploy", "--env", "staging", "--port", port)
@@ -105,25 +133,6 @@ def test_the_cli_delivers_and_exits_non_zero_when_refused(trained):
     assert refused.returncode == 2
     assert "has no version 9" in refused.stderr and "Traceback" not in refused.stderr
     assert run_cli("deploy", "--env", "qa").returncode == 2
-
-
-def shadow_log(settings, version: str, rows: int) -> None:
-    """What `serve --shadow` writes: `rows` answers of a version, beside the log."""
-    from datetime import UTC, datetime
-
-    from mlops_kit.store.predictions.entry import LogEntry, shadow_predictions
-    from mlops_kit.store.predictions.writer import PredictionLog
-
-    log = PredictionLog(settings.store, table=shadow_predictions)
-    log.start()
-    log.submit(
-        LogEntry.from_records(
-            "shadowed", datetime.now(UTC), settings.model_name, version,
-            [{"bill_length_mm": 40.0}] * rows, ["Adelie"] * rows, [0.9] * rows,
-            [[0.9, 0.05, 0.05]] * rows, ["Adelie", "Chinstrap", "Gentoo"], [False] * rows,
-        )
-    )  # fmt: skip
-    log.close()
 
 
 def test_production_can_require_the_version_to_have_run_in_shadow(trained):

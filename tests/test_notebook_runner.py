@@ -304,3 +304,51 @@ def test_the_loop_notebook_runs_on_a_users_table_given_only_path_and_target(
     assert "retreino devido" in shown and "captados" in shown
     params = _training_runs(isolated)[0].data.params
     assert params["target"] == "cultivar" and "proline" in params["features"]
+
+
+def _notebook(path: Path, source: str) -> Path:
+    import nbformat
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source)])
+    nb.metadata["kernelspec"] = {"name": KERNEL_NAME, "display_name": KERNEL_NAME}
+    nbformat.write(nb, path)
+    return path
+
+
+def _kernels() -> int:
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True)
+    return sum("ipykernel_launcher" in line for line in ps.stdout.splitlines())
+
+
+def test_the_next_kernel_starts_early_with_its_own_environment_and_folder(
+    isolated, tmp_path: Path
+) -> None:
+    show = "import os; print(os.getcwd(), os.environ['MLOPS_KIT_INVOCATION_ID'], 'mlflow' in __import__('sys').modules)"
+    folder = tmp_path / "nbs"
+    folder.mkdir()
+    first = _notebook(folder / "00_a.ipynb", show)
+    second = _notebook(folder / "01_b.ipynb", show)
+    before = _kernels()
+    results = run_notebooks([first, second], settings=isolated, out_dir=tmp_path / "out")
+    assert [r.ok for r in results] == [True, True]
+    seen = [
+        "".join(json.loads(r.output.read_text())["cells"][0]["outputs"][0]["text"]).split()
+        for r in results
+    ]
+    assert [s[0] for s in seen] == [str(folder)] * 2  # each kernel in the notebook's folder
+    assert seen[0][1] != seen[1][1]  # each notebook tags its runs with its own invocation
+    assert seen[1][2] == "True"  # the second kernel came warm: its libraries were imported
+    first_cell = json.loads(results[1].output.read_text())["cells"][0]
+    assert first_cell["execution_count"] == 1  # the warm-up left no trace in the notebook
+    assert _kernels() == before  # every kernel, the warm one included, was shut down
+
+
+def test_a_run_that_stops_early_shuts_the_warm_kernel_down(isolated, tmp_path: Path) -> None:
+    folder = tmp_path / "nbs"
+    folder.mkdir()
+    failing = _notebook(folder / "00_a.ipynb", "raise SystemExit('no')")
+    never = _notebook(folder / "01_b.ipynb", "print('never')")
+    before = _kernels()
+    results = run_notebooks([failing, never], settings=isolated, out_dir=tmp_path / "out")
+    assert [r.ok for r in results] == [False]
+    assert _kernels() == before

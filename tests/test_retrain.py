@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlops_kit import capture, retrain, tracking
+from mlops_kit import capture, registry, retrain, tracking
+from mlops_kit.compare import promote_challenger
 from mlops_kit.data import prepare
 from mlops_kit.registry import CHAMPION, champion_version
 from mlops_kit.simulator import traffic
@@ -20,6 +21,7 @@ from mlops_kit.store.predictions.entry import LogEntry
 from mlops_kit.store.predictions.writer import PredictionLog
 from mlops_kit.talk import loop
 from mlops_kit.training_pipeline import run_training_pipeline
+from tests.helpers import run_cli, shadow_log
 
 FAST = ["logistic_regression"]
 
@@ -50,6 +52,9 @@ def test_new_data_adds_only_new_cases_and_holds_some_out(settings):
     assert train_keys | eval_keys == set(retrain.record_keys(shifted, base.spec))
     assert prepared.card.split["parent_data_version"] == base.card.data_version
     assert prepared.card.split["production_eval_rows"] == 12
+    # the retrained model accepts the same rows of the file: the file's other columns carry over
+    assert prepared.card.other_columns == base.card.other_columns != {}
+    assert prepared.card.record_key == base.card.record_key
     again = retrain.build_training_data(base, cases, holdout=0.3, seed=42, review_sets=["abc"])
     assert again.prepared.card.data_version == prepared.card.data_version != base.card.data_version
 
@@ -192,3 +197,48 @@ def test_retrain_needs_a_champion_and_labelled_cases(settings):
     run_training_pipeline(settings, candidates=FAST)
     with pytest.raises(ValueError, match="no labelled cases yet"):
         retrain.retrain(settings)
+
+
+@pytest.mark.slow
+def test_shadow_first_holds_the_better_challenger_until_it_scored_live_traffic(settings):
+    run_training_pipeline(settings, candidates=FAST)
+    season = traffic.season_records(settings)
+    serve_with_champion(settings, traffic.draw_traffic(season, 100, shift="calliper", seed=11), "a")
+    label_with_simulator_truth(settings, capture.capture(settings))
+
+    with pytest.raises(ValueError, match="there is no challenger"):
+        promote_challenger(settings)
+    result = retrain.retrain(settings, candidates=FAST, shadow_first=True)
+    d = result.decision
+    assert d.in_shadow and not d.promoted and d.version == "2"
+    assert champion_version(settings) == "1"  # the client is still answered by v1
+    assert registry.alias_version(settings, registry.CHALLENGER) == "2"
+    assert registry.version_tags(settings, "2")["gate"] == "passed"
+    assert ("promoted to champion", "not yet: challenger in shadow") in d.outcome_rows()
+
+    with pytest.raises(ValueError, match="challenger v2 scored 0 live predictions in shadow"):
+        promote_challenger(settings)
+    refused = run_cli("compare", "--promote")
+    assert refused.returncode == 2 and "fewer than 100" in refused.stderr
+    assert champion_version(settings) == "1"
+
+    shadow_log(settings, "2", 120)
+    move = promote_challenger(settings)
+    assert (move.from_version, move.to_version, move.by) == ("1", "2", "shadow")
+    assert champion_version(settings) == "2"
+    assert registry.alias_version(settings, registry.CHALLENGER) is None
+    assert registry.version_tags(settings, "2")["promotion_reason"].startswith(
+        "scored 120 live predictions in shadow"
+    )
+
+
+@pytest.mark.slow
+def test_a_refused_challenger_is_never_promoted_from_the_shadow(settings):
+    run_training_pipeline(settings, candidates=FAST)
+    again = run_training_pipeline(settings, candidates=FAST)  # the same model: it does not beat v1
+    assert not again.decision.promoted and not again.decision.in_shadow
+    assert registry.alias_version(settings, registry.CHALLENGER) == "2"
+    shadow_log(settings, "2", 120)
+    with pytest.raises(ValueError, match="challenger v2 did not pass the gate"):
+        promote_challenger(settings)
+    assert champion_version(settings) == "1"

@@ -266,16 +266,27 @@ def test_04_the_low_confidence_share_falls_after_the_loop(story: Story) -> None:
         assert shares == pytest.approx(LOW_CONFIDENCE_SHARE, abs=SHARE_TOL), notebook
         assert shares["after"] < shares["shift"]
         # the same shares as the traffic tables of each phase (equal batches: the mean of the batches)
-        phases = tables_with(notebook, "lote", "parte com baixa confiança")
+        normal, shift, _in_shadow, after = tables_with(
+            notebook, "lote", "parte com baixa confiança"
+        )
+        phases = (normal, shift, after)  # the shadow phase is answered as the shift phase was
         per_batch = [t["parte com baixa confiança"].map(number).mean() for t in phases]
         assert per_batch == pytest.approx(list(shares.values()), abs=SHARE_TOL)
 
 
-def test_04_the_retrained_challenger_becomes_champion_and_is_served(story: Story) -> None:
+def test_04_the_retrained_challenger_runs_in_shadow_then_becomes_champion(story: Story) -> None:
     for notebook in story.executed("04"):
         ((run, candidates),) = training_runs(story, notebook)
         challenger = run.data.tags["registered_version"]
-        assert run.data.tags["promoted"] == "true", notebook
+        assert run.data.tags["promoted"] == "false", notebook  # not at once: in shadow first
+        assert run.data.tags["in_shadow"] == "true", notebook
+        # the shadow phase: answered by the old champion, scored by the challenger beside it
+        _normal, _shift, in_shadow, _after = tables_with(notebook, "lote", "versão do modelo")
+        assert challenger not in set(in_shadow["versão do modelo"])
+        (compared,) = tables_with(notebook, "modelo", "versões")
+        assert compared["versões"].astype(str).tolist()[1] == challenger
+        assert f"a API pontua v{challenger} em shadow\n" in printed(notebook)
+        assert "pontuou 100 previsões ao vivo em shadow" in printed(notebook)
         f1 = shown_retraining_f1(notebook)
         assert f1 == pytest.approx(RETRAINING_F1, abs=METRIC_TOL)
         best = max(c.data.metrics["eval_f1_macro"] for c in candidates)
@@ -286,7 +297,7 @@ def test_04_the_retrained_challenger_becomes_champion_and_is_served(story: Story
         assert served[0] == served[1] != challenger and served[2] == challenger
         *_, after = tables_with(notebook, "lote", "versão do modelo")
         assert set(after["versão do modelo"]) == {challenger}
-        assert version_tags(story, challenger)["promoted_by"] == "gate"
+        assert version_tags(story, challenger)["promoted_by"] == "shadow"
     client = story.client()
     now = client.get_model_version_by_alias(story.settings.model_name, "champion").version
     assert str(now) == challenger  # the last notebook that ran left its challenger as champion

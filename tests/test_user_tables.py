@@ -67,6 +67,19 @@ def test_identifier_and_free_text_are_left_out_and_said_so(settings, write_csv):
     assert card["excluded_columns"] == excluded
     shown = dict(card_table(prepared.card).to_numpy().tolist())  # what notebook 02 shows
     assert "id: identifier" in shown["left out"] and "comentario" in shown["left out"]
+    # a row from the file carries them: the API accepts them by the file's headers, keys by id
+    others = {"id": "id", "comentario": "comentário", "cultivar": "cultivar"}
+    assert prepared.card.other_columns == card["other_columns"] == others
+    assert prepared.card.record_key == card["record_key"] == "id" and shown["record key"] == "id"
+
+
+def test_an_identifier_is_the_record_key_when_the_features_are_given(settings, write_csv):
+    table = wine_with_extras()
+    given = ["alcohol", "ácido málico", "proline"]
+    prepared = prepared_from(settings, write_csv, table, "cultivar", features=given)
+    assert prepared.card.excluded_columns == {} and prepared.card.record_key == "id"
+    assert {"id", "comentario", "cultivar", "ash"} <= set(prepared.card.other_columns)
+    assert not set(prepared.card.other_columns) & set(prepared.spec.features)
 
 
 def test_the_penguin_card_table_has_no_left_out_row(settings):
@@ -103,6 +116,8 @@ def test_a_date_split_column_on_a_users_table(settings, write_csv):
     assert prepared.card.split["eval_seasons"] == ["2024"]
     assert "measured_on" not in prepared.spec.features
     assert prepared.card.excluded_columns == {}
+    assert prepared.card.other_columns == {"measured_on": "Measured On", "kind": "Kind"}
+    assert prepared.card.record_key is None  # no identifier left out: no key
 
 
 def test_numeric_only_categorical_only_and_missing_values(settings, write_csv):
@@ -336,6 +351,7 @@ def test_cli_train_on_a_users_table_says_what_it_left_out(settings, tmp_path):
     assert done.returncode == 0, done.stderr
     assert "left out       id: identifier: a different value on every row" in done.stdout
     assert "left out       comentario: " in done.stdout
+    assert "record key     id (the API sends it back with each answer)" in done.stdout
     assert "read as        columns separated by ';', decimal comma in" in done.stdout
 
 

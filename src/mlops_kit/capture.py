@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from mlops_kit import tracking
 from mlops_kit.config import Settings
 from mlops_kit.model import PROBA_PREFIX
-from mlops_kit.store import reviews
+from mlops_kit.store import batches, reviews
 from mlops_kit.store.lock import holds_workspace_lock
 from mlops_kit.store.predictions.entry import BASE_COLUMNS
 from mlops_kit.store.predictions.entry import predictions as log_table
@@ -111,6 +111,28 @@ def uncaptured_low_confidence(
     return pd.concat(chunks, ignore_index=True) if chunks else pd.DataFrame(columns=BASE_COLUMNS)
 
 
+def uncaptured_batch_low_confidence(
+    settings: Settings,
+    *,
+    since: datetime | None = None,
+    last: int | None = None,
+    threshold: float | None = None,
+) -> pd.DataFrame:
+    """The same from batch traffic: the batches' low-confidence rows no review set holds yet.
+
+    The outputs are read where they lie, a chunk at a time; only the low-confidence rows are kept.
+    A batch row's case id is its batch id and its position in the output.
+    """
+    taken = reviews.captured_case_ids(settings.store)
+    chunks = []
+    for rows in batches.read_rows(settings.store, since, last, low_only=True, threshold=threshold):
+        chunks.append(rows[~case_ids(rows).isin(taken)])
+    return pd.concat(chunks, ignore_index=True) if chunks else pd.DataFrame(columns=BASE_COLUMNS)
+
+
+UNCAPTURED = {"api": uncaptured_low_confidence, "batch": uncaptured_batch_low_confidence}
+
+
 @holds_workspace_lock("capture")
 def capture(
     settings: Settings,
@@ -119,14 +141,18 @@ def capture(
     last: int | None = None,
     threshold: float | None = None,
     track: bool = True,
+    source: str = "api",
 ) -> ReviewSet:
     """Put every low-confidence prediction that no review set holds yet into a new review set.
 
-    Only those predictions are read from the store (chosen by SQL, in chunks), not the whole log.
+    Only those predictions are read from the store (chosen by SQL, in chunks), not the whole log;
+    ``source="batch"``: from the outputs of batch scoring instead.
     """
+    if source not in UNCAPTURED:
+        raise ValueError(f"source must be one of {', '.join(UNCAPTURED)}, not '{source}'")
 
     def take() -> ReviewSet:
-        chosen = uncaptured_low_confidence(settings, since=since, last=last, threshold=threshold)
+        chosen = UNCAPTURED[source](settings, since=since, last=last, threshold=threshold)
         return _save_review_set(settings, chosen, threshold)
 
     try:

@@ -83,6 +83,8 @@ def _data_decisions(card) -> list[str]:  # noqa: ANN001 - a data.DataCard (impor
         lines.append(f"read as        {', '.join(notes)}")
     for column, reason in card.excluded_columns.items():
         lines.append(f"left out       {column}: {reason}")
+    if card.record_key:
+        lines.append(f"record key     {card.record_key} (the API sends it back with each answer)")
     return lines
 
 
@@ -177,7 +179,7 @@ def train(
             typer.echo(f"note: {candidate.note}")
     typer.echo("")
     typer.echo(result.summary().to_string(index=False, header=False))
-    if fail_on_refusal and not result.decision.promoted:
+    if fail_on_refusal and not (result.decision.promoted or result.decision.in_shadow):
         raise typer.Exit(EXIT_GATE_REFUSED)
 
 
@@ -572,6 +574,13 @@ def simulate(
     typer.echo(f"truth kept in  {display_path(run.truth_path)} (never sent to the API)")
 
 
+SourceOpt = typer.Option(
+    "api",
+    "--source",
+    help="Which traffic: api (the API's prediction log) or batch (the outputs of mlops-kit score).",
+)
+
+
 @app.command()
 def monitor(
     since: str = SinceOpt,
@@ -590,6 +599,7 @@ def monitor(
     mlflow_log: bool = typer.Option(
         True, "--mlflow/--no-mlflow", help="Also log the report to MLflow."
     ),
+    source: str = SourceOpt,
 ) -> None:
     """Confidence, low-confidence share, class mix and input drift from the prediction log.
 
@@ -611,8 +621,9 @@ def monitor(
             last=last,
             recent=recent,
             segment=int(segment) if segment.isdigit() else segment,
+            source=source,
         )
-    except ValueError as exc:
+    except (ValueError, FileNotFoundError) as exc:
         _fail(str(exc))
     typer.echo(report.text())
     if report.predictions == 0:
@@ -633,17 +644,34 @@ def monitor(
 
 
 @app.command()
-def compare(since: str = SinceOpt, last: int = LastOpt) -> None:
+def compare(
+    since: str = SinceOpt,
+    last: int = LastOpt,
+    promote: bool = typer.Option(
+        False,
+        "--promote",
+        help="Then give `champion` to the challenger, if it passed the gate and scored live "
+        "traffic in shadow (retrain --shadow-first; serve --shadow challenger).",
+    ),
+) -> None:
     """The served model against the shadow (serve --shadow) on the same requests, side by side."""
     from mlops_kit.compare import compare as run_compare
+    from mlops_kit.compare import promote_challenger
 
-    result = run_compare(get_settings(), since=_since(since), last=last)
+    settings = get_settings()
+    result = run_compare(settings, since=_since(since), last=last)
     if not result.predictions:
         typer.echo("nothing to compare: no request was scored in shadow (mlops-kit serve --shadow)")
-        return
-    typer.echo(result.summary().to_string(index=False, header=False))
-    typer.echo("")
-    typer.echo(result.table().to_string(index=False))
+    else:
+        typer.echo(result.summary().to_string(index=False, header=False))
+        typer.echo("")
+        typer.echo(result.table().to_string(index=False))
+    if promote:
+        try:
+            move = promote_challenger(settings, since=_since(since))
+        except ValueError as exc:
+            _fail(str(exc))
+        typer.echo(f"champion: v{move.from_version} -> v{move.to_version} ({move.reason})")
 
 
 @app.command()
@@ -654,12 +682,18 @@ def capture(
     threshold: float = typer.Option(
         None, "--threshold", help="Capture below this confidence (default: the API's own flag)."
     ),
+    source: str = SourceOpt,
 ) -> None:
     """Put low-confidence predictions no review set holds yet into a new, versioned review set."""
     from mlops_kit.capture import capture as run_capture
 
     settings = get_settings()
-    review = run_capture(settings, since=_since(since), last=last, threshold=threshold)
+    try:
+        review = run_capture(
+            settings, since=_since(since), last=last, threshold=threshold, source=source
+        )
+    except (ValueError, FileNotFoundError) as exc:
+        _fail(str(exc))
     if not len(review):
         typer.echo("no new low-confidence predictions to capture")
         return
@@ -724,6 +758,12 @@ def retrain(
     fail_on_refusal: bool = typer.Option(
         False, "--fail-on-refusal", help=f"Exit {EXIT_GATE_REFUSED} when the champion stays."
     ),
+    shadow_first: bool = typer.Option(
+        False,
+        "--shadow-first",
+        help="A better challenger gets the alias `challenger`, not `champion`: it scores live "
+        "traffic in shadow first (serve --shadow challenger), then compare --promote.",
+    ),
 ) -> None:
     """Train a challenger on the champion's data + labelled cases; promote it only if it is better."""
     from mlops_kit.retrain import retrain as run_retrain
@@ -735,13 +775,14 @@ def retrain(
             candidates=_names(candidates),
             quality_gate=gate,
             gate_metric=metric,
+            shadow_first=shadow_first,
         )
     except ValueError as exc:
         _fail(str(exc))
     typer.echo(result.comparison().to_string(index=False))
     typer.echo("")
     typer.echo(result.summary().to_string(index=False, header=False))
-    if fail_on_refusal and not result.decision.promoted:
+    if fail_on_refusal and not (result.decision.promoted or result.decision.in_shadow):
         raise typer.Exit(EXIT_GATE_REFUSED)
 
 

@@ -17,6 +17,7 @@ MAX_DISTINCT_SHARE = 0.5  # ... and so is one where more than half of its values
 ID_NAME = re.compile(r"(^|_)id$|^id_")  # 'id', 'customer_id', 'id_cliente'
 DATE_LIKE = re.compile(r"\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}([ T].*)?")
 # A value made of digits, separators, signs, '%' or a currency is a number ('12%', 'R$ 1.234').
+IDENTIFIER = "identifier"  # how a left-out identifier's reason begins (it becomes the record key)
 NUMBER_LIKE = re.compile(r"(R\$|\$|€)?\s*[-+]?[\d.,\s%]*\d[\d.,\s%]*")
 
 
@@ -76,7 +77,7 @@ def exclusion_reason(values: pd.Series, name: str) -> str | None:
     if not numeric and _all_dates(present):
         return "dates: not a feature; give it as the split column to hold out the newest period"
     if distinct == len(values) and (not numeric or ID_NAME.search(name) or _row_number(present)):
-        return "identifier: a different value on every row"
+        return f"{IDENTIFIER}: a different value on every row"
     if numeric or numbers_in_another_notation(values):
         return None  # numbers: a feature (refused later, naming the column, if unreadable)
     if distinct > MAX_CATEGORIES or distinct > MAX_DISTINCT_SHARE * len(present):

@@ -15,12 +15,14 @@ from datetime import UTC, datetime
 import pandas as pd
 import sqlalchemy as sa
 
+from mlops_kit import registry
 from mlops_kit.config import Settings
 from mlops_kit.labels import LABEL, labelled_cases
 from mlops_kit.store.db import exists, make_engine
 from mlops_kit.store.predictions.entry import predictions, shadow_predictions
 
 LABELLED_CHUNK = 500  # request ids asked for at a time (SQLite takes a bounded number of values)
+SHADOW_MIN_PREDICTIONS = 100  # live predictions a version scores in shadow before promotion
 
 
 @dataclass
@@ -52,7 +54,7 @@ class Comparison:
                 "versions": ", ".join(side.versions),
                 "mean_confidence": round(side.mean_confidence, 3),
                 "low_confidence_share": round(side.low_confidence_share, 3),
-                "accuracy": None if side.accuracy is None else round(side.accuracy, 3),
+                "accuracy": "-" if side.accuracy is None else round(side.accuracy, 3),
             }
             for side in self.sides
         ]
@@ -188,3 +190,37 @@ def shadowed(settings: Settings, version: str) -> int:
             return int(conn.execute(query).scalar() or 0)
     finally:
         engine.dispose()
+
+
+def promote_challenger(
+    settings: Settings, since: datetime | None = None, minimum: int = SHADOW_MIN_PREDICTIONS
+) -> registry.AliasMove:
+    """Give `champion` to the version that passed the gate and scored live traffic in shadow.
+
+    Refused (ValueError, saying what to do) where there is no `challenger`, where it did not pass
+    the gate, or where it scored fewer than ``minimum`` live predictions in shadow; the reason
+    recorded on the version holds what the shadow showed over the window (``since``).
+    """
+    version = registry.alias_version(settings, registry.CHALLENGER)
+    if version is None:
+        raise ValueError("there is no challenger: retrain with --shadow-first first")
+    tags = registry.version_tags(settings, version)
+    if tags.get("gate") != "passed":
+        raise ValueError(f"challenger v{version} did not pass the gate: {tags.get('gate_reason')}")
+    seen = shadowed(settings, version)
+    if seen < minimum:
+        raise ValueError(
+            f"challenger v{version} scored {seen} live predictions in shadow, fewer than "
+            f"{minimum}: serve with mlops-kit serve --shadow challenger and wait for traffic"
+        )
+    shown = compare(settings, since=since)
+    sides = {side.role: side for side in shown.sides}
+    reason = f"scored {seen} live predictions in shadow"
+    if shown.predictions:
+        reason += (
+            f"; agreement {shown.agreement:.2f}, mean confidence "
+            f"{sides['shadow'].mean_confidence:.2f} against {sides['served'].mean_confidence:.2f}"
+        )
+    move = registry.promote(settings, version, reason, by="shadow")
+    registry.clear_alias(settings, registry.CHALLENGER)
+    return move

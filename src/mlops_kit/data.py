@@ -13,7 +13,12 @@ from dataclasses import asdict
 import numpy as np
 import pandas as pd
 
-from mlops_kit.columns import derive_features, numeric_and_categorical
+from mlops_kit.columns import (
+    IDENTIFIER,
+    derive_features,
+    exclusion_reason,
+    numeric_and_categorical,
+)
 from mlops_kit.config import (
     PENGUIN_FEATURES,
     PENGUIN_SPLIT_COLUMN,
@@ -286,6 +291,32 @@ def choose_columns(
     return target, features, split_col, excluded
 
 
+def other_columns(raw: pd.DataFrame, spec: DatasetSpec) -> dict[str, str]:
+    """The file's columns that are not features, each with its header in the file.
+
+    A row sent as it is in the file carries them (an identifier, free text, dates, the target):
+    the API accepts and ignores them.
+    """
+    headers = raw.attrs.get("file_columns") or {c: c for c in raw.columns}
+    return {c: h for c, h in headers.items() if c not in spec.features}
+
+
+def record_key(raw: pd.DataFrame, spec: DatasetSpec, excluded: dict[str, str]) -> str | None:
+    """The column that tells records apart: the first one left out as an identifier, or None.
+
+    Where the features were given (nothing was left out by the kit), the file's other columns
+    are looked at the same way: an `id` column is the key whoever chose the features.
+    """
+    roles = {*spec.features, spec.target, spec.split_column}
+    for column in raw.columns:
+        if column in roles:
+            continue
+        why = excluded.get(column) or exclusion_reason(raw[column], column) or ""
+        if why.startswith(IDENTIFIER):
+            return column
+    return None
+
+
 def prepare(table: TableSpec, settings: Settings, *, write: bool = True) -> PreparedData:
     """Run the whole data stage: load, validate, clean, split, catalogue (through the store)."""
     path = table.data_path or PENGUINS_CSV
@@ -311,6 +342,8 @@ def prepare(table: TableSpec, settings: Settings, *, write: bool = True) -> Prep
             for c, h in raw.attrs.get("file_headers", {}).items()
             if c in (*spec.features, spec.target)
         },
+        other_columns=other_columns(raw, spec),
+        record_key=record_key(raw, spec, excluded),
     )
     prepared = PreparedData(clean_df, train, evaluation, spec, card)
     if write:

@@ -51,6 +51,9 @@ class DataCard:
     excluded_columns: dict[str, str] = field(default_factory=dict)  # column -> why not a feature
     read_as: dict[str, object] = field(default_factory=dict)  # encoding, separator, decimal comma
     file_headers: dict[str, str] = field(default_factory=dict)  # column -> its header in the file
+    # the file's columns that are not features (left out, target, split, others): column -> header
+    other_columns: dict[str, str] = field(default_factory=dict)
+    record_key: str | None = None  # the column that tells records apart (an identifier), if any
 
     def to_dict(self) -> dict[str, object]:
         """A JSON-ready dict."""
@@ -91,6 +94,8 @@ def make_card(
     excluded_columns: dict[str, str] | None = None,
     read_as: dict[str, object] | None = None,
     file_headers: dict[str, str] | None = None,
+    other_columns: dict[str, str] | None = None,
+    record_key: str | None = None,
 ) -> DataCard:
     """The card of a clean data version: its columns and classes described from the table."""
     return DataCard(
@@ -110,6 +115,8 @@ def make_card(
         excluded_columns=dict(excluded_columns or {}),
         read_as=dict(read_as or {}),
         file_headers=dict(file_headers or {}),
+        other_columns=dict(other_columns or {}),
+        record_key=record_key,
     )
 
 

@@ -132,13 +132,17 @@ def environment_check(found: dict | None) -> Check:
 
 
 def wait_for_version(api: Service, version: str, timeout: float = 30.0) -> str | None:
-    """Wait until the API serves a version (it follows the alias); the version it serves at the end."""
+    """Wait until the API serves a version (it follows the alias); the version it serves at the end.
+
+    It stops waiting as soon as the API says it could not load that version (a broken model).
+    """
     deadline = time.monotonic() + timeout
     served = None
     while time.monotonic() < deadline:
         health = api.get("/health")
         served = str(health["model_version"]) if health.get("model_loaded") else None
-        if served == version:
+        error = (health.get("registry") or {}).get("error") or ""
+        if served == version or f" v{version}: " in error:
             return served
         time.sleep(0.25)
     return served

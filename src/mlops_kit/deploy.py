@@ -17,17 +17,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 import httpx
 import numpy as np
 import pandas as pd
-from mlflow.exceptions import MlflowException
 
 from mlops_kit import data, registry, tracking
-from mlops_kit.compare import shadowed
+from mlops_kit.compare import SHADOW_MIN_PREDICTIONS, shadowed
 from mlops_kit.config import ENVIRONMENTS, STAGING, DeployEnvironment, Settings
 from mlops_kit.delivery import SMOKE_RELOAD_INTERVAL, Check, smoke_checks, wait_for_version
 from mlops_kit.environment import environment_table
@@ -38,7 +38,6 @@ from mlops_kit.store import datasets
 SOAK_REQUESTS = 200  # one-record requests the staging API answers before it is trusted
 SOAK_ERROR_RATE = 0.01  # at most this share of them may fail
 SOAK_P99_MS = 250.0  # and 99% of them must be answered within this
-SHADOW_MIN_PREDICTIONS = 100  # --require-shadow: live predictions the version scored in shadow
 
 
 @dataclass
@@ -104,17 +103,9 @@ def candidate_version(settings: Settings) -> str:
     return str(max(passed))
 
 
-def version_tags(settings: Settings, version: str) -> dict[str, str]:
-    """A registered version's tags; a version the registry does not have is refused."""
-    try:
-        return tracking.client(settings).get_model_version(settings.model_name, version).tags
-    except MlflowException:
-        raise ValueError(f"model '{settings.model_name}' has no version {version}") from None
-
-
 def soak_records(settings: Settings, version: str) -> list[dict[str, object]]:
     """Real records for the soak: the held-out rows of the data the version was trained on."""
-    tags = version_tags(settings, version)
+    tags = registry.version_tags(settings, version)
     data_version = tags.get("data_version", "")
     if datasets.has_version(settings, data_version):
         prepared = datasets.load_version(settings, data_version)
@@ -174,6 +165,32 @@ def environment_api(settings: Settings, env: DeployEnvironment) -> Iterator[tupl
         yield api, f"no {env.name} API answered on {url}: one was started for the checks"
 
 
+def start_environment_apis(settings: Settings, *envs: DeployEnvironment) -> ExitStack:
+    """Start the API of each environment on its port, side by side (one per core).
+
+    Each follows its alias, so every delivery to it uses it as it is, as a long-lived environment
+    would be used. ``close()`` on the answer (or leaving a ``with`` block) stops them all.
+    """
+
+    def start(env: DeployEnvironment) -> Service:
+        update = {"reload_interval": SMOKE_RELOAD_INTERVAL}
+        return start_api(
+            env.settings(settings).model_copy(update=update), port=env.port, require_model=False
+        )
+
+    with ThreadPoolExecutor(max_workers=len(envs)) as pool:
+        starting = [pool.submit(start, env) for env in envs]
+    apis = ExitStack()
+    for future in starting:  # every one that started is stopped, even when another failed
+        if future.exception() is None:
+            apis.enter_context(future.result())
+    failed = next((f.exception() for f in starting if f.exception() is not None), None)
+    if failed is not None:
+        apis.close()
+        raise failed
+    return apis
+
+
 @contextmanager
 def _undone_on_error(undo: Callable[[], object]) -> Iterator[None]:
     """An alias move that is undone when its checks cannot run at all (the API does not start)."""
@@ -212,7 +229,7 @@ def to_staging(
 ) -> Deployment:
     """Give the candidate `staging`; smoke-test and soak the staging API; move back on failure."""
     version = version or candidate_version(settings)
-    version_tags(settings, version)  # refused here if the registry has no such version
+    registry.version_tags(settings, version)  # refused here if the registry has no such version
     result = Deployment(env.name, version)
     started = time.perf_counter()
     before = _move_staging(settings, version, "deployed to staging")
@@ -249,7 +266,7 @@ def to_staging(
 
 def staging_verdict(settings: Settings, version: str) -> str:
     """Why a version may not go to production ('' when it passed staging)."""
-    tags = version_tags(settings, version)
+    tags = registry.version_tags(settings, version)
     if tags.get("staging") == "passed":
         return ""
     if tags.get("staging") == "failed":

@@ -35,6 +35,7 @@ class GateDecision:
     previous_champion: str | None
     champion_score: float | None
     champion_version: str | None
+    in_shadow: bool = False  # it passed, and scores live traffic as `challenger` before promotion
 
     def to_dict(self) -> dict[str, object]:
         """A JSON-ready dict."""
@@ -43,10 +44,13 @@ class GateDecision:
     def outcome_rows(self) -> list[tuple[str, str]]:
         """The last rows of a run's summary table: promoted or not, why, and the champion now."""
         return [
-            ("promoted to champion", "yes" if self.promoted else "no"),
+            ("promoted to champion", "yes" if self.promoted else self._not_promoted()),
             ("reason", self.reason),
             ("champion now", f"v{self.champion_version}" if self.champion_version else "none"),
         ]
+
+    def _not_promoted(self) -> str:
+        return "not yet: challenger in shadow" if self.in_shadow else "no"
 
 
 def log_decision(decision: GateDecision, best_candidate: str) -> None:
@@ -56,6 +60,7 @@ def log_decision(decision: GateDecision, best_candidate: str) -> None:
             "best_candidate": best_candidate,
             "registered_version": decision.version,
             "promoted": str(decision.promoted).lower(),
+            "in_shadow": str(decision.in_shadow).lower(),
             "gate_reason": decision.reason,
         }
     )
@@ -120,8 +125,13 @@ def register_and_gate(
     threshold: float,
     metric: str,
     tags: dict[str, str] | None = None,
+    shadow_first: bool = False,
 ) -> GateDecision:
-    """Register the model as a new version; give it `champion` only if it passes the gate and beats the champion."""
+    """Register the model as a new version; give it `champion` only if it passes the gate and beats the champion.
+
+    ``shadow_first``: a version that earns it gets `challenger` instead, to score live traffic in
+    shadow (``mlops-kit serve --shadow challenger``) until ``compare.promote_challenger``.
+    """
     threshold, metric = gate_rule(settings, threshold, metric)
     client = make_client(settings)
     version = register(settings, model_uri, tags)
@@ -159,6 +169,10 @@ def register_and_gate(
                 f"{metric}={score:.4f} {verdict} champion v{previous} "
                 f"({champion_score:.4f}) on the same evaluation data"
             )
+    in_shadow = promoted and shadow_first and previous is not None
+    if in_shadow:
+        promoted = False
+        reason += "; it scores live traffic in shadow before it is promoted"
     decision = GateDecision(
         model_name=settings.model_name,
         version=str(version),
@@ -170,6 +184,7 @@ def register_and_gate(
         previous_champion=previous,
         champion_score=champion_score,
         champion_version=str(version) if promoted else previous,
+        in_shadow=in_shadow,
     )
     _record(client, decision, prepared)
     return decision
@@ -179,7 +194,7 @@ def _record(client: MlflowClient, decision: GateDecision, prepared: PreparedData
     name, version = decision.model_name, decision.version
     facts = {
         "data_version": prepared.card.data_version,
-        "gate": "passed" if decision.promoted else "refused",
+        "gate": "passed" if decision.promoted or decision.in_shadow else "refused",
         "gate_reason": decision.reason,
         f"eval_{decision.metric}": f"{decision.score:.4f}",
         "gate_threshold": f"{decision.threshold:.4f}",
@@ -264,6 +279,20 @@ def rollback(settings: Settings, reason: str) -> AliasMove:
     client.set_model_version_tag(name, str(current.version), "rollback_reason", reason)
     # The restored version keeps its own previous_champion, so repeated rollbacks walk back in time.
     return _move_champion(client, name, previous, reason, "rollback", record_previous=False)
+
+
+def version_tags(settings: Settings, version: str) -> dict[str, str]:
+    """A registered version's tags; a version the registry does not have is refused."""
+    try:
+        return dict(make_client(settings).get_model_version(settings.model_name, version).tags)
+    except MlflowException:
+        raise ValueError(f"model '{settings.model_name}' has no version {version}") from None
+
+
+def clear_alias(settings: Settings, alias: str) -> None:
+    """Take an alias off whichever version has it (nothing happens where none has it)."""
+    if alias_version(settings, alias) is not None:
+        make_client(settings).delete_registered_model_alias(settings.model_name, alias)
 
 
 def retire_champion(settings: Settings, reason: str) -> str | None:

@@ -153,6 +153,8 @@ def build_training_data(
         excluded_columns=base.card.excluded_columns,
         read_as=base.card.read_as,
         file_headers=base.card.file_headers,
+        other_columns=base.card.other_columns,
+        record_key=base.card.record_key,
     )
     prepared = data.PreparedData(clean_df, train_df, eval_df, spec, card)
     return NewData(prepared, base.card.data_version, sets, len(new_train), len(new_eval), skipped)
@@ -237,8 +239,13 @@ def retrain(
     candidates: list[str] | None = None,
     quality_gate: float | None = None,
     gate_metric: str | None = None,
+    shadow_first: bool = False,
 ) -> RetrainResult:
-    """Train a challenger on the champion's data + labelled cases; promote it only if it is better."""
+    """Train a challenger on the champion's data + labelled cases; promote it only if it is better.
+
+    ``shadow_first``: a better challenger gets the `challenger` alias, not `champion`: it scores
+    live traffic in shadow first, and ``compare.promote_challenger`` promotes it.
+    """
     threshold, metric = registry.gate_rule(settings, quality_gate, gate_metric)
     train.check_candidates(candidates)
     share = settings.retrain_holdout if holdout is None else holdout
@@ -279,6 +286,7 @@ def retrain(
             metric=metric,
             candidate_tags=lineage,
             version_tags={"pipeline": "retraining", **lineage},
+            shadow_first=shadow_first,
         )
         challenger_scores = evaluate_model(gated.best.model_uri or "", prepared, low)
         mlflow.log_metrics(

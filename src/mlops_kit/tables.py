@@ -98,7 +98,8 @@ def load_raw(path: Path | str) -> pd.DataFrame:
 
     Reads ',', ';' or tab separated files in UTF-8 or Windows-1252; numbers written with a
     decimal comma become plain numbers. How the file was read is in `df.attrs["read_as"]`; the
-    file's own header of each renamed column in `df.attrs["file_headers"]`.
+    file's own header of each renamed column in `df.attrs["file_headers"]` (none for the penguins,
+    whose measurements the kit names its own way), of every column in `df.attrs["file_columns"]`.
     """
     path = Path(path)
     if not path.exists():
@@ -128,8 +129,11 @@ def load_raw(path: Path | str) -> pd.DataFrame:
         raise DataValidationError(f"columns collide after normalizing names: {', '.join(dupes)}")
     headers = {n: str(o).strip() for o, n in zip(df.columns, normalized, strict=True)}
     df.columns = normalized
+    # every column's header as in the file (a row sent as the file has it uses these)
+    df.attrs["file_columns"] = dict(headers)
     if is_penguins_raw(df):
         df = df.rename(columns=PENGUIN_RENAMES)
+        df.attrs["file_columns"] = {PENGUIN_RENAMES.get(n, n): h for n, h in headers.items()}
         headers = {}  # the kit's talk names the penguin measurements its own way
     for col in df.columns:
         df[col] = df[col].str.strip()

@@ -164,6 +164,15 @@ def input_headers(prepared: PreparedData) -> dict[str, str]:
     return {c: headers[c] for c in prepared.spec.features if c in headers}
 
 
+def model_metadata(prepared: PreparedData) -> dict[str, object]:
+    """What the API reads from the logged model: the file's headers, other columns and key."""
+    card = prepared.card
+    metadata: dict[str, object] = {"file_headers": input_headers(prepared)}
+    metadata["other_columns"] = dict(card.other_columns)  # {kit name: header in the file}
+    metadata["record_key"] = card.record_key  # a kit name among them, or None
+    return metadata
+
+
 def pip_requirements() -> list[str]:
     """Pinned requirements of the logged model, given explicitly (inference takes seconds)."""
     return [
@@ -208,8 +217,9 @@ def log_candidate(
                 signature=signature_for(prepared, model.classes),
                 input_example=input_example(prepared),
                 pip_requirements=pip_requirements(),
-                # the API also accepts (and /docs shows) the headers of the user's file
-                metadata={"file_headers": input_headers(prepared)},
+                # the API also accepts (and /docs shows) the headers of the user's file, and
+                # accepts and ignores the file's other columns, sending the record key back
+                metadata=model_metadata(prepared),
             )
         finally:
             cloudpickle.unregister_pickle_by_value(model_module)

@@ -111,6 +111,8 @@ def card_table(card: data.DataCard) -> pd.DataFrame:
     if card.excluded_columns:  # a user's table: the columns the kit chose not to use, and why
         left_out = "; ".join(f"{c}: {why}" for c, why in card.excluded_columns.items())
         rows.append(("left out", left_out))
+    if card.record_key:  # the identifier a row of the file carries: it comes back with answers
+        rows.append(("record key", card.record_key))
     return pd.DataFrame(rows, columns=["item", "value"])
 
 

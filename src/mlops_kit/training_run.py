@@ -51,6 +51,7 @@ def train_and_gate(
     candidate_tags: dict[str, str] | None = None,
     version_tags: dict[str, str] | None = None,
     params: dict[str, dict[str, object]] | None = None,
+    shadow_first: bool = False,
 ) -> Gated:
     """In the active run: log the data, train and log each candidate, register the best, gate it.
 
@@ -76,6 +77,7 @@ def train_and_gate(
         threshold=threshold,
         metric=metric,
         tags={"candidate": best.name, "run_id": best.run_id or "", **(version_tags or {})},
+        shadow_first=shadow_first,
     )
     registry.log_decision(decision, best.name)
     return Gated(results, best, decision)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from mlops_kit.scoring.errors import BadRequest
-from mlops_kit.scoring.inputs import encoder_categories, request_models
+from mlops_kit.scoring.inputs import OTHER_CHARS, encoder_categories, request_models
 from tests.helpers import toy_pipeline as fitted
 
 
@@ -77,3 +77,100 @@ def test_the_body_limit_fits_a_full_batch_of_the_widest_records(max_batch: int) 
     assert inputs.parse_records(pretty).rows == max_batch
     # and it grows with the batch limit, not with a fixed per-record allowance
     assert inputs.body_limit < 64 * 1024 + max_batch * 2 * len(json.dumps(widest))
+
+
+def car_models(max_batch: int = 10, **others: object):
+    """Request models of a model trained on a cars file: 'Name' (its key), 'Year' and 'Origin'
+    are columns of the file the model does not use."""
+    inputs = [("horsepower", "double"), ("cylinders", "string")]
+    file_columns = {"name": "Name", "year": "Year", "origin": "origin"}
+    given = {"other_columns": file_columns, "record_key": "name", **others}
+    return request_models(inputs, {"cylinders": ["4", "6", "8"]}, max_batch, **given)
+
+
+ROW = {"Name": "chevrolet chevelle malibu", "horsepower": 130, "cylinders": "8"}
+ROW |= {"Year": "1970-01-01", "origin": "USA"}  # a row exactly as it is in the file
+
+
+def test_a_row_as_in_the_file_is_accepted_and_its_key_kept() -> None:
+    inputs = car_models()
+    assert inputs.ignored == ["Name", "Year", "origin"] and inputs.key.shown == "Name"
+    parsed = inputs.parse_records(json.dumps(ROW).encode())
+    assert list(parsed.columns) == ["horsepower", "cylinders"]  # only inputs reach the model
+    assert parsed.keys == ["chevrolet chevelle malibu"]
+    by_name = {**ROW, "name": ROW["Name"]}  # the kit's name of the column works as well
+    del by_name["Name"]
+    assert inputs.parse_records(json.dumps(by_name).encode()).keys == [ROW["Name"]]
+
+
+def test_ignored_columns_take_any_value_and_keys_come_back_in_order() -> None:
+    inputs = car_models()
+    odd = {"Year": {"nested": [1, None]}, "origin": 3.5, "Name": 17}  # not validated, not used
+    batch = [{**ROW, **odd}, {"horsepower": 90}, {**ROW, "Name": None}]
+    parsed = inputs.parse_records(json.dumps(batch).encode())
+    assert parsed.rows == 3 and parsed.keys == [17, None, None]
+    assert inputs.parse_records(b'[{"horsepower": 90}]').keys is None  # no record carried one
+
+
+def test_a_column_the_file_never_had_is_still_refused() -> None:
+    inputs = car_models()
+    with pytest.raises(BadRequest) as refused:
+        inputs.parse_records(json.dumps({**ROW, "colour": "red"}).encode())
+    assert refused.value.status == 422
+    assert refused.value.message == (
+        "field 'colour' is not an input of the model; its inputs are: horsepower, cylinders"
+    )
+    with pytest.raises(BadRequest, match="'name' is not an input"):  # header and name: twice
+        inputs.parse_records(json.dumps({**ROW, "name": "x"}).encode())
+    with pytest.raises(BadRequest, match="'colour' is not an input of the model"):
+        inputs.parse_columns(json.dumps({"horsepower": [1], "colour": ["red"]}).encode())
+
+
+def test_the_columns_form_takes_the_files_columns_and_keeps_the_key() -> None:
+    inputs = car_models()
+    table = {"Name": ["a", "b"], "horsepower": [90, 130], "Year": ["1970", None]}
+    parsed = inputs.parse_columns(json.dumps(table).encode())
+    assert parsed.rows == 2 and parsed.keys == ["a", "b"] and "Year" not in parsed.columns
+    with pytest.raises(BadRequest, match="the same number of rows"):
+        inputs.parse_columns(json.dumps({**table, "Name": ["a"]}).encode())
+
+
+def test_a_model_logged_without_its_files_columns_refuses_them() -> None:
+    """A model from before the kit kept them: only its inputs are accepted, as before."""
+    old = car_models(other_columns=None, record_key=None)
+    assert old.others == () and old.key is None and old.ignored == []
+    with pytest.raises(BadRequest, match="field 'Name' is not an input of the model"):
+        old.parse_records(json.dumps(ROW).encode())
+    schema = old.record.json_schema()
+    assert set(schema["properties"]) == {"horsepower", "cylinders"}
+
+
+def test_the_schema_names_the_ignored_columns_and_the_key() -> None:
+    schema = car_models().record.json_schema()
+    assert schema["additionalProperties"] is False and schema["required"] == ["horsepower"]
+    assert {"Name", "Year", "origin"} <= set(schema["properties"])
+    assert "the record's key" in schema["properties"]["Name"]["description"]
+    assert "does not use" in schema["properties"]["Year"]["description"]
+
+
+def test_room_is_made_for_the_ignored_columns_in_the_body_limit() -> None:
+    plain = car_models(100, other_columns=None, record_key=None)
+    assert car_models(100).body_limit - plain.body_limit == int(100 * OTHER_CHARS * 1.5)
+
+
+def test_a_brazilian_files_headers_are_accepted_as_written() -> None:
+    """Accented headers, as an Excel file in Portuguese has them, and the kit's plain names."""
+    inputs = request_models(
+        [("teor_alcoolico", "double")],
+        {},
+        10,
+        {"teor_alcoolico": "teor alcoólico"},
+        {"codigo": "código", "comentario": "comentário"},
+        "codigo",
+    )
+    row = {"código": "V-001", "teor alcoólico": 13.2, "comentário": "provado em 3/03"}
+    parsed = inputs.parse_records(json.dumps(row, ensure_ascii=False).encode())
+    assert parsed.keys == ["V-001"] and parsed.columns["teor_alcoolico"].tolist() == [13.2]
+    plain = {"codigo": "V-002", "teor_alcoolico": 12.0, "comentario": None}
+    assert inputs.parse_records(json.dumps(plain).encode()).keys == ["V-002"]
+    assert inputs.ignored == ["código", "comentário"] and inputs.key.shown == "código"

@@ -67,7 +67,7 @@ def test_compare_sets_the_two_side_by_side_with_accuracy_where_labels_came_back(
     table = result.table()
     assert table["model"].tolist() == ["served", "shadow"]
     assert table["versions"].tolist() == ["1", "2"]
-    assert table["accuracy"].isna().all()  # no label came back yet
+    assert (table["accuracy"] == "-").all()  # no label came back yet
     assert shadowed(settings, "2") == 9 and shadowed(settings, "1") == 0
 
     review = capture.capture(settings, threshold=1.01, track=False)  # every case, for review

@@ -23,6 +23,7 @@ def log_report(
         mlflow.set_tags(
             {
                 "pipeline": "monitoring",
+                "source": report.source,  # api or batch traffic
                 "retrain_due": str(report.retrain_due).lower(),
                 "model_versions": ",".join(report.model_versions),
                 "reference_data_version": report.reference_data_version or "",

@@ -7,12 +7,12 @@ report (drift of the recent window and of every segment, the low-confidence shar
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 
 import pandas as pd
 
 from mlops_kit.config import Settings
+from mlops_kit.monitoring.batch_window import read_batches
 from mlops_kit.monitoring.drift import drift_table
 from mlops_kit.monitoring.reference import Reference, reference_for
 from mlops_kit.monitoring.report import (
@@ -25,7 +25,7 @@ from mlops_kit.monitoring.report import (
 )
 from mlops_kit.monitoring.segments import (
     RECENT_ROWS,
-    Part,
+    Window,
     every,
     frame_parts,
     frame_totals,
@@ -34,17 +34,7 @@ from mlops_kit.monitoring.segments import (
 )
 from mlops_kit.store.predictions.window import LogWindow, Span, Totals
 
-
-@dataclass
-class Window:
-    """The monitored window as read: its size, the recent window (totals, rows, classes), segments."""
-
-    count: int
-    totals: Totals  # of the recent window, exact
-    current: pd.DataFrame  # the recent window's rows drift is tested on
-    produced: dict[str, int]  # predictions per class in the recent window
-    parts: list[Part]
-    thresholds: list[float]  # the API's low-confidence thresholds in the recent window
+SOURCES = ("api", "batch")  # the API's prediction log, or the outputs of batch scoring
 
 
 def read_store(
@@ -115,16 +105,22 @@ def monitor(
     recent: int | None = None,
     segment: int | str = 25,
     reference: Reference | None = None,
+    source: str = "api",
 ) -> MonitorReport:
     """Monitor the prediction log (or a given slice of it) against the serving model's training data.
 
     From the store, the window (``since``, ``last``) is read by SQL: counts and sums in the
     database, rows only for at most ``MAX_SEGMENTS`` segments of at most ``SAMPLE_ROWS`` each and
-    the recent window; so time and memory do not grow with the log.
+    the recent window; so time and memory do not grow with the log. ``source="batch"`` reads the
+    batch traffic instead: the scored outputs of ``mlops-kit score``, streamed where they lie.
     """
     segment_step(segment)  # a wrong segment fails before anything is read
+    if source not in SOURCES:
+        raise ValueError(f"source must be one of {', '.join(SOURCES)}, not '{source}'")
     size = settings.monitor_window if recent is None else recent
-    if predictions is None:
+    if predictions is None and source == "batch":
+        window = read_batches(settings, since, last, size, segment)
+    elif predictions is None:
         window = read_store(settings, since, last, size, segment)
     else:
         window = read_table(predictions, size, segment)
@@ -161,4 +157,5 @@ def monitor(
         retrain_due=bool(reasons),
         reasons=reasons,
         recent_tested=len(window.current),
+        source=source,
     )

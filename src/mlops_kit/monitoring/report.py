@@ -48,6 +48,7 @@ class MonitorReport:
     retrain_due: bool
     reasons: list[str] = field(default_factory=list)
     recent_tested: int = 0  # predictions of the recent window its drift was tested on
+    source: str = "api"  # what was monitored: the API's log, or the batches' outputs
 
     @property
     def sampled(self) -> bool:
@@ -77,6 +78,7 @@ class MonitorReport:
     def summary(self) -> pd.DataFrame:
         """A two-column table of the recent window's numbers and the verdict."""
         rows = [
+            ("traffic", self.source),
             ("predictions (all / recent window)", f"{self.predictions} / {self.recent}"),
             ("model version(s) in the window", ", ".join(self.model_versions) or "-"),
             ("reference data version", self.reference_data_version or "-"),
@@ -138,6 +140,7 @@ class MonitorReport:
             return json.loads(frame.to_json(orient="records", date_format="iso"))
 
         return {
+            "source": self.source,
             "predictions": self.predictions,
             "recent": self.recent,
             "model_versions": self.model_versions,

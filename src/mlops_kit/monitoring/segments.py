@@ -84,6 +84,18 @@ class Part:
     rows: pd.DataFrame  # all its predictions, or every k-th one when it is long
 
 
+@dataclass
+class Window:
+    """The monitored window as read: its size, the recent window (totals, rows, classes), segments."""
+
+    count: int
+    totals: Totals  # of the recent window, exact
+    current: pd.DataFrame  # the recent window's rows drift is tested on
+    produced: dict[str, int]  # predictions per class in the recent window
+    parts: list[Part]
+    thresholds: list[float]  # the API's low-confidence thresholds in the recent window
+
+
 def every(count: int, cap: int) -> int:
     """The k of "every k-th prediction" that keeps at most `cap` of `count`."""
     return max(1, math.ceil(count / cap))

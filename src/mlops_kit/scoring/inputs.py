@@ -9,6 +9,10 @@ the model (scikit-learn's ``categories_``). From those, pydantic models are buil
 * categorical inputs are **optional**: one of the categories the model was trained on, or null /
   absent when unknown (the pipeline imputes the most frequent one); an unseen category is refused;
 * other text inputs (no encoder knows their values) are optional free text;
+* a column of the model's training file that is not an input (an identifier, free text, a date,
+  the target; logged with the model as ``other_columns``) is accepted with any value and ignored,
+  so a row can be sent as it is in the file; one of them may be the record's key
+  (``record_key``), which comes back with the record's prediction;
 * any other field is refused, so a typo (``bill_lenght_mm``) is an error, not a silently imputed
   value;
 * a field is named as in the model (``od280_od315_of_diluted_wines``) or, where the model's table
@@ -50,6 +54,10 @@ NUMBER_CHARS = 24  # the longest JSON text of a float64, e.g. -2.225073858507201
 TEXT_CHARS = 1000  # room made for one free-text value
 SLACK = 1.5  # room for whitespace: pretty-printed JSON (indent 2) stays within it
 ALLOWANCE = 64 * 1024  # any request may be this large, whatever its batch limit
+# room made in each record for the columns the model ignores, all together (an identifier, a
+# date): a full batch of rows carrying long free text too is sent in parts. Not more: the limit
+# bounds memory (penguins, 10,000 records: 3.2 MB -> 5.1 MB; tests/serving/test_memory.py)
+OTHER_CHARS = 128
 _BLANK = re.compile(rb"\s*")
 
 
@@ -108,6 +116,36 @@ class InputField:
         return key + 1 + value + 1
 
 
+@dataclass(frozen=True)
+class OtherColumn:
+    """A column of the model's training file that is not an input: accepted in a record, unused."""
+
+    name: str
+    header: str | None = None  # the column's header in the file, if it differs from the name
+    key: bool = False  # the record's key: sent back with the record's prediction
+
+    @property
+    def shown(self) -> str:
+        """The name people know: the file's header where there was one, else the kit's name."""
+        return self.header or self.name
+
+    def describe(self) -> str:
+        """What the API does with it, in words."""
+        if self.key:
+            text = "the record's key: any value, not used to score, sent back with the prediction"
+        else:
+            text = "a column of the training file the model does not use: any value, ignored"
+        return f"{text}; also accepted as '{self.name}'" if self.header else text
+
+    def annotation(self, value: Any) -> Any:
+        """A value's annotation under this column's key (the file's header and the kit's name)."""
+        described = Field(description=self.describe())
+        if self.header:
+            names = AliasChoices(self.header, self.name)
+            described = Field(description=self.describe(), validation_alias=names)
+        return Annotated[value, described]
+
+
 def signature_inputs(model: Any) -> list[tuple[str, str]]:
     """(name, type) of each input column in the loaded pyfunc model's MLflow signature."""
     schema = model.metadata.get_input_schema()
@@ -136,19 +174,28 @@ def encoder_categories(pipeline: Any) -> dict[str, list[str]]:
 
 @dataclass(frozen=True)
 class Parsed:
-    """A validated body: its values column-wise in model order (None: absent), rows, batch or not."""
+    """A validated body: its values column-wise in model order (None: absent), rows, batch or not;
+    and each record's key, where the model has a key column and the body carried it."""
 
     columns: dict[str, Any]
     rows: int
     batch: bool
+    keys: list[Any] | None = None
 
 
-def _closed(title: str, fields: tuple[InputField, ...], annotation: Any) -> type:
-    """A TypedDict with a key per field (numbers Required), no other key allowed."""
+def _closed(
+    title: str,
+    fields: tuple[InputField, ...],
+    annotation: Any,
+    others: tuple[OtherColumn, ...] = (),
+    other: Any = Any,
+) -> type:
+    """A TypedDict with a key per field (numbers Required) and per other column, no other key."""
     keys = {
         f.name: (Required if f.required else NotRequired)[f.key(annotation(f))]  # type: ignore[index]
         for f in fields
     }
+    keys.update({o.name: NotRequired[o.annotation(other)] for o in others})  # type: ignore[misc]
     return with_config(ConfigDict(extra="forbid", title=title))(TypedDict(title, keys))  # type: ignore[operator]
 
 
@@ -158,6 +205,7 @@ class RequestModels:
 
     fields: tuple[InputField, ...]
     max_batch: int
+    others: tuple[OtherColumn, ...] = ()  # the file's columns accepted and ignored
     record: TypeAdapter[Any] = field(init=False, repr=False, compare=False)
     batch: TypeAdapter[Any] = field(init=False, repr=False, compare=False)
     columns: TypeAdapter[Any] = field(init=False, repr=False, compare=False)
@@ -170,11 +218,13 @@ class RequestModels:
             size = Field(description=f.describe(), min_length=1, max_length=self.max_batch)
             return Annotated[list[f.value_type()], size]  # type: ignore[misc]
 
-        record = _closed("Record", self.fields, value)
+        rows = Annotated[list[Any], Field(min_length=1, max_length=self.max_batch)]
+        record = _closed("Record", self.fields, value, self.others)
         batch = Annotated[list[record], Field(min_length=1, max_length=self.max_batch)]  # type: ignore[valid-type]
+        columns = _closed("Columns", self.fields, column, self.others, rows)
         object.__setattr__(self, "record", TypeAdapter(record))
         object.__setattr__(self, "batch", TypeAdapter(batch))
-        object.__setattr__(self, "columns", TypeAdapter(_closed("Columns", self.fields, column)))
+        object.__setattr__(self, "columns", TypeAdapter(columns))
 
     @property
     def names(self) -> list[str]:
@@ -197,6 +247,16 @@ class RequestModels:
         return {headers.get(name, name): value for name, value in record.items()}
 
     @property
+    def key(self) -> OtherColumn | None:
+        """The column whose value tells records apart, sent back with each prediction."""
+        return next((o for o in self.others if o.key), None)
+
+    @property
+    def ignored(self) -> list[str]:
+        """The file's columns a record may carry that the model does not use, as people know them."""
+        return [o.shown for o in self.others]
+
+    @property
     def required(self) -> list[str]:
         """Fields every record must carry."""
         return [f.name for f in self.fields if f.required]
@@ -210,6 +270,7 @@ class RequestModels:
     def body_limit(self) -> int:
         """The largest body (bytes) worth reading: a full batch of the widest records, and slack."""
         record = 2 + sum(f.widest() for f in self.fields) + 1  # {...},
+        record += OTHER_CHARS if self.others else 0
         return ALLOWANCE + int(self.max_batch * record * SLACK)
 
     def input_named(self, name: str | None) -> InputField | None:
@@ -249,7 +310,15 @@ class RequestModels:
             else:
                 values = [r.get(f.name) for r in records]
             columns[f.name] = np.array(values, dtype=np.float64) if f.kind == "number" else values
-        return Parsed(columns, len(records), batch)
+        return Parsed(columns, len(records), batch, self._keys(records))
+
+    def _keys(self, records: list[dict[str, Any]]) -> list[Any] | None:
+        """Each record's key (None where it has none); None when no record carries one."""
+        key = self.key
+        if key is None:
+            return None
+        keys = [r.get(key.name) for r in records]
+        return keys if any(k is not None for k in keys) else None
 
     def parse_columns(self, body: bytes) -> Parsed:
         """Validate a batch sent column-wise: a JSON object of one array of values per field."""
@@ -271,7 +340,8 @@ class RequestModels:
         for f in self.fields:
             values = table.get(f.name, [None] * rows)
             columns[f.name] = np.array(values, dtype=np.float64) if f.kind == "number" else values
-        return Parsed(columns, rows, batch=True)
+        keys = table.get(self.key.name) if self.key else None
+        return Parsed(columns, rows, batch=True, keys=keys)
 
 
 def _parse_json(body: bytes, what: str) -> Any:
@@ -289,8 +359,11 @@ def request_models(
     categories: dict[str, list[str]],
     max_batch: int,
     file_headers: Mapping[str, str] | None = None,
+    other_columns: Mapping[str, str] | None = None,
+    record_key: str | None = None,
 ) -> RequestModels:
-    """The request models of a model with these signature inputs, encoder categories and headers."""
+    """The request models of a model with these signature inputs, encoder categories, headers,
+    other columns of its file ({name: header}) and record key (one of those names)."""
     fields = []
     for name, dtype in inputs:
         header = (file_headers or {}).get(name)
@@ -301,13 +374,31 @@ def request_models(
             fields.append(InputField(name, "category", tuple(categories[name]), header=header))
         else:
             fields.append(InputField(name, "text", header=header))
-    return RequestModels(tuple(fields), max_batch)
+    names = {name for name, _ in inputs}
+    others = tuple(
+        OtherColumn(name, header if header and header != name else None, key=name == record_key)
+        for name, header in (other_columns or {}).items()
+        if name not in names
+    )
+    return RequestModels(tuple(fields), max_batch, others)
+
+
+def _metadata(model: Any) -> dict[str, Any]:
+    return getattr(model.metadata, "metadata", None) or {}
 
 
 def file_headers(model: Any) -> dict[str, str]:
     """The training file's header of each input that had another one, as logged with the model."""
-    metadata = getattr(model.metadata, "metadata", None) or {}
-    return {str(k): str(v) for k, v in (metadata.get("file_headers") or {}).items()}
+    return {str(k): str(v) for k, v in (_metadata(model).get("file_headers") or {}).items()}
+
+
+def other_columns(model: Any) -> tuple[dict[str, str], str | None]:
+    """The training file's other columns ({name: header}) and record key, as logged with the
+    model; a model logged before the kit kept them has none (only its inputs are accepted)."""
+    metadata = _metadata(model)
+    others = {str(k): str(v) for k, v in (metadata.get("other_columns") or {}).items()}
+    key = metadata.get("record_key")
+    return others, (str(key) if key in others else None)
 
 
 def model_frame(columns: Mapping[str, Sequence[Any]], inputs: RequestModels) -> pd.DataFrame:

@@ -36,6 +36,7 @@ from mlops_kit.scoring.inputs import (
     encoder_categories,
     file_headers,
     model_frame,
+    other_columns,
     request_models,
     signature_inputs,
 )
@@ -91,6 +92,8 @@ class Champion:
             "classes": self.classes,
             "inputs": {f.name: f.describe() for f in self.inputs.fields},
             "file_headers": self.inputs.file_headers,
+            "ignored_columns": self.inputs.ignored,
+            "record_key": self.inputs.key.shown if self.inputs.key else None,
             "required": self.inputs.required,
             "categories": self.inputs.categories,
             "max_batch": self.inputs.max_batch,
@@ -150,7 +153,11 @@ def build_champion(
     if pipeline is None or not hasattr(pipeline, "predict_proba"):
         raise ValueError(f"{name} v{version} is not a mlops-kit classifier (no .pipeline)")
     inputs = request_models(
-        signature_inputs(loaded), encoder_categories(pipeline), max_batch, file_headers(loaded)
+        signature_inputs(loaded),
+        encoder_categories(pipeline),
+        max_batch,
+        file_headers(loaded),
+        *other_columns(loaded),
     )
     examples = _examples(loaded, inputs.names)
     return Champion(

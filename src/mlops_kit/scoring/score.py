@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -30,6 +31,7 @@ class Scores:
     predicted: list[str]
     confidence: np.ndarray
     low_confidence: np.ndarray  # confidence below the review threshold
+    keys: list[Any] | None = None  # each record's key as sent (None: the body carried none)
 
 
 def predict_proba(champion: Champion, frame: pd.DataFrame) -> np.ndarray:
@@ -57,4 +59,4 @@ def score(champion: Champion, parsed: Parsed, threshold: float) -> Scores:
     best = proba.argmax(axis=1)
     confidence = proba[np.arange(parsed.rows), best]
     predicted = np.asarray(champion.classes, dtype=object)[best].tolist()
-    return Scores(created_at, proba, predicted, confidence, confidence < threshold)
+    return Scores(created_at, proba, predicted, confidence, confidence < threshold, parsed.keys)

@@ -60,6 +60,11 @@ def records_answer(
         }
         for predicted, confidence, probabilities, low in rows
     ]
+    if scores.keys is not None:  # the record's key first: which answer is which record
+        predictions = [
+            {"key": key, **prediction}
+            for key, prediction in zip(scores.keys, predictions, strict=True)
+        ]
     return {**_head(champion, request_id, threshold), "predictions": predictions}
 
 
@@ -71,6 +76,7 @@ def columns_answer(
     return {
         **_head(champion, request_id, threshold),
         "rows": len(scores.predicted),
+        **({"key": scores.keys} if scores.keys is not None else {}),
         "predicted": scores.predicted,
         "confidence": scores.confidence.tolist(),
         "probabilities": dict(columns),
@@ -84,6 +90,11 @@ def columns_answer(
 class Prediction(BaseModel):
     """The model's answer for one record."""
 
+    key: Any = Field(
+        default=None,
+        description="the record's key (its identifier column) as sent; only when the model has "
+        "a key column (GET /model, record_key) and the request carried it",
+    )
     predicted: str = Field(description="the predicted class")
     confidence: float = Field(description="probability of the predicted class")
     probabilities: dict[str, float] = Field(description="probability of every class")
@@ -110,6 +121,11 @@ class ColumnsResponse(BaseModel):
     model_version: str
     low_confidence_threshold: float
     rows: int = Field(description="how many rows were scored")
+    key: list[Any] | None = Field(
+        default=None,
+        description="each row's key as sent; only when the model has a key column and the "
+        "request carried it",
+    )
     predicted: list[str] = Field(description="the predicted class of each row")
     confidence: list[float] = Field(description="probability of the predicted class, per row")
     probabilities: dict[str, list[float]] = Field(description="per class: its probability per row")
@@ -205,6 +221,15 @@ class ModelInfo(BaseModel):
     metrics: dict[str, float]
     classes: list[str]
     inputs: dict[str, str]
+    file_headers: dict[str, str] = Field(description="the file's header of a renamed input")
+    ignored_columns: list[str] = Field(
+        description="columns of the training file a record may carry that the model does not "
+        "use: accepted and ignored (any other field is refused)"
+    )
+    record_key: str | None = Field(
+        description="the column that identifies a record: sent back with its prediction and "
+        "kept in the prediction log"
+    )
     required: list[str]
     categories: dict[str, list[str]]
     low_confidence_threshold: float

@@ -41,6 +41,10 @@ raw measurements, and answers for each the predicted class, its confidence, ever
 probability, whether the confidence is below the review threshold, and the model version that
 answered. The schema and the example below are read from the model being served.
 
+A record may carry the other columns of the model's training file too (an identifier, free
+text, a date): they are accepted and not used, and the record's key comes back with its
+prediction (`GET /model`: `ignored_columns`, `record_key`). Any other field is refused.
+
 `POST /invocations` speaks MLflow's scoring protocol (`dataframe_split`, `dataframe_records`,
 `instances`, `inputs`, `text/csv`) and answers as `mlflow models serve` does, through the same
 validation: an unknown category is refused, in MLflow's error shape.
@@ -123,6 +127,19 @@ def create_app(settings: Settings | None = None, *, freeze_gc: bool = False) -> 
     return app
 
 
+def ignored_text(champion: Champion) -> str:
+    """What /docs says of the training file's columns that the model accepts and ignores."""
+    inputs, text = champion.inputs, ""
+    if inputs.others:
+        text += (
+            "; the training file's other columns are accepted and ignored, so a row can be "
+            f"sent as it is in the file: {', '.join(inputs.ignored)}"
+        )
+    if inputs.key:
+        text += f"; '{inputs.key.shown}' is the record's key, sent back with its prediction"
+    return text
+
+
 def document_requests(schema: dict[str, Any], champion: Champion | None, max_batch: int) -> None:
     """Describe the request bodies from the served model: its request models and input example."""
     components = schema.setdefault("components", {}).setdefault("schemas", {})
@@ -139,12 +156,12 @@ def document_requests(schema: dict[str, Any], champion: Champion | None, max_bat
         record = copy.deepcopy(champion.inputs.record.json_schema())
         record["description"] = (
             f"one record for {who}: numeric inputs are required, categorical ones may be null "
-            "or left out"
+            "or left out" + ignored_text(champion)
         )
         table = copy.deepcopy(champion.inputs.columns.json_schema())
         table["description"] = (
             f"a batch for {who}, one array per input field, all of the same length: numeric "
-            "columns are required, categorical ones may be left out"
+            "columns are required, categorical ones may be left out" + ignored_text(champion)
         )
         rows = [champion.inputs.shown(row) for row in champion.examples]  # the file's names
         if rows:

@@ -133,6 +133,8 @@ class Shadow:
                     classes=model.classes,
                     low_confidence=scores.low_confidence[part].tolist(),
                     low_confidence_threshold=self.threshold,
+                    record_keys=e.record_keys,
+                    source=e.source,
                 )
             )
         self.counts["scored"] += rows

@@ -32,8 +32,8 @@ class TrafficError(RuntimeError):
     """The API could not be reached or refused a batch; the message says which and why."""
 
 
-def season_records(settings: Settings) -> pd.DataFrame:
-    """The held-out rows of the champion's table with every number present (the API requires them).
+def _held_out(settings: Settings) -> tuple[PreparedData, pd.DataFrame]:
+    """The champion's data and its held-out rows of the table (production cases left out).
 
     The champion's data version says which table and which rows were held out of its training;
     production cases a retraining added are not replayed. Without a champion: the configured table.
@@ -42,6 +42,20 @@ def season_records(settings: Settings) -> pd.DataFrame:
     held_out = prepared.eval
     if ORIGIN in held_out:
         held_out = held_out[held_out[ORIGIN].fillna(SEASON) != PRODUCTION]
+    return prepared, held_out
+
+
+def held_out_season(settings: Settings) -> pd.DataFrame:
+    """Every held-out row's features, missing values included, and its row of the raw table."""
+    prepared, held_out = _held_out(settings)
+    out = held_out[prepared.spec.features].copy()
+    out.insert(0, "source_row", held_out.index.to_numpy())
+    return out.reset_index(drop=True)
+
+
+def season_records(settings: Settings) -> pd.DataFrame:
+    """The held-out rows of the champion's table with every number present (the API requires them)."""
+    prepared, held_out = _held_out(settings)
     season = held_out.dropna(subset=prepared.spec.numeric)
     out = season[prepared.spec.features].copy()
     out[TRUTH] = season[prepared.spec.target].astype(str)
@@ -172,14 +186,21 @@ def _post(http: httpx.Client, url: str, records: list[dict], request_id: str) ->
 
 
 def _wait_logged(http: httpx.Client, timeout: float) -> None:
-    """Wait until the API has written every served prediction to its log (best effort)."""
+    """Wait until the API has written every served prediction to its log, and its shadow's
+    answers to theirs (best effort)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            status = http.get("/health").json().get("prediction_log", {})
+            health = http.get("/health").json()
         except (httpx.HTTPError, ValueError):
             return
-        if status.get("pending", 0) <= 0:
+        shadow = health.get("shadow") or {}
+        behind = (
+            health.get("prediction_log", {}).get("pending", 0)
+            + shadow.get("queued_rows", 0)
+            + shadow.get("log", {}).get("pending", 0)
+        )
+        if behind <= 0:
             return
         time.sleep(0.05)
 

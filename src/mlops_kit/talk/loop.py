@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
 
@@ -15,7 +17,7 @@ from mlops_kit.monitoring.monitor import monitor
 from mlops_kit.monitoring.report import MonitorReport
 from mlops_kit.retrain import RetrainResult
 from mlops_kit.services import Service
-from mlops_kit.simulator.traffic import TrafficRun
+from mlops_kit.simulator.traffic import TrafficRun, held_out_season
 
 RESTART_REASON = "notebook 04 starts the loop from the model trained on the field seasons only"
 
@@ -42,6 +44,7 @@ def starting_champion(
     seasons only, with the reason recorded, so the demonstration can be shown again.
     """
     season_data = prepare(settings.table, settings, write=False).card.data_version
+    registry.clear_alias(settings, registry.CHALLENGER)  # no challenger of an earlier run in shadow
     current = registry.champion_version(settings)
     if current is not None:
         client = tracking.client(settings)
@@ -86,19 +89,33 @@ def serving_version(api: Service) -> str | None:
     return api.get("/health").get("model_version")
 
 
-def wait_until_serving(api: Service, version: str, timeout: float = 60.0) -> str:
-    """Wait until the API, which follows the champion alias, serves this version; return it."""
+def shadow_version(api: Service) -> str | None:
+    """The model version a running API scores in shadow now (None: no shadow, or none loaded)."""
+    return (api.get("/health").get("shadow") or {}).get("model_version")
+
+
+def _wait_for(
+    api: Service, version: str, read: Callable[[Service], str | None], what: str, timeout: float
+) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not api.process.running():
             code = api.process.popen.returncode
             raise RuntimeError(f"the API exited with {code}:\n{api.log_tail()}")
-        if serving_version(api) == str(version):
+        if read(api) == str(version):
             return str(version)
         time.sleep(0.2)
-    raise TimeoutError(
-        f"the API still serves v{serving_version(api)}, not v{version}, after {timeout:.0f} s"
-    )
+    raise TimeoutError(f"the API still {what} v{read(api)}, not v{version}, after {timeout:.0f} s")
+
+
+def wait_until_serving(api: Service, version: str, timeout: float = 60.0) -> str:
+    """Wait until the API, which follows the champion alias, serves this version; return it."""
+    return _wait_for(api, version, serving_version, "serves", timeout)
+
+
+def wait_until_shadowing(api: Service, version: str, timeout: float = 60.0) -> str:
+    """Wait until the API's shadow (it follows its alias too) scores with this version."""
+    return _wait_for(api, version, shadow_version, "scores in shadow", timeout)
 
 
 def phase_report(settings: Settings, run: TrafficRun) -> MonitorReport:
@@ -150,3 +167,32 @@ def before_after(
             held_out = f"{scores['production_accuracy']:.0%}"
         rows["accuracy on held-out production cases"].append(held_out)
     return pd.DataFrame(rows, index=list(columns)).T
+
+
+def season_file(settings: Settings) -> Path:
+    """The champion's held-out season as a CSV, as a nightly batch would receive it.
+
+    Every held-out row, missing measurements included (batch scoring refuses those, with the
+    reason), its features and its row of the raw table as the record's identifier.
+    """
+    season = held_out_season(settings)
+    path = settings.workspace / "batch" / "season.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    season.to_csv(path, index=False)
+    return path
+
+
+def monitoring_lines(reports: dict[str, MonitorReport]) -> pd.DataFrame:
+    """One line per traffic source (the API's, the batch's): what monitoring saw in each."""
+    rows = {
+        source: {
+            "predictions": report.predictions,
+            "model version(s) in the window": ", ".join(report.model_versions) or "-",
+            "mean confidence": f"{report.mean_confidence:.3f}",
+            "low-confidence share": f"{report.low_confidence_share:.0%}",
+            "drifted features": ", ".join(report.drifted) or "-",
+            "retraining due": "yes" if report.retrain_due else "no",
+        }
+        for source, report in reports.items()
+    }
+    return pd.DataFrame(rows).T

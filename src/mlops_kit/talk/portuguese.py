@@ -145,6 +145,18 @@ LABELS: dict[str, str] = {
     "parent": "run pai",
     "search": "busca",
     "trial": "tentativa",
+    # batch traffic beside the API's (monitoring's source)
+    "traffic": "tráfego",
+    "api": "API",
+    # the challenger in shadow (compare.py)
+    "not yet: challenger in shadow": "ainda não: desafiante em shadow",
+    "requests compared": "requisições comparadas",
+    "predictions compared": "previsões comparadas",
+    "agreement": "concordância",
+    "labelled cases": "casos rotulados",
+    "served": "servido",
+    "shadow": "shadow",
+    "versions": "versões",
 }
 
 _NUMBER = r"[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?"
@@ -282,6 +294,19 @@ SENTENCES: list[tuple[str, str]] = [
     (r"  (?P<r>ok|FAILED) +(?P<c>\w+) +(?P<d>.+)", "  {r} {c}: {d}"),
     (r"rolled back: champion (?P<a>v\d+) -> (?P<b>v\d+)", "rollback: champion {a} → {b}"),
     (r"the API now serves (?P<v>v\d+)", "a API agora serve {v}"),
+    # the challenger in shadow (registry, compare)
+    (
+        r"it scores live traffic in shadow before it is promoted",
+        "ele pontua o tráfego ao vivo em shadow antes de ser promovido",
+    ),
+    (
+        r"scored (?P<n>\d+) live predictions in shadow",
+        "pontuou {n} previsões ao vivo em shadow",
+    ),
+    (
+        rf"agreement (?P<a>{_NUMBER}), mean confidence (?P<s>{_NUMBER}) against (?P<c>{_NUMBER})",
+        "concordância {a}, confiança média {s} contra {c}",
+    ),
     # traffic (the simulator's shifts)
     (
         r"no change: records as measured in the newest season",

@@ -13,7 +13,12 @@ ODD_TEXT = ["tab\there", "new\nline", "back\\slash", 'quo"te', "per%cent %s", "Ã
 
 
 def entry(
-    request_id: str, rows: int, when: datetime | None = None, threshold: float | None = 0.7
+    request_id: str,
+    rows: int,
+    when: datetime | None = None,
+    threshold: float | None = 0.7,
+    keys: list[object] | None = None,
+    source: str = "api",
 ) -> LogEntry:
     """A served request of `rows` records, built from records as a caller other than the API."""
     records = [{"bill_length_mm": 40.0 + i, "island": "Dream", "sex": None} for i in range(rows)]
@@ -29,6 +34,8 @@ def entry(
         classes=CLASSES,
         low_confidence=[True] * rows,
         low_confidence_threshold=threshold,
+        record_keys=keys,
+        source=source,
     )
 
 
@@ -50,6 +57,7 @@ def column_entry(request_id: str) -> LogEntry:
         classes=CLASSES,
         low_confidence=[True, False, False],
         low_confidence_threshold=0.7,
+        record_keys=["Chevrolet Chevelle Malibu", None, 'tab\t"quo%s'],
     )
 
 
@@ -84,6 +92,11 @@ def odd_entry(rows: int = 300, seed: int = 0) -> LogEntry:
         classes=classes,
         low_confidence=(proba.max(axis=1) < 0.7).tolist(),
         low_confidence_threshold=0.7,
+        # keys as a file gives them: text of every kind, whole numbers (numpy's too), missing
+        record_keys=[
+            [ODD_TEXT[i % len(ODD_TEXT)], i, np.int64(i), float(i) / 4, None][i % 5]
+            for i in range(rows)
+        ],
     )
 
 
@@ -96,3 +109,4 @@ def submit_awkward_values(log) -> None:  # noqa: ANN001 - a started PredictionLo
     log.submit(odd_entry(rows=3000))  # tabs, backslashes, %, quotes, NaN, inf, 1e-310â€¦
     log.submit(entry("unset", 2, when=WHEN, threshold=None))  # a caller that gives none
     log.submit(entry("inexact", 1, when=WHEN, threshold=0.1 + 0.2))
+    log.submit(entry("batch", 2, when=WHEN, keys=[7, "car 7"], source="batch"))  # a batch run's

@@ -1,4 +1,5 @@
-"""A log made before the kit kept the threshold: read and written on, its old rows without one."""
+"""A log made before the kit kept the threshold, the record's key and the source: read and written
+on, its old rows without them (and counted as the API's, which made them all)."""
 
 from __future__ import annotations
 
@@ -66,9 +67,16 @@ def test_an_old_log_is_read_with_its_rows_threshold_missing(url: str, tmp_path: 
     table = read_predictions(settings)
     assert table["request_id"].tolist() == ["before"] and table["island"].tolist() == ["Dream"]
     assert table["low_confidence_threshold"].isna().all()
+    assert table["record_key"].isna().all() and table["source"].isna().all()
     with LogWindow(settings) as window:
         assert window.count() == 1 and window.thresholds() == []
-    assert columns(url)[-1] == "low_confidence_threshold"  # the reader brought the table up
+    with LogWindow(settings, source="api") as window:
+        assert window.count() == 1  # logged before the source was kept: the API's
+    with LogWindow(settings, source="batch") as window:
+        assert window.count() == 0
+    assert read_predictions(settings, source="batch").empty
+    # the reader brought the table up
+    assert columns(url)[-3:] == ["low_confidence_threshold", "record_key", "source"]
 
 
 @pytest.mark.parametrize("fast_sqlite", [True, False], ids=["sqlite-driver", "sqlalchemy-core"])
@@ -76,13 +84,21 @@ def test_the_writer_goes_on_writing_an_old_log(url: str, tmp_path: Path, fast_sq
     old_sqlite_log(url)
     log = PredictionLog(url, fast_sqlite=fast_sqlite)
     log.start()
-    log.submit(entry("after", 2, threshold=0.55))
+    log.submit(entry("after", 2, threshold=0.55, keys=["car 1", "car 2"]))
+    log.submit(entry("nightly", 1, keys=["car 3"], source="batch"))
     log.close()
-    assert log.status() == {"written": 2, "pending": 0, "failed": 0, "error": None}
-    table = read_predictions(Settings(workspace=tmp_path, store_url=url))
-    assert table["request_id"].tolist() == ["before", "after", "after"]
-    assert table["low_confidence_threshold"].tolist()[1:] == [0.55, 0.55]
-    assert table["low_confidence_threshold"].isna().tolist() == [True, False, False]
+    assert log.status() == {"written": 3, "pending": 0, "failed": 0, "error": None}
+    settings = Settings(workspace=tmp_path, store_url=url)
+    table = read_predictions(settings)
+    assert table["request_id"].tolist() == ["before", "after", "after", "nightly"]
+    assert table["low_confidence_threshold"].tolist()[1:3] == [0.55, 0.55]
+    assert table["low_confidence_threshold"].isna().tolist() == [True, False, False, False]
+    assert table["record_key"].isna().tolist() == [True, False, False, False]
+    assert table["record_key"].tolist()[1:] == ["car 1", "car 2", "car 3"]
+    assert table["source"].tolist()[1:] == ["api", "api", "batch"]
+    api = read_predictions(settings, source="api")  # the old row counts as the API's
+    assert api["request_id"].tolist() == ["before", "after", "after"]
+    assert read_predictions(settings, source="batch")["record_key"].tolist() == ["car 3"]
 
 
 @pytest.mark.parametrize("copy", [True, False], ids=["copy", "sqlalchemy-core"])
@@ -97,11 +113,19 @@ def test_the_writer_goes_on_writing_an_old_log_on_postgres(
     engine.dispose()
     log = PredictionLog(pg_url, copy=copy)
     log.start()
-    log.submit(entry("after", 2, threshold=0.55))
+    log.submit(entry("after", 2, threshold=0.55, keys=["car 1", 2]))
+    log.submit(entry("nightly", 1, threshold=0.55, keys=["car 3"], source="batch"))
     log.close()
-    assert log.status() == {"written": 2, "pending": 0, "failed": 0, "error": None}
+    assert log.status() == {"written": 3, "pending": 0, "failed": 0, "error": None}
     table = read_predictions(Settings(workspace=tmp_path, store_url=pg_url))
-    assert table["request_id"].tolist() == ["before", "after", "after"]
-    assert table["low_confidence_threshold"].isna().tolist() == [True, False, False]
+    assert table["request_id"].tolist() == ["before", "after", "after", "nightly"]
+    assert table["low_confidence_threshold"].isna().tolist() == [True, False, False, False]
+    assert table["record_key"].isna().tolist() == [True, False, False, False]
+    assert table["record_key"].tolist()[1:] == ["car 1", "2", "car 3"]
+    assert table["source"].tolist()[1:] == ["api", "api", "batch"]
     with LogWindow(Settings(workspace=tmp_path, store_url=pg_url)) as window:
         assert window.thresholds() == [0.55]
+    with LogWindow(Settings(workspace=tmp_path, store_url=pg_url), source="api") as window:
+        assert window.count() == 3  # the old row (no source) counts as the API's
+    with LogWindow(Settings(workspace=tmp_path, store_url=pg_url), source="batch") as window:
+        assert window.count() == 1 and window.totals().predictions == 1

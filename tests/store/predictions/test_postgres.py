@@ -25,7 +25,7 @@ from tests.store.predictions.entries import (
 
 EVERY = (
     "request_id, created_at, record_index, model_name, model_version, input::text, predicted, "
-    "confidence, probabilities::text, low_confidence, low_confidence_threshold"
+    "confidence, probabilities::text, low_confidence, low_confidence_threshold, record_key, source"
 )
 
 
@@ -92,11 +92,16 @@ def test_copy_and_insert_store_the_same_values(postgres: Postgres, pg_url: str) 
         with sa_engine.begin() as conn:
             conn.exec_driver_sql("DELETE FROM predictions")
         sa_engine.dispose()
-    assert len(texts[True]) == 3006 and texts[True] == texts[False]
+    assert len(texts[True]) == 3008 and texts[True] == texts[False]
     first = texts[True][0]
     assert first[5] == '{"island":"Dream","bill_length_mm":40.5,"sex":null}'
     assert first[8] == '{"Adelie":0.5,"Chinstrap":0.3,"Gentoo":0.2}'
-    assert [row[10] for row in texts[True]] == [0.7] * 3003 + [None, None, 0.1 + 0.2]
+    assert [row[10] for row in texts[True]] == [0.7] * 3003 + [None, None, 0.1 + 0.2, 0.7, 0.7]
+    assert [row[11:] for row in texts[True]][:4] == [
+        ("Chevrolet Chevelle Malibu", "api"), (None, "api"), ('tab\t"quo%s', "api"),
+        ("tab\there", "api"),
+    ]  # fmt: skip
+    assert [row[11:] for row in texts[True]][-2:] == [("7", "batch"), ("car 7", "batch")]
 
 
 def test_the_writer_keeps_accepted_rows_through_a_restart(

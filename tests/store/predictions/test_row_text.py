@@ -26,7 +26,9 @@ def test_copy_rows_match_their_declared_types() -> None:
     assert len(rows) == 40 and {len(r) for r in rows} == {len(row_text.COPY_TYPES)}
     assert [r[2] for r in rows] == list(range(40))
     assert rows[0][1] == datetime(2026, 11, 28, 9, 30, 15, 250, tzinfo=UTC)
-    assert {r[-1] for r in rows} == {0.7}  # the request's threshold, on each of its rows
+    assert {r[10] for r in rows} == {0.7}  # the request's threshold, on each of its rows
+    assert [r[11] for r in rows[:5]] == ["tab\there", "1", "2", "0.75", None]  # keys as text
+    assert {r[12] for r in rows} == {"api"}  # the source, on each row
 
 
 def test_an_empty_entry_makes_no_rows() -> None:

@@ -173,3 +173,25 @@ def test_a_window_names_the_thresholds_the_api_flagged_with(url: str, tmp_path: 
     table = read_predictions(settings)
     assert table["low_confidence_threshold"].isna().tolist() == [True] * 3 + [False] * 6
     assert table["low_confidence_threshold"].dropna().tolist() == [0.7, 0.7, 0.55, 0.55, 0.7, 0.7]
+
+
+def test_a_window_reads_one_source_or_all(url: str, tmp_path: Path) -> None:
+    """API and batch predictions share the log; a reader may take one source or both."""
+    settings = Settings(workspace=tmp_path, store_url=url)
+    log = PredictionLog(url)
+    log.start()
+    log.submit(entry("served", 2, keys=["car 1", None]))
+    log.submit(entry("nightly", 3, keys=["car 2", "car 3", "car 4"], source="batch"))
+    log.close()
+    table = read_predictions(settings)
+    assert table["source"].tolist() == ["api"] * 2 + ["batch"] * 3
+    assert table["record_key"].isna().tolist() == [False, True, False, False, False]
+    batch = read_predictions(settings, source="batch")
+    assert batch["record_key"].tolist() == ["car 2", "car 3", "car 4"]
+    assert read_predictions(settings, source="api", last=1)["request_id"].tolist() == ["served"]
+    counts = {}
+    for source in (None, "api", "batch"):
+        with LogWindow(settings, source=source) as window:
+            counts[source] = (window.count(), window.totals().predictions, len(window.rows()))
+            assert sum(len(c) for c in window.chunks(size=2)) == counts[source][0]
+    assert counts == {None: (5, 5, 5), "api": (2, 2, 2), "batch": (3, 3, 3)}

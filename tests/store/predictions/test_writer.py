@@ -74,11 +74,23 @@ def test_both_writers_store_the_same_values(tmp_path: Path) -> None:
         submit_awkward_values(log)
         log.close()
     every = "request_id, created_at, record_index, model_name, model_version, input, predicted, "
-    every += "confidence, probabilities, low_confidence, low_confidence_threshold"
-    assert len(stored(urls[True])) == 3006
+    every += (
+        "confidence, probabilities, low_confidence, low_confidence_threshold, record_key, source"
+    )
+    assert len(stored(urls[True])) == 3008
     assert stored(urls[True], every) == stored(urls[False], every)
     thresholds = [t for (t,) in stored(urls[True], "low_confidence_threshold")]
-    assert thresholds == [0.7] * 3003 + [None, None, 0.1 + 0.2]
+    assert thresholds == [0.7] * 3003 + [None, None, 0.1 + 0.2, 0.7, 0.7]
+    keys = stored(urls[True], "record_key, source")
+    assert keys[:3] == [("Chevrolet Chevelle Malibu", "api"), (None, "api"), ('tab\t"quo%s', "api")]
+    assert keys[3:8] == [
+        ("tab\there", "api"),
+        ("1", "api"),
+        ("2", "api"),
+        ("0.75", "api"),
+        (None, "api"),
+    ]
+    assert keys[-3:] == [(None, "api"), ("7", "batch"), ("car 7", "batch")]
     first = stored(urls[True], "created_at, input, probabilities")[0]
     assert first[0] == "2026-11-28 09:30:15.000250"
     assert json.loads(first[1]) == {"island": "Dream", "bill_length_mm": 40.5, "sex": None}

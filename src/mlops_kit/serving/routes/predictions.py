@@ -23,7 +23,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from mlops_kit.scoring.errors import BadRequest
-from mlops_kit.scoring.inputs import Parsed, RequestModels
+from mlops_kit.scoring.inputs import OTHER_CHARS, Parsed, RequestModels
 from mlops_kit.scoring.loader import Champion
 from mlops_kit.scoring.score import Scores, score
 from mlops_kit.serving.answers import (
@@ -41,7 +41,7 @@ from mlops_kit.serving.routes.deps import (
     SettingsDep,
     champion_of,
 )
-from mlops_kit.store.predictions.entry import LogEntry
+from mlops_kit.store.predictions.entry import API, LogEntry
 
 INLINE_BYTES = 32 * 1024  # bodies up to this size are scored on the event loop (no thread hop)
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
@@ -114,29 +114,41 @@ def answer(
         classes=champion.classes,
         low_confidence=scores.low_confidence.tolist(),
         low_confidence_threshold=threshold,  # the one the answer shows
+        record_keys=scores.keys,
+        source=API,
     )
     return text, entry
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refused with a 413 as soon as it is known to be over the limit."""
+async def read_body(request: Request, limit: int, ignored: bool = False) -> bytes:
+    """The request body, refused with a 413 as soon as it is known to be over the limit.
+
+    ``ignored``: the model accepts columns it does not use, which the limit counts for little.
+    """
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
-        raise BadRequest(413, f"the body has {declared} bytes; {_limit_text(limit)}")
+        raise BadRequest(413, f"the body has {declared} bytes; {_limit_text(limit, ignored)}")
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise BadRequest(413, f"the body is over the limit; {_limit_text(limit)}")
+            raise BadRequest(413, f"the body is over the limit; {_limit_text(limit, ignored)}")
         chunks.append(chunk)
     return b"".join(chunks)
 
 
-def _limit_text(limit: int) -> str:
-    return (
+def _limit_text(limit: int, ignored: bool = False) -> str:
+    text = (
         f"the limit is {limit} bytes (a full batch of the widest records this model accepts: "
         "MLOPS_KIT_MAX_BATCH records)"
     )
+    if ignored:
+        text += (
+            "; the columns the model does not use (GET /model, ignored_columns) count for "
+            f"{OTHER_CHARS} characters a record: leave them out of a big batch, or send fewer "
+            "records"
+        )
+    return text
 
 
 async def serve(
@@ -158,7 +170,7 @@ async def serve(
             raise BadRequest(503, behind, headers={"Retry-After": "1"})
         content_type = request.headers.get("content-type", "application/json")
         dialect.accept(content_type)
-        body = await read_body(request, champion.inputs.body_limit)
+        body = await read_body(request, champion.inputs.body_limit, bool(champion.inputs.others))
         work = (body, champion, request_id, settings.low_confidence, dialect, content_type)
         if len(body) <= INLINE_BYTES:
             text, entry = answer(*work)

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import sqlalchemy as sa
 
-from mlops_kit.store.db import metadata
+from mlops_kit.store.db import metadata, to_json
 
 
 def log_table(name: str) -> sa.Table:
@@ -32,6 +32,10 @@ def log_table(name: str) -> sa.Table:
         sa.Column("low_confidence", sa.Boolean, nullable=False),
         # the threshold the API flagged it with; NULL in rows logged before the kit kept it
         sa.Column("low_confidence_threshold", sa.Float, nullable=True),
+        # the record's own key (its identifier column, as text); NULL: the model has none
+        sa.Column("record_key", sa.String, nullable=True),
+        # where the request came from: 'api' or 'batch'; NULL in rows logged before (all 'api')
+        sa.Column("source", sa.String(16), nullable=True),
     )
 
 
@@ -49,7 +53,10 @@ BASE_COLUMNS = [
     "confidence",
     "low_confidence",
     "low_confidence_threshold",
+    "record_key",
+    "source",
 ]
+API, BATCH = "api", "batch"  # the sources of logged predictions
 
 
 def _plain(values: np.ndarray | Sequence[Any]) -> list[Any]:
@@ -76,6 +83,17 @@ class LogEntry:
     classes: list[str]
     low_confidence: list[bool]
     low_confidence_threshold: float | None = None  # the API's, one per request
+    record_keys: Sequence[Any] | None = None  # each record's key (None: the model has no key)
+    source: str = API  # who scored it: the API, or a batch run
+
+    def keys(self) -> list[str | None]:
+        """Each record's key as the log keeps it: text (a number as its JSON text), or None."""
+        if self.record_keys is None:
+            return [None] * len(self)
+        keys = list(self.record_keys)
+        if all(type(k) is str for k in keys):  # the usual case: identifiers are text
+            return keys
+        return [key_text(k) for k in keys]
 
     @classmethod
     def from_records(
@@ -92,6 +110,8 @@ class LogEntry:
         low_confidence: list[bool],
         *,
         low_confidence_threshold: float | None = None,
+        record_keys: Sequence[Any] | None = None,
+        source: str = API,
     ) -> LogEntry:
         """An entry from records and per-record probability lists (for callers other than the API)."""
         names = list(dict.fromkeys(name for record in records for name in record))
@@ -100,7 +120,7 @@ class LogEntry:
         return cls(
             request_id, created_at, model_name, model_version, inputs,
             list(predicted), list(confidence), matrix, list(classes), list(low_confidence),
-            low_confidence_threshold,
+            low_confidence_threshold, record_keys, source,
         )  # fmt: skip
 
     def __len__(self) -> int:
@@ -123,7 +143,7 @@ class LogEntry:
         created_at = self.created_at.astimezone(UTC)
         answers = zip(
             self.records(), self.predicted, self.confidence,
-            self.probability_records(), self.low_confidence,
+            self.probability_records(), self.low_confidence, self.keys(),
             strict=True,
         )  # fmt: skip
         return [
@@ -139,9 +159,19 @@ class LogEntry:
                 "probabilities": proba,
                 "low_confidence": bool(low),
                 "low_confidence_threshold": self.low_confidence_threshold,
+                "record_key": key,
+                "source": self.source,
             }
-            for i, (record, predicted, confidence, proba, low) in enumerate(answers)
+            for i, (record, predicted, confidence, proba, low, key) in enumerate(answers)
         ]
+
+
+def key_text(value: Any) -> str | None:
+    """A record's key as text: a string as it is, another value as its JSON text; missing: None."""
+    value = _missing_as_none(value.item() if isinstance(value, np.generic) else value)
+    if value is None or isinstance(value, str):
+        return value
+    return to_json(value)
 
 
 def _missing_as_none(value: Any) -> Any:

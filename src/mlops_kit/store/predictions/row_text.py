@@ -82,6 +82,7 @@ def _tuples(entry: LogEntry, created_at: Any, flags: Iterator[Any]) -> Iterator[
         repeat(entry.model_name, n), repeat(entry.model_version, n),
         input_texts(entry), entry.predicted, entry.confidence,
         probability_texts(entry), flags, repeat(threshold, n),
+        entry.keys(), repeat(entry.source, n),
         strict=True,
     )  # fmt: skip
 
@@ -95,10 +96,10 @@ def sqlite_tuples(entry: LogEntry) -> Iterator[tuple[Any, ...]]:
 # PostgreSQL's binary COPY: the type of each value of a row, in the log's column order (id left
 # out): request_id, created_at, record_index, model_name, model_version, input (JSON as its
 # text), predicted, confidence, probabilities (JSON as its text), low_confidence,
-# low_confidence_threshold
+# low_confidence_threshold, record_key, source
 COPY_TYPES = [
     "text", "timestamptz", "int4", "text", "text", "text", "text", "float8", "text", "bool",
-    "float8",
+    "float8", "text", "text",
 ]  # fmt: skip
 
 

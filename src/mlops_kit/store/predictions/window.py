@@ -19,7 +19,7 @@ from sqlalchemy.engine import Engine
 from mlops_kit.config import Settings
 from mlops_kit.model import PROBA_PREFIX
 from mlops_kit.store.db import add_missing_columns, exists, make_engine
-from mlops_kit.store.predictions.entry import BASE_COLUMNS, predictions
+from mlops_kit.store.predictions.entry import API, BASE_COLUMNS, predictions
 
 
 def _utc(moment: datetime) -> datetime:
@@ -43,6 +43,19 @@ def _open(url: str) -> Engine | None:
     return engine
 
 
+def from_source(source: str | None) -> list[Any]:
+    """The SQL condition for predictions from one source ('api', 'batch'); None: every source.
+
+    Rows logged before the log kept a source have none (NULL): they all came from the API.
+    """
+    if source is None:
+        return []
+    c = predictions.c
+    if source == API:
+        return [sa.or_(c.source == API, c.source.is_(None))]
+    return [c.source == source]
+
+
 def _frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     """Stored rows as the log's table: base columns, one per input field, ``proba_<class>``."""
     rows = sorted(rows, key=lambda row: row["id"])  # in log order
@@ -58,18 +71,23 @@ def _frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
 
 
 def read_predictions(
-    settings: Settings, since: datetime | None = None, last: int | None = None
+    settings: Settings,
+    since: datetime | None = None,
+    last: int | None = None,
+    source: str | None = None,
 ) -> pd.DataFrame:
     """The prediction log as a table: a row per prediction, inputs and ``proba_<class>`` as columns.
 
     Columns: id, request_id, created_at (UTC), record_index, model_name, model_version, predicted,
     confidence, low_confidence, low_confidence_threshold (the API's; NaN in rows logged before
-    it was kept), then one column per input field, then one per class probability.
-    ``since`` keeps predictions made at or after that time; ``last`` keeps only the newest N.
+    it was kept), record_key (the record's key, or None), source ('api', 'batch'; None in rows
+    logged before it was kept), then one column per input field, then one per class probability.
+    ``since`` keeps predictions made at or after that time; ``last`` keeps only the newest N;
+    ``source`` keeps one source's predictions (None: all of them).
     The database does the choosing: only the rows returned are read. For a window too long to
     hold in memory, read it through ``LogWindow``.
     """
-    query = sa.select(predictions)
+    query = sa.select(predictions).where(*from_source(source))
     if since is not None:  # on the created_at index
         query = query.where(predictions.c.created_at >= _utc(since))
     if last is not None:
@@ -129,7 +147,7 @@ class Totals:
 
 
 class LogWindow:
-    """A window of the prediction log (made since a time, the newest N) read by SQL.
+    """A window of the prediction log (made since a time, the newest N, from a source) read by SQL.
 
     Counts, sums and boundaries come from the database; rows come back only for a bounded
     sample (``rows(every=k)``) or chunk by chunk (``chunks``), so the memory a reader needs does
@@ -137,11 +155,16 @@ class LogWindow:
     """
 
     def __init__(
-        self, settings: Settings, since: datetime | None = None, last: int | None = None
+        self,
+        settings: Settings,
+        since: datetime | None = None,
+        last: int | None = None,
+        source: str | None = None,
     ) -> None:
         self.url = settings.store
         self.since = since
         self.last = last
+        self.source = source
         self._engine: Engine | None = None
         self._window: list[Any] = []
 
@@ -149,6 +172,7 @@ class LogWindow:
         self._engine = _open(self.url)
         if self._engine is None:
             return self
+        self._window.extend(from_source(self.source))
         if self.since is not None:
             self._window.append(predictions.c.created_at >= _utc(self.since))
         if self.last is not None:  # the id where the newest `last` predictions begin
