@@ -12,7 +12,7 @@ from mlops_kit import registry, tracking
 from mlops_kit.cli import EXIT_BAD_INPUT, EXIT_GATE_REFUSED, app
 from mlops_kit.config import Settings, get_settings
 from mlops_kit.tune import CV_METRIC, TuneResult, rows_digest, run_tuning, runs_table
-from tests.helpers import clear_env, reset_mlflow
+from tests.helpers import clear_env, reset_mlflow, run_cli
 
 pytestmark = pytest.mark.slow  # each test trains and searches
 
@@ -179,3 +179,29 @@ def test_the_search_runs_as_spark_tasks_on_local_2(settings):
     from pyspark.sql import SparkSession
 
     SparkSession.getActiveSession().stop()  # the JVM's memory back for the next tests
+
+
+def test_the_cli_searches_on_a_standalone_cluster_of_two_workers(settings, tmp_path):
+    pytest.importorskip("pyspark")
+    from mlops_kit import spark_cluster
+    from mlops_kit.processes import free_port
+
+    root = tmp_path / "spark"
+    started, _ = spark_cluster.up(root, free_port(), free_port(), workers=2)
+    try:
+        done = run_cli(
+            "tune", "--trials", "2", "--candidates", "logistic_regression",
+            "--engine", "spark", "--master", started.master_url,
+        )  # fmt: skip
+    finally:
+        spark_cluster.down(root)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "engine spark" in " ".join(done.stdout.split())
+    tune_run = done.stdout.split("tune run")[-1].strip()
+    client = tracking.client(settings)
+    (search,) = [r for r in _children(settings, tune_run) if r.data.tags.get("kind") == "search"]
+    assert search.data.tags["engine"] == "spark"
+    assert search.data.tags["parallel_trials"] == "2"  # two tasks, one per worker core
+    trials = _children(settings, search.info.run_id)
+    assert len(trials) == 2 and all(CV_METRIC in t.data.metrics for t in trials)
+    assert client.get_run(tune_run).data.params["spark_master"] == started.master_url
