@@ -213,3 +213,13 @@ def test_reasons_in_the_rejects_file_name_the_file_columns(
     assert (result.rows_in, result.scored, result.rejected) == (7, 4, 3)
     refused = api(wine).post("/predict", json=_record(table.loc[4], numbers))
     assert refused.status_code == 422 and "cannot score these values" in refused.text
+
+
+def test_a_parquet_of_text_comes_back_with_numbers(wine: Settings, tmp_path: Path) -> None:
+    table = wine_table().head(12).astype(str)  # every column text, as some exports write it
+    table.loc[3, "proline"] = "n/d"
+    result = run.score_table(wine, _write(table, tmp_path / "w.parquet"), tmp_path / "s.parquet")
+    scored, rejects = pd.read_parquet(result.out), pd.read_parquet(result.rejects)
+    assert scored["proline"].dtype == np.float64 and scored["id"].dtype != np.float64
+    assert rejects["proline"].tolist() == ["n/d"]  # a rejected row as it was read
+    assert rejects["reason"].tolist() == ["'proline' must be a number, got the text 'n/d'"]
