@@ -31,9 +31,11 @@ Measured on the shared 2-core machine (load average 4-6), 2026-12-07, chunks of 
 
 Earlier runs the same day gave local 1.11x (1M) and 1.17-1.19x (2M): the ratio moves with the
 machine's load. Both pay ~1.2 s to load the model; local also ~1 s to open the MLflow store and
-~0.5 s to log its run, which is why it trails at 1M. Of the local engine's own 3.1 s per million
-rows (profiled): the champion's accelerator 1.3 s (0.6 s of it one-hot encoding through a dict,
-value by value), Parquet writing 0.7 s, validation 0.55 s, CSV parsing 0.15 s.
+~0.5 s to log its run, which is why it trails at 1M. The local engine's own ~3 s per million
+rows (timed piece by piece): validation 0.6 s (stripping and parsing text, object arrays for the
+model), the accelerator's preprocessing 0.25 s, the classifier's predict_proba 0.55 s, Parquet
+writing 0.65 s, CSV parsing 0.15 s. Reading ahead in a thread gained nothing on this loaded
+machine, so the engine stays one thread of Python over pyarrow's own threads.
 """
 
 from __future__ import annotations
