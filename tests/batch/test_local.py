@@ -223,3 +223,12 @@ def test_a_parquet_of_text_comes_back_with_numbers(wine: Settings, tmp_path: Pat
     assert scored["proline"].dtype == np.float64 and scored["id"].dtype != np.float64
     assert rejects["proline"].tolist() == ["n/d"]  # a rejected row as it was read
     assert rejects["reason"].tolist() == ["'proline' must be a number, got the text 'n/d'"]
+
+
+def test_a_model_uri_scores_with_that_version(wine: Settings, tmp_path: Path) -> None:
+    source = _write(wine_table().head(10), tmp_path / "w.csv")
+    result = run.score_table(wine, source, tmp_path / "s.parquet", model_uri="models:/wine/1")
+    assert (result.model_name, result.model_version) == ("wine", "1")
+    assert set(pd.read_parquet(result.out)["model_version"]) == {"1"}
+    with pytest.raises(run.NoModel, match="give --model-uri a model package folder"):
+        run.score_table(wine, source, tmp_path / "t.parquet", model_uri=str(tmp_path / "nope"))
