@@ -216,7 +216,7 @@ def _pieces(part: Path, size: int, whole: bool) -> Iterator[bytes]:
 
 def open_source(path: Path | str) -> Source:
     """Find the parts of an input and check they can be read together; or InputError."""
-    path = Path(path)
+    path = Path(path).expanduser().absolute()
     kind, parts = _parts(path)
     size = sum(p.stat().st_size for p in parts)
     if kind == "csv":

@@ -142,13 +142,15 @@ def score_table(
     data = reader.open_source(source)
     paths = outputs.plan(out, data.path, batch_id, overwrite=overwrite)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # ours is the bar
-    if settings.has_registry:  # a models:/ URI is looked up in the kit's registry, not ./mlflow.db
+    configured = settings.has_registry  # nothing is created in a workspace without a registry
+    if configured:  # a models:/ URI is looked up in the kit's registry, not in ./mlflow.db
         configure(settings)
     champion = load_model(settings, alias, model_uri)
     validate.find_columns(data.columns, champion.inputs)  # a whole-input error before any run
     columns.check_no_clash(data.columns, champion.classes)
     threshold = settings.low_confidence
-    configure(settings)
+    if not configured:
+        configure(settings)
     tags = {
         record.KIND_TAG: "batch",
         record.BATCH_ID_TAG: batch_id,
