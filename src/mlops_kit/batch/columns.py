@@ -16,11 +16,13 @@ import pandas as pd
 import pyarrow as pa
 
 from mlops_kit.model import CONFIDENCE, PREDICTED, PROBA_PREFIX
+from mlops_kit.store.batches import (  # the loop reads the outputs by these names too
+    BATCH_ID,
+    LOW_CONFIDENCE,
+    MODEL_NAME,
+    MODEL_VERSION,
+)
 
-LOW_CONFIDENCE = "low_confidence"
-MODEL_NAME = "model_name"
-MODEL_VERSION = "model_version"
-BATCH_ID = "batch_id"
 REASON = "reason"
 
 

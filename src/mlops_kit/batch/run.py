@@ -24,6 +24,7 @@ from mlops_kit.batch import columns, local, outputs, reader, record, validate
 from mlops_kit.config import CHAMPION, Settings
 from mlops_kit.scoring import loader as loader_module
 from mlops_kit.scoring.loader import Champion, ChampionLoader
+from mlops_kit.store import batches
 
 DEFAULT_CHUNK_ROWS = 200_000
 
@@ -146,7 +147,7 @@ def score_table(
     if configured:  # a models:/ URI is looked up in the kit's registry, not in ./mlflow.db
         configure(settings)
     champion = load_model(settings, alias, model_uri)
-    validate.find_columns(data.columns, champion.inputs)  # a whole-input error before any run
+    inputs = validate.find_columns(data.columns, champion.inputs)  # whole-input error: no run
     columns.check_no_clash(data.columns, champion.classes)
     threshold = settings.low_confidence
     if not configured:
@@ -175,7 +176,7 @@ def score_table(
                 "batch_id": batch_id,
             }
         )
-        started = time.perf_counter()
+        started, scored_at = time.perf_counter(), datetime.now(UTC)
         try:
             tally = ENGINES[engine](
                 champion,
@@ -192,6 +193,23 @@ def score_table(
             raise
         seconds = time.perf_counter() - started
         record.log_batch(data, tally, local.BINS, threshold, seconds)
+    # the loop (monitor, capture --source batch) reads the output where it lies, from this row
+    batches.record(
+        settings.store,
+        batches.BatchRun(
+            batch_id=batch_id,
+            created_at=scored_at,
+            model_name=champion.name,
+            model_version=champion.version,
+            source=str(data.path),
+            output=str(paths.out),
+            rows=tally.scored,
+            rejected=tally.rejected,
+            low_confidence_threshold=threshold,
+            inputs=inputs,
+            run_id=run.info.run_id,
+        ),
+    )
     return BatchResult(
         batch_id=batch_id,
         source=data.path,
