@@ -20,6 +20,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from mlops_kit.batch import columns, local, outputs, reader, record, validate
 from mlops_kit.config import CHAMPION, Settings
 from mlops_kit.scoring import loader as loader_module
@@ -59,6 +61,21 @@ class BatchResult:
     low_confidence_share: float
     seconds: float
     run_id: str
+
+    def table(self) -> pd.DataFrame:
+        """What the batch did, as a two-column table (files by name)."""
+        rows = [
+            ("batch", self.batch_id),
+            ("model", f"{self.model_name} v{self.model_version}"),
+            ("engine", self.engine),
+            ("rows in", str(self.rows_in)),
+            ("scored", str(self.scored)),
+            ("rejected", str(self.rejected)),
+            ("low-confidence share", f"{self.low_confidence_share:.1%}"),
+            ("scored file", self.out.name),
+            ("rejects file", self.rejects.name),
+        ]
+        return pd.DataFrame(rows, columns=["item", "value"])
 
     def summary(self) -> str:
         """A few lines for a person."""

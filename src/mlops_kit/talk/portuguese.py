@@ -145,9 +145,15 @@ LABELS: dict[str, str] = {
     "parent": "run pai",
     "search": "busca",
     "trial": "tentativa",
-    # batch traffic beside the API's (monitoring's source)
+    # batch traffic beside the API's (monitoring's source), a batch's summary (mlops-kit score)
     "traffic": "tráfego",
     "api": "API",
+    "predictions": "previsões",
+    "rows in": "linhas lidas",
+    "scored": "pontuadas",
+    "rejected": "rejeitadas",
+    "scored file": "arquivo pontuado",
+    "rejects file": "arquivo de rejeitados",
     # the challenger in shadow (compare.py)
     "not yet: challenger in shadow": "ainda não: desafiante em shadow",
     "requests compared": "requisições comparadas",
