@@ -289,6 +289,66 @@ def _checked_package(folder: Path) -> str:
 
 
 @app.command()
+def score(
+    data: Path = typer.Option(
+        ..., "--data", help="CSV or Parquet file, or a folder of parts, to score."
+    ),
+    out: Path = typer.Option(
+        ...,
+        "--out",
+        help="Parquet file to write; refused rows go beside it to OUT.rejects.parquet "
+        "(scored.parquet -> scored.rejects.parquet).",
+    ),
+    alias: str = typer.Option(
+        None, "--alias", help="Score with this registry alias (default: champion)."
+    ),
+    model_uri: str = typer.Option(
+        None,
+        "--model-uri",
+        help="Score with this model package folder (make package) or MLflow model URI.",
+    ),
+    engine: str = typer.Option("local", "--engine", help="Where to score: local (this process)."),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace OUT and its rejects file if they exist."
+    ),
+    chunk_rows: int = typer.Option(
+        200_000, "--chunk-rows", min=1, help="Rows validated and scored at a time (memory)."
+    ),
+) -> None:
+    """Score a table of any size with the champion: every input column kept, plus the answers."""
+    from mlops_kit.batch import columns, outputs, reader, run, validate
+    from mlops_kit.config import CHAMPION
+
+    if alias and model_uri:
+        _fail("choose one of --alias and --model-uri")
+    if model_uri and Path(model_uri).expanduser().exists():
+        model_uri = _checked_package(Path(model_uri).expanduser().resolve())
+    refused = (
+        reader.InputError,
+        outputs.OutputError,
+        validate.MissingInputs,
+        columns.OutputClash,
+        run.NoModel,
+        run.UnknownEngine,
+    )
+    try:
+        result = run.score_table(
+            get_settings(),
+            data,
+            out,
+            alias=alias or CHAMPION,
+            model_uri=model_uri,
+            engine=engine,
+            overwrite=overwrite,
+            chunk_rows=chunk_rows,
+            progress=True,
+        )
+    except refused as exc:
+        _fail(str(exc))
+    typer.echo(result.summary())
+
+
+@app.command()
 def package(
     dist: Path = typer.Option(Path("dist"), "--dist", help="Folder to write the package into."),
 ) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 import numpy as np
-import pandas as pd
+import pyarrow as pa
 
 from mlops_kit.model import CONFIDENCE, PREDICTED, PROBA_PREFIX
 
@@ -56,34 +56,52 @@ def check_no_clash(columns: Iterable[str], classes: Iterable[str]) -> None:
         )
 
 
-def scores_frame(
+def scored_schema(inputs: pa.Schema, numbers: Iterable[str], classes: list[str]) -> pa.Schema:
+    """The schema of a scored file: the input's (number inputs as float64), then the scores."""
+    numbers = set(numbers)
+    kept = [pa.field(f.name, pa.float64()) if f.name in numbers else f for f in inputs]
+    added = [pa.field(PREDICTED, pa.string()), pa.field(CONFIDENCE, pa.float64())]
+    added += [pa.field(name, pa.float64()) for name in proba_columns(classes)]
+    added += [pa.field(LOW_CONFIDENCE, pa.bool_())]
+    added += [pa.field(name, pa.string()) for name in (MODEL_NAME, MODEL_VERSION, BATCH_ID)]
+    return pa.schema(kept + added)
+
+
+def rejects_schema(inputs: pa.Schema) -> pa.Schema:
+    """The schema of a rejects file: the input's as read, then the reason and the batch id."""
+    return pa.schema([*inputs, pa.field(REASON, pa.string()), pa.field(BATCH_ID, pa.string())])
+
+
+def scores_table(
     proba: np.ndarray,
     classes: list[str],
     threshold: float,
     model_name: str,
     model_version: str,
     batch_id: str,
-) -> pd.DataFrame:
+) -> pa.Table:
     """The added columns for rows with these class probabilities (rows x classes)."""
-    proba = np.asarray(proba, dtype=np.float64)
+    proba = np.asarray(proba, dtype=np.float64).reshape(-1, len(classes))
     rows = len(proba)
     best = proba.argmax(axis=1)
     confidence = proba[np.arange(rows), best]
-    data: dict[str, object] = {
-        PREDICTED: pd.array(np.asarray(classes, dtype=object)[best], dtype="str"),
-        CONFIDENCE: confidence,
-    }
-    for name, values in zip(proba_columns(classes), proba.T, strict=True):
-        data[name] = values
-    data[LOW_CONFIDENCE] = confidence < threshold
-    for name, value in ((MODEL_NAME, model_name), (MODEL_VERSION, model_version)):
-        data[name] = pd.array(np.full(rows, value, dtype=object), dtype="str")
-    data[BATCH_ID] = pd.array(np.full(rows, batch_id, dtype=object), dtype="str")
-    return pd.DataFrame(data)
+    arrays = [
+        pa.DictionaryArray.from_arrays(pa.array(best, pa.int32()), pa.array(classes)).cast(
+            pa.string()
+        ),
+        pa.array(confidence),
+        *(pa.array(np.ascontiguousarray(values)) for values in proba.T),
+        pa.array(confidence < threshold),
+        *(
+            pa.repeat(pa.scalar(v, pa.string()), rows)
+            for v in (model_name, model_version, batch_id)
+        ),
+    ]
+    return pa.Table.from_arrays(arrays, names=added_columns(classes))
 
 
-def scored_frame(
-    chunk: pd.DataFrame,
+def scored_table(
+    chunk: pa.Table,
     numbers: Mapping[str, np.ndarray],
     proba: np.ndarray,
     classes: list[str],
@@ -91,18 +109,18 @@ def scored_frame(
     model_name: str,
     model_version: str,
     batch_id: str,
-) -> pd.DataFrame:
+) -> pa.Table:
     """Valid input rows as read, their number inputs as scored (float64), then the scores."""
-    kept = chunk.reset_index(drop=True).copy()
     for column, values in numbers.items():
-        kept[column] = np.asarray(values, dtype=np.float64)
-    added = scores_frame(proba, classes, threshold, model_name, model_version, batch_id)
-    return pd.concat([kept, added], axis=1)
+        position = chunk.schema.get_field_index(column)
+        chunk = chunk.set_column(position, column, pa.array(np.asarray(values, np.float64)))
+    added = scores_table(proba, classes, threshold, model_name, model_version, batch_id)
+    for name, column in zip(added.column_names, added.columns, strict=True):
+        chunk = chunk.append_column(name, column)
+    return chunk
 
 
-def rejects_frame(chunk: pd.DataFrame, reasons: Iterable[str], batch_id: str) -> pd.DataFrame:
+def rejects_table(chunk: pa.Table, reasons: Iterable[str], batch_id: str) -> pa.Table:
     """Refused input rows as read, with the reason each was refused and the batch id."""
-    kept = chunk.reset_index(drop=True).copy()
-    kept[REASON] = pd.array(list(reasons), dtype="str")
-    kept[BATCH_ID] = pd.array([batch_id] * len(kept), dtype="str")
-    return kept
+    chunk = chunk.append_column(REASON, pa.array(list(reasons), pa.string()))
+    return chunk.append_column(BATCH_ID, pa.repeat(pa.scalar(batch_id, pa.string()), len(chunk)))

@@ -1,0 +1,247 @@
+"""Read a batch's input in bounded chunks: a CSV or Parquet file, or a folder of parts.
+
+A CSV is read the way the kit reads a user's file (``tables.py``): the head of each file decides
+the encoding (UTF-8, else Windows-1252), the separator (',', ';' or tab) and which columns hold
+numbers written with a decimal comma ('14,23'); then pyarrow streams it, every column as text
+(so that a word in a number column on row 9,000,000 is a rejected row, not a failed batch).
+Parquet is read one row group slice at a time, its columns keeping their types.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pcsv
+import pyarrow.parquet as pq
+
+from mlops_kit.tables import (
+    MISSING_MARKERS,
+    DataValidationError,
+    decimal_comma_columns,
+    sniff_separator,
+)
+
+HEAD_BYTES = 1 << 20  # the part of a CSV its reading options are decided from
+BLOCK_BYTES = 4 << 20  # pyarrow's CSV block: rows of one block are parsed together
+SUFFIXES = {".csv": "csv", ".txt": "csv", ".tsv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+Kind = Literal["csv", "parquet"]
+
+
+class InputError(ValueError):
+    """The input cannot be read; the message names the file, the problem and the fix."""
+
+
+@dataclass(frozen=True)
+class CsvOptions:
+    """How one CSV file is read, decided from its head."""
+
+    encoding: str
+    separator: str
+    columns: list[str]
+    decimal_comma: list[str] = field(default_factory=list)
+    newlines_in_values: bool = False
+
+
+@dataclass(frozen=True)
+class Source:
+    """The files of one input, all of one kind, with the columns every part shares."""
+
+    path: Path
+    kind: Kind
+    parts: list[Path]
+    columns: list[str]
+    schema: pa.Schema  # what a chunk holds (CSV: every column as text)
+    csv: dict[Path, CsvOptions] = field(default_factory=dict)
+    rows: int | None = None  # known for Parquet from its metadata; None for CSV
+    size: int = 0  # bytes of all parts
+
+    @property
+    def unit(self) -> str:
+        """What ``chunks`` counts its progress in: bytes of CSV, rows of Parquet."""
+        return "B" if self.kind == "csv" else "rows"
+
+    @property
+    def total(self) -> int:
+        """The progress of the whole input, in ``unit``."""
+        return self.size if self.kind == "csv" else int(self.rows or 0)
+
+    def decimal_comma(self, column: str) -> bool:
+        """Whether any CSV part writes this column's numbers with a decimal comma."""
+        return any(column in o.decimal_comma for o in self.csv.values())
+
+
+def _kind(path: Path) -> Kind | None:
+    return SUFFIXES.get(path.suffix.lower())  # type: ignore[return-value]
+
+
+def _parts(path: Path) -> tuple[Kind, list[Path]]:
+    if not path.exists():
+        raise InputError(
+            f"input not found: {path}; give a CSV or Parquet file, or a folder of them"
+        )
+    if path.is_file():
+        kind = _kind(path)
+        if kind is None:
+            raise InputError(
+                f"input {path} is neither CSV nor Parquet (by its name); name it .csv or .parquet"
+            )
+        return kind, [path]
+    files = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith((".", "_")))
+    kinds = {_kind(p) for p in files} - {None}
+    if not kinds:
+        raise InputError(f"the folder {path} holds no .csv or .parquet file to score")
+    if len(kinds) > 1:
+        raise InputError(f"the folder {path} mixes CSV and Parquet parts; score one kind at a time")
+    kind = kinds.pop()
+    return kind, [p for p in files if _kind(p) == kind]
+
+
+def _head_text(path: Path) -> tuple[str, str]:
+    """The first lines of a file as text, and the encoding they decode with."""
+    with open(path, "rb") as fh:
+        raw = fh.read(HEAD_BYTES)
+        complete = len(raw) < HEAD_BYTES
+    if not complete and b"\n" in raw:
+        raw = raw[: raw.rindex(b"\n") + 1]
+    for encoding in ("utf-8-sig", "cp1252"):
+        try:
+            return raw.decode(encoding), encoding.removesuffix("-sig")
+        except UnicodeDecodeError:
+            continue
+    raise InputError(f"{path} is neither UTF-8 nor Windows-1252 text; save it as 'CSV UTF-8'")
+
+
+def csv_options(path: Path) -> CsvOptions:
+    """The reading options of a CSV file, from its head (as ``tables.load_raw`` decides them)."""
+    text, encoding = _head_text(path)
+    if not text.strip():
+        raise InputError(f"input file is empty: {path}")
+    separator = sniff_separator(text)
+    try:
+        head = pd.read_csv(
+            io.StringIO(text),
+            sep=separator,
+            dtype=str,
+            na_values=MISSING_MARKERS,
+            keep_default_na=False,
+            skipinitialspace=True,
+        )
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
+        raise InputError(f"{path} is not a readable CSV ({exc})") from exc
+    columns = [str(c) for c in head.columns]
+    dupes = sorted({c for c in columns if columns.count(c) > 1})
+    if dupes or any(c.startswith("Unnamed: ") for c in columns):
+        raise InputError(
+            f"{path} has a repeated or empty column header ({', '.join(dupes) or 'empty'}); "
+            "give every column its own name"
+        )
+    try:
+        comma = decimal_comma_columns(head.apply(lambda c: c.str.strip()), separator)
+    except DataValidationError as exc:
+        raise InputError(f"{path}: {exc}") from exc
+    newlines = bool(head.apply(lambda c: c.str.contains("\n", regex=False).any()).any())
+    return CsvOptions(encoding, separator, columns, comma, newlines)
+
+
+def _csv_reader(
+    file: pa.NativeFile, options: CsvOptions, columns: list[str]
+) -> pcsv.CSVStreamingReader:
+    read = pcsv.ReadOptions(
+        encoding="utf8" if options.encoding == "utf-8" else options.encoding,
+        block_size=BLOCK_BYTES,
+    )
+    parse = pcsv.ParseOptions(
+        delimiter=options.separator, newlines_in_values=options.newlines_in_values
+    )
+    convert = pcsv.ConvertOptions(
+        column_types=dict.fromkeys(options.columns, pa.string()),
+        null_values=MISSING_MARKERS,
+        strings_can_be_null=True,
+        quoted_strings_can_be_null=True,
+        include_columns=columns,
+    )
+    return pcsv.open_csv(file, read_options=read, parse_options=parse, convert_options=convert)
+
+
+def open_source(path: Path | str) -> Source:
+    """Find the parts of an input and check they can be read together; or InputError."""
+    path = Path(path)
+    kind, parts = _parts(path)
+    size = sum(p.stat().st_size for p in parts)
+    if kind == "csv":
+        options = {p: csv_options(p) for p in parts}
+        columns = options[parts[0]].columns
+        schema = pa.schema([(c, pa.string()) for c in columns])
+        for part, o in options.items():
+            if set(o.columns) != set(columns):
+                raise InputError(_other_columns(part, parts[0], o.columns, columns))
+        return Source(path, kind, parts, columns, schema, options, None, size)
+    try:
+        files = {p: pq.ParquetFile(p) for p in parts}
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise InputError(f"{path} is not a readable Parquet file or folder ({exc})") from exc
+    schema = files[parts[0]].schema_arrow
+    for part, f in files.items():
+        if set(f.schema_arrow.names) != set(schema.names):
+            raise InputError(_other_columns(part, parts[0], f.schema_arrow.names, schema.names))
+    rows = sum(f.metadata.num_rows for f in files.values())
+    return Source(path, kind, parts, list(schema.names), schema, {}, rows, size)
+
+
+def _other_columns(part: Path, first: Path, has: list[str], wanted: list[str]) -> str:
+    extra = sorted(set(has) - set(wanted))
+    missing = sorted(set(wanted) - set(has))
+    return (
+        f"the part {part.name} has other columns than {first.name} (extra: {extra or 'none'}, "
+        f"missing: {missing or 'none'}); every part of a folder needs the same columns"
+    )
+
+
+def chunks(source: Source, rows: int) -> Iterator[tuple[Path, pa.Table, int]]:
+    """The input as tables of about `rows` rows: each with its part and the progress it makes
+    (in ``Source.unit``)."""
+    for part in source.parts:
+        if source.kind == "parquet":
+            for table, progress in _parquet_chunks(source, part, rows):
+                yield part, table, progress
+        else:
+            for table, progress in _csv_chunks(source, part, rows):
+                yield part, table, progress
+
+
+def _parquet_chunks(source: Source, part: Path, rows: int) -> Iterator[tuple[pa.Table, int]]:
+    reader = pq.ParquetFile(part)
+    for batch in reader.iter_batches(batch_size=rows, columns=source.columns):
+        table = pa.Table.from_batches([batch]).select(source.columns)
+        try:
+            table = table.cast(source.schema)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError) as exc:
+            raise InputError(
+                f"the part {part.name} has other column types than the first part ({exc})"
+            ) from exc
+        yield table, table.num_rows
+
+
+def _csv_chunks(source: Source, part: Path, rows: int) -> Iterator[tuple[pa.Table, int]]:
+    options = source.csv[part]
+    pending: list[pa.RecordBatch] = []
+    held, reported = 0, 0
+    with pa.OSFile(str(part)) as file:
+        try:
+            for batch in _csv_reader(file, options, source.columns):
+                pending.append(batch)
+                held += batch.num_rows
+                if held >= rows:
+                    position = file.tell()  # read ahead of the parser by a block or two
+                    yield pa.Table.from_batches(pending).select(source.columns), position - reported
+                    pending, held, reported = [], 0, position
+        except pa.ArrowInvalid as exc:
+            raise InputError(f"{part} cannot be read as CSV: {exc}") from exc
+        table = pa.Table.from_batches(pending, source.schema).select(source.columns)
+        yield table, part.stat().st_size - reported
