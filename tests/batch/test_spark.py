@@ -1,32 +1,35 @@
-"""The Spark engine on real Spark (local[2] and a standalone cluster of two workers started here):
-the same answers as the API for the same rows, the same rejects, nothing half-written."""
+"""The Spark engine on real Spark (local[2], and a standalone cluster of two workers started here):
+the same output as the local engine and the same answers as the API for the same rows, the same
+rejects, nothing half-written, and a master that does not answer named with the fix."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
+import mlflow
 import numpy as np
 import pandas as pd
 import pytest
 
 from mlops_kit import spark_cluster
-from mlops_kit.batch import validate
-from mlops_kit.batch.columns import added_columns
-from mlops_kit.batch.spark import SparkBatch, score_spark
+from mlops_kit.batch import outputs, run, validate
 from mlops_kit.config import Settings
 from mlops_kit.processes import alive, free_port
-from mlops_kit.scoring.loader import Champion, ChampionLoader
 from mlops_kit.spark_session import SparkError, check_master
+from tests.batch.conftest import wine_table
+from tests.helpers import run_cli
 
-# rows changed so that the API refuses them: (column, value as written in the file)
-BROKEN = [
-    ("bill_length_mm", "abc"),  # text in a number
-    ("bill_depth_mm", ""),  # a required number missing
-    ("island", "Atlantis"),  # an unknown category
-    ("flipper_length_mm", "inf"),
-]
+# rows changed so that the API refuses them: row -> (column, value as written in the file)
+BROKEN = {
+    0: ("bill_length_mm", "abc"),  # text in a number
+    7: ("bill_depth_mm", ""),  # a required number missing
+    14: ("island", "Atlantis"),  # an unknown category
+    21: ("flipper_length_mm", "inf"),
+}
+BATCH_RUNS = "tags.`mlops_kit.kind` = 'batch'"
 
 
 @pytest.fixture(scope="module")
@@ -41,174 +44,143 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         assert not any(alive(pid) for pid in started.pids())
 
 
-def champion_of(settings: Settings) -> Champion:
-    loader = ChampionLoader(settings)
-    swapped, message = loader.check()
-    assert swapped, message
-    return loader.current
-
-
-def penguin_rows(held_out: pd.DataFrame) -> pd.DataFrame:
-    """The 2009 season as a file holds it (text), a row id first, a few rows broken."""
+def season_csv(held_out: pd.DataFrame, folder: Path) -> Path:
+    """The 2009 season as a file holds it (text), the user's own key first, a few rows broken."""
     rows = held_out.astype(object).where(held_out.notna(), "").astype(str)
     rows.insert(0, "row_id", [f"r{i:04d}" for i in range(len(rows))])
-    for i, (column, value) in enumerate(BROKEN):
-        rows.loc[i * 7, column] = value
-    return rows
+    for row, (column, value) in BROKEN.items():
+        rows.loc[row, column] = value
+    path = folder / "season-2009.csv"
+    rows.to_csv(path, index=False)
+    return path
 
 
-def api_answers(client, champion: Champion, rows: pd.DataFrame) -> pd.DataFrame:  # noqa: ANN001
-    """The API's answer to each row it accepts, keyed by row_id."""
-    checked = validate.check(rows, champion.inputs)
-    records = []
-    for i in np.flatnonzero(checked.valid):
-        record = {}
-        for name in champion.inputs.names:
-            value = checked.features.loc[i, name]
-            if not (isinstance(value, float) and np.isnan(value)):
-                record[name] = value
-        records.append(record)
+def by_key(path: Path, key: str = "row_id") -> pd.DataFrame:
+    """A Parquet file or folder of parts, in the order of its key (Spark writes parts)."""
+    return pd.read_parquet(path).sort_values(key).reset_index(drop=True)
+
+
+def assert_same_output(spark: run.BatchResult, local: run.BatchResult) -> None:
+    """Both engines wrote the same rows, columns, types and answers; the same rejects, reasons."""
+    got, wanted = by_key(spark.out), by_key(local.out)
+    assert list(got.columns) == list(wanted.columns)
+    pd.testing.assert_frame_equal(
+        got.drop(columns="batch_id"), wanted.drop(columns="batch_id"), rtol=1e-9, atol=1e-12
+    )
+    assert set(got["batch_id"]) == {spark.batch_id}
+    got, wanted = by_key(spark.rejects), by_key(local.rejects)
+    pd.testing.assert_frame_equal(got.drop(columns="batch_id"), wanted.drop(columns="batch_id"))
+    assert (spark.rows_in, spark.scored, spark.rejected) == (
+        local.rows_in,
+        local.scored,
+        local.rejected,
+    )
+    assert spark.low_confidence_share == pytest.approx(local.low_confidence_share)
+
+
+def api_answers(client, table: pd.DataFrame) -> pd.DataFrame:  # noqa: ANN001
+    """The API's answer to each row it accepts (the rows validated as the API does), by key."""
+    champion = client.app.state.loader.current
+    checked = validate.check(table, champion.inputs)
+    features = checked.features[checked.valid]
+    records = [
+        {k: v for k, v in record.items() if not (isinstance(v, float) and np.isnan(v))}
+        for record in features.to_dict("records")
+    ]
     response = client.post("/predict", content=json.dumps(records))
     assert response.status_code == 200, response.text
     answers = pd.DataFrame(response.json()["predictions"])
-    answers.insert(0, "row_id", rows["row_id"].to_numpy()[checked.valid])
-    return answers.set_index("row_id")
-
-
-def assert_same_answers(result: SparkBatch, expected: pd.DataFrame, classes: list[str]) -> None:
-    scored = pd.read_parquet(result.out).set_index("row_id").loc[expected.index]
-    assert scored["predicted"].tolist() == expected["predicted"].tolist()
-    np.testing.assert_allclose(scored["confidence"], expected["confidence"], rtol=1e-9)
-    for c in classes:
-        wanted = [p[c] for p in expected["probabilities"]]
-        np.testing.assert_allclose(scored[f"proba_{c}"], wanted, rtol=1e-9, atol=1e-12)
-    assert scored["low_confidence"].tolist() == expected["low_confidence"].tolist()
+    answers.insert(0, "row_id", table["row_id"].to_numpy()[checked.valid])
+    return answers.sort_values("row_id").reset_index(drop=True)
 
 
 @pytest.mark.slow
-def test_penguins_on_local_spark_answer_as_the_api(penguins, held_out, api, tmp_path) -> None:
-    rows = penguin_rows(held_out)
-    source = tmp_path / "season-2009.csv"
-    rows.to_csv(source, index=False)
-    client = api(penguins)
-    champion = client.app.state.loader.current
+def test_penguins_on_local_spark_as_the_local_engine_and_the_api(
+    penguins: Settings, held_out: pd.DataFrame, api, tmp_path: Path
+) -> None:
+    source = season_csv(held_out, tmp_path)
 
-    result = score_spark(
-        champion,
-        source,
-        tmp_path / "scored.parquet",
-        tracking_uri=penguins.tracking_uri,
-        threshold=penguins.low_confidence,
-        batch_id="b-2009",
-    )
+    spark = run.score_table(penguins, source, tmp_path / "spark.parquet", engine="spark")
+    local = run.score_table(penguins, source, tmp_path / "local.parquet")
 
-    assert result.master == "local[2]"
-    assert (result.rows_scored, result.rows_rejected) == (len(rows) - len(BROKEN), len(BROKEN))
-    assert_same_answers(result, api_answers(client, champion, rows), champion.classes)
-    scored = pd.read_parquet(result.out)
-    assert list(scored.columns) == [*rows.columns, *added_columns(champion.classes)]
-    assert set(scored["batch_id"]) == {"b-2009"}
-    assert set(scored["model_version"]) == {champion.version}
-    # the rejects: the input rows as written, with the API's reason, never scored
-    rejects = pd.read_parquet(result.rejects).set_index("row_id")
-    expected = validate.reasons(rows, champion.inputs).set_axis(rows["row_id"]).dropna()
-    assert rejects["reason"].to_dict() == expected.to_dict()
-    assert rejects.loc["r0014", "island"] == "Atlantis"
-    assert sum(result.histogram) == result.rows_scored
-    assert result.low_confidence == int(scored["low_confidence"].sum())
+    assert_same_output(spark, local)
+    assert spark.rejected == len(BROKEN)
+    rejects = by_key(spark.rejects).set_index("row_id")
+    assert rejects.loc["r0014", "island"] == "Atlantis"  # as written, with the API's reason
+    assert "'island' has an unknown category 'Atlantis'" in rejects.loc["r0014", "reason"]
+    scored = by_key(spark.out)
+    answers = api_answers(api(penguins), pd.read_csv(source, dtype=str, keep_default_na=False))
+    assert scored["predicted"].tolist() == answers["predicted"].tolist()
+    np.testing.assert_allclose(scored["confidence"], answers["confidence"], rtol=1e-9)
+    params = mlflow.get_run(spark.run_id).data.params
+    assert params["engine"] == "spark"
 
 
 @pytest.mark.slow
-def test_a_table_the_kit_did_not_ship_from_a_folder_of_parquet_parts(wine, api, tmp_path) -> None:
-    from tests.batch.conftest import wine_table
-
+def test_a_table_the_kit_did_not_ship_from_parquet_parts_and_a_brazilian_csv(
+    wine: Settings, tmp_path: Path
+) -> None:
     table = wine_table().drop(columns="cultivar").rename(columns={"id": "row_id"})
     table.loc[3, "alcohol"] = np.nan  # a required number missing
-    parts = tmp_path / "wine-parts"
+    parts = tmp_path / "parts"
     parts.mkdir()
     for i, start in enumerate(range(0, len(table), 60)):
         table.iloc[start : start + 60].to_parquet(parts / f"part-{i}.parquet", index=False)
-    client = api(wine)
-    champion = client.app.state.loader.current
+    brazilian = tmp_path / "vinhos.csv"  # ';' between columns, decimal commas
+    table.to_csv(brazilian, index=False, sep=";", decimal=",")
 
-    result = score_spark(
-        champion,
-        parts,
-        tmp_path / "wine-scored.parquet",
-        tracking_uri=wine.tracking_uri,
-        threshold=wine.low_confidence,
-    )
-
-    assert (result.rows_scored, result.rows_rejected) == (len(table) - 1, 1)
-    expected = api_answers(client, champion, table.astype({"row_id": str}))
-    assert_same_answers(result, expected, champion.classes)
-    rejects = pd.read_parquet(result.rejects)
-    assert rejects["row_id"].tolist() == ["w003"]
-    assert "'alcohol' is missing" in rejects["reason"].iloc[0]
+    for source in (parts, brazilian):
+        out = tmp_path / f"{source.stem}-spark.parquet"
+        spark = run.score_table(wine, source, out, engine="spark")
+        local = run.score_table(wine, source, tmp_path / f"{source.stem}-local.parquet")
+        assert_same_output(spark, local)
+        assert by_key(spark.rejects)["row_id"].tolist() == ["w003"]
 
 
 @pytest.mark.slow
-def test_the_standalone_cluster_gives_the_same_answers(
-    penguins, held_out, api, cluster, tmp_path
+def test_the_cli_scores_on_the_standalone_cluster(
+    penguins: Settings, held_out: pd.DataFrame, cluster: str, tmp_path: Path
 ) -> None:
-    rows = penguin_rows(held_out)
-    source = tmp_path / "season-2009.csv"
-    rows.to_csv(source, index=False)
-    client = api(penguins)
-    champion = client.app.state.loader.current
+    source = season_csv(held_out, tmp_path)
+    local = run.score_table(penguins, source, tmp_path / "local.parquet")
 
-    result = score_spark(
-        champion,
-        source,
-        tmp_path / "scored.parquet",
-        tracking_uri=penguins.tracking_uri,
-        threshold=penguins.low_confidence,
-        master=cluster,
-    )
+    done = run_cli(
+        "score", "--data", str(source), "--out", str(tmp_path / "cluster.parquet"),
+        "--engine", "spark", "--master", cluster,
+    )  # fmt: skip
 
-    assert result.master == cluster
-    assert (result.rows_scored, result.rows_rejected) == (len(rows) - len(BROKEN), len(BROKEN))
-    assert_same_answers(result, api_answers(client, champion, rows), champion.classes)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "engine spark" in done.stdout
+    batch_id = done.stdout.split("batch ", 1)[1].split(":", 1)[0]
+    spark = dataclasses.replace(
+        local, out=tmp_path / "cluster.parquet", batch_id=batch_id,
+        rejects=outputs.rejects_path(tmp_path / "cluster.parquet"),
+    )  # fmt: skip
+    assert_same_output(spark, local)
 
 
 @pytest.mark.slow
-def test_a_batch_that_fails_half_way_leaves_nothing_behind(penguins, held_out, tmp_path) -> None:
-    rows = penguin_rows(held_out)
-    source = tmp_path / "season-2009.csv"
-    rows.to_csv(source, index=False)
-    champion = champion_of(penguins)
+def test_a_batch_that_fails_half_way_leaves_nothing_behind(
+    penguins: Settings, held_out: pd.DataFrame, tmp_path: Path
+) -> None:
+    source = season_csv(held_out, tmp_path)
+    champion = run.load_model(penguins)
     # a champion whose classes are not its model's: the model's answers fail inside the job
     wrong = dataclasses.replace(champion, classes=["Adelie", "Chinstrap", "Emperor"])
     out = tmp_path / "out" / "scored.parquet"
+    out.parent.mkdir()
+    (out.parent / "yesterday.parquet").write_text("kept")
 
-    with pytest.raises(Exception, match="Emperor"):
-        score_spark(
-            wrong,
-            source,
-            out,
-            tracking_uri=penguins.tracking_uri,
-            threshold=penguins.low_confidence,
-        )
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(run, "load_model", lambda *a, **k: wrong)
+        with pytest.raises(Exception, match="Emperor"):
+            run.score_table(penguins, source, out, engine="spark")
 
-    assert list(out.parent.iterdir()) == []
-
-
-@pytest.mark.slow
-def test_an_existing_output_is_kept_unless_overwrite(penguins, held_out, tmp_path) -> None:
-    source = tmp_path / "season-2009.csv"
-    penguin_rows(held_out).head(20).to_csv(source, index=False)
-    champion = champion_of(penguins)
-    out = tmp_path / "scored.parquet"
-    out.mkdir()
-    (out / "keep.txt").write_text("yesterday's batch")
-    options = {"tracking_uri": penguins.tracking_uri, "threshold": penguins.low_confidence}
-
-    with pytest.raises(FileExistsError, match="--overwrite"):
-        score_spark(champion, source, out, **options)
-    assert (out / "keep.txt").exists()
-
-    result = score_spark(champion, source, out, overwrite=True, **options)
-    assert not (out / "keep.txt").exists() and result.rows == 20
+    assert [p.name for p in out.parent.iterdir()] == ["yesterday.parquet"]
+    failed = mlflow.search_runs(
+        filter_string=f"{BATCH_RUNS} and attributes.status = 'FAILED'", search_all_experiments=True
+    )
+    assert len(failed) == 1
 
 
 def test_a_master_that_does_not_answer_is_named_with_the_fix() -> None:
@@ -224,15 +196,20 @@ def test_a_master_url_that_is_not_one_is_refused() -> None:
 
 
 @pytest.mark.slow
-def test_a_missing_input_is_named_before_spark_starts(penguins, tmp_path) -> None:
-    missing = tmp_path / "nowhere.csv"
-    from mlops_kit.batch.spark import SparkInputError
+def test_the_cli_names_a_silent_master_before_any_run(penguins: Settings, tmp_path: Path) -> None:
+    source = tmp_path / "rows.csv"
+    source.write_text("island,bill_length_mm\nDream,40\n")
+    url = f"spark://127.0.0.1:{free_port()}"
 
-    with pytest.raises(SparkInputError, match="nowhere.csv"):
-        score_spark(
-            champion_of(penguins),
-            missing,
-            tmp_path / "scored.parquet",
-            tracking_uri=penguins.tracking_uri,
-            threshold=0.7,
-        )
+    done = run_cli(
+        "score", "--data", str(source), "--out", str(tmp_path / "scored.parquet"),
+        "--engine", "spark", "--master", url,
+    )  # fmt: skip
+
+    assert done.returncode == 2
+    assert url in done.stderr and "mlops-kit spark up" in done.stderr
+    assert not (tmp_path / "scored.parquet").exists()
+    mlflow.set_tracking_uri(penguins.tracking_uri)
+    assert mlflow.search_runs(filter_string=BATCH_RUNS, search_all_experiments=True).empty
+    wrong = run_cli("score", "--data", str(source), "--out", "x.parquet", "--master", url)
+    assert wrong.returncode == 2 and "--master is for --engine spark" in wrong.stderr

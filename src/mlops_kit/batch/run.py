@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from mlops_kit.batch import columns, local, outputs, reader, record, validate
+from mlops_kit.batch import spark as spark_engine  # pyspark itself is imported when it scores
 from mlops_kit.config import CHAMPION, Settings
 from mlops_kit.scoring.loader import Champion, ChampionLoader
 
@@ -25,7 +26,7 @@ DEFAULT_CHUNK_ROWS = 200_000
 # An engine scores a whole source into the temporary outputs and counts what it did:
 # engine(champion, source, outputs, *, threshold=..., chunk_rows=..., progress=...) -> Tally
 Engine = Callable[..., local.Tally]
-ENGINES: dict[str, Engine] = {"local": local.score}
+ENGINES: dict[str, Engine] = {"local": local.score, "spark": spark_engine.score}
 
 
 class UnknownEngine(ValueError):

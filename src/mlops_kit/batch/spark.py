@@ -1,152 +1,124 @@
 """The Spark engine: a table of any size scored on Spark with ``mlflow.pyfunc.spark_udf``.
 
-    read (CSV / Parquet, file or folder)
+    read (the CSV or Parquet parts ``batch.reader`` found, with its reading options)
       -> validate: ``batch.validate.check``, the local engine's and so the API's rules, per Arrow
          batch in a pandas UDF that sees only the model's input columns
-      -> rows refused ─────────────────────────────────────────────▶ OUT.rejects.parquet (+ reason)
+      -> rows refused ──────────────────────────────────────────▶ OUT.rejects.parquet (+ reason)
       -> rows accepted -> ``spark_udf(struct(inputs in model order))`` -> the same columns as the
-         local engine (``batch.columns``) ──────────────────────────▶ OUT (a folder of parts)
+         local engine (``batch.columns``) ───────────────────────▶ OUT (a folder of parts)
 
 The model's outputs are matched by name (``result_type`` is the struct of predicted, confidence and
 one probability per class); its inputs go in by position, so the struct is built in model order.
-Spark writes into a hidden folder beside OUT, renamed into place only when both outputs are whole:
-a batch that fails half-way leaves nothing at OUT. A CSV is read as text (one pass, no inference
-pass over the file, no value lost to a wrong guess of a column's type): the model's number inputs
-come out as the float64 values scored, every other column as it was written.
+Spark writes into the hidden temporary paths of ``batch.outputs``, which ``batch.run`` renames into
+place only when the whole batch succeeded. A CSV is read as text, as the local engine reads it: the
+model's number inputs come out as the float64 values scored, every other column as written.
 """
 
 from __future__ import annotations
 
-import shutil
+import json
 import tempfile
-import uuid
-from dataclasses import dataclass
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from mlops_kit.batch import columns as out_columns
+from mlops_kit.batch.local import BINS, Tally
+from mlops_kit.batch.outputs import Outputs
+from mlops_kit.batch.reader import CsvOptions, InputError, Source
 from mlops_kit.batch.validate import NOT_SCORABLE, check, find_columns
 from mlops_kit.config import MODEL_MANIFEST
 from mlops_kit.model import CONFIDENCE, PREDICTED
 from mlops_kit.scoring.inputs import InputField, RequestModels
 from mlops_kit.scoring.loader import Champion
 from mlops_kit.spark_session import session
+from mlops_kit.tables import MISSING_MARKERS
 
 FEATURES = "__mlops_kit_features"  # the validated model inputs and the reason, while in Spark
 SCORES = "__mlops_kit_scores"  # the model's answer, while in Spark
-BINS = 20  # confidence histogram: 20 bins of 0.05 over [0, 1]
-CSV_SUFFIXES = (".csv", ".txt", ".tsv")
-PARQUET_SUFFIXES = (".parquet", ".pq")
-
-
-class SparkInputError(ValueError):
-    """The input cannot be read as a table; the message names the path and the fix."""
-
-
-@dataclass(frozen=True)
-class SparkBatch:
-    """What a batch scored on Spark produced."""
-
-    out: Path
-    rejects: Path
-    rows_scored: int
-    rows_rejected: int
-    low_confidence: int
-    histogram: list[int]  # rows per confidence bin of 1/BINS, from 0 to 1
-    master: str
-
-    @property
-    def rows(self) -> int:
-        return self.rows_scored + self.rows_rejected
-
-
-def rejects_path(out: Path) -> Path:
-    """Where the rows refused go: beside OUT (``scored.parquet`` -> ``scored.rejects.parquet``)."""
-    stem = out.name.removesuffix(".parquet")
-    return out.with_name(f"{stem}.rejects.parquet")
-
-
-# ---------------------------------------------------------------- reading
-
-
-def _files(path: Path) -> list[Path]:
-    if path.is_file():
-        return [path]
-    return sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith((".", "_")))
-
-
-def table_format(path: Path) -> str:
-    """ "csv" or "parquet", from the file's suffix or its folder's files; SparkInputError if neither."""
-    if not path.exists():
-        raise SparkInputError(f"input not found: {path}; give a CSV or Parquet file, or a folder")
-    files = _files(path)
-    if not files:
-        raise SparkInputError(f"the folder {path} holds no file to score")
-    suffixes = {p.suffix.lower() for p in files}
-    if suffixes <= set(PARQUET_SUFFIXES):
-        return "parquet"
-    if suffixes <= set(CSV_SUFFIXES):
-        return "csv"
-    raise SparkInputError(
-        f"cannot tell how to read {path} (files ending in {', '.join(sorted(suffixes))}): "
-        "give CSV files (.csv) or Parquet files (.parquet), not a mix"
-    )
-
-
-def _separator(first: Path) -> str:
-    from mlops_kit.tables import sniff_separator
-
-    with open(first, encoding="utf-8-sig", errors="replace") as fh:
-        return sniff_separator(fh.readline())
-
-
-def read_table(spark: Any, path: Path) -> Any:
-    """A Spark DataFrame of a CSV or Parquet file or folder (CSV: every column as text)."""
-    kind = table_format(path)
-    try:
-        if kind == "parquet":
-            return spark.read.parquet(str(path))
-        return spark.read.csv(
-            str(path),
-            header=True,
-            sep=_separator(_files(path)[0]),
-            inferSchema=False,
-            encoding="UTF-8",
-            mode="PERMISSIVE",
-        )
-    except Exception as exc:  # noqa: BLE001 - Spark's analysis errors come as several types
-        raise SparkInputError(f"Spark cannot read {path} as {kind}: {exc}") from exc
+FINITE = "__mlops_kit_finite"  # whether every probability of the row is a finite number
 
 
 # ---------------------------------------------------------------- the model on disk
 
 
-def model_dir(champion: Champion, tracking_uri: str, dst: Path) -> str:
+def model_dir(champion: Champion, dst: Path) -> str:
     """A local folder of the champion's MLflow model, for spark_udf to ship to the executors."""
     import mlflow.artifacts
 
     source = Path(champion.source).expanduser()
     if (source / MODEL_MANIFEST).is_file():  # a model package: its model folder
-        import json
-
         facts = json.loads((source / MODEL_MANIFEST).read_text())
         return str(source / facts["model_path"])
     if (source / "MLmodel").is_file():
         return str(source)
-    return mlflow.artifacts.download_artifacts(
-        artifact_uri=champion.source, dst_path=str(dst), tracking_uri=tracking_uri
-    )
+    return mlflow.artifacts.download_artifacts(artifact_uri=champion.source, dst_path=str(dst))
 
 
-# ---------------------------------------------------------------- the Spark plan
+# ---------------------------------------------------------------- reading
 
 
 def _col(name: str) -> Any:
     from pyspark.sql import functions as F
 
     return F.col("`" + name.replace("`", "``") + "`")
+
+
+def _read_csv(spark: Any, parts: list[Path], options: CsvOptions) -> Any:
+    """CSV parts that share their reading options, every column as text, missing markers null."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import StringType, StructField, StructType
+
+    schema = StructType([StructField(c, StringType()) for c in options.columns])
+    frame = spark.read.csv(
+        [str(p) for p in parts],
+        schema=schema,
+        header=True,
+        enforceSchema=False,  # the header of each part must name the schema's columns
+        sep=options.separator,
+        encoding=options.encoding,
+        quote='"',
+        escape='"',  # "" inside quotes, as pandas and pyarrow read it
+        multiLine=options.newlines_in_values,
+        mode="FAILFAST",
+    )
+    markers = [m for m in MISSING_MARKERS if m]
+    return frame.select(
+        *[F.when(_col(c).isin(markers), None).otherwise(_col(c)).alias(c) for c in options.columns]
+    )
+
+
+def _number_text(column: Any) -> Any:
+    """'1.234,5' as '1234.5': a number written with a decimal comma, as the local engine reads it."""
+    from pyspark.sql import functions as F
+
+    return F.regexp_replace(F.regexp_replace(column, r"\.", ""), ",", ".")
+
+
+def _groups(source: Source) -> Iterable[tuple[list[Path], CsvOptions | None]]:
+    """The parts, grouped by how they are read (Parquet: one group)."""
+    if source.kind == "parquet":
+        yield source.parts, None
+        return
+    groups: dict[tuple[Any, ...], list[Path]] = {}
+    for part in source.parts:
+        o = source.csv[part]
+        key = (
+            o.encoding,
+            o.separator,
+            tuple(o.columns),
+            tuple(o.decimal_comma),
+            o.newlines_in_values,
+        )
+        groups.setdefault(key, []).append(part)
+    for parts in groups.values():
+        yield parts, source.csv[parts[0]]
+
+
+# ---------------------------------------------------------------- the Spark plan
 
 
 def _features_schema(fields: tuple[InputField, ...]) -> Any:
@@ -185,139 +157,164 @@ def _validator(fields: tuple[InputField, ...], max_batch: int, found: dict[str, 
     return validate
 
 
+def _validated(spark: Any, source: Source, champion: Champion, found: dict[str, str]) -> Any:
+    """The input with a struct column of the model's inputs as validated and the reason (or null)."""
+    from pyspark.sql import functions as F
+
+    validate = _validator(champion.inputs.fields, champion.inputs.max_batch, found)
+    numbers = {found[f.name] for f in champion.inputs.fields if f.kind == "number"}
+    frames = []
+    for parts, options in _groups(source):
+        if options is None:
+            frame = spark.read.parquet(*[str(p) for p in parts]).select(
+                *[_col(c) for c in source.columns]
+            )
+        else:
+            frame = _read_csv(spark, parts, options).select(*[_col(c) for c in source.columns])
+        comma = set(options.decimal_comma) if options else set()
+        read = [
+            (_number_text(_col(c)) if c in numbers and c in comma else _col(c)).alias(c)
+            for c in dict.fromkeys(found.values())
+        ]
+        frames.append(frame.withColumn(FEATURES, validate(F.struct(*read))))
+    validated = frames[0]
+    for frame in frames[1:]:
+        validated = validated.unionByName(frame)
+    return validated
+
+
 def _finite(probas: list[str]) -> Any:
     from pyspark.sql import functions as F
 
     condition = F.lit(True)
     for name in probas:
         value = F.col(f"{SCORES}.{name}")
-        ok = value.isNotNull() & ~F.isnan(value) & (F.abs(value) != float("inf"))
-        condition = condition & ok
+        condition = condition & value.isNotNull() & ~F.isnan(value)
+        condition = condition & (F.abs(value) != float("inf"))
     return condition
 
 
-def _write(frame: Any, folder: Path) -> None:
-    frame.write.mode("errorifexists").parquet(str(folder))
-
-
-def _counts(spark: Any, scored: Path, rejected: Path) -> tuple[int, int, int]:
+def _tally(spark: Any, scored: Path, rejected: Path) -> Tally:
+    """What was written, counted by reading it back (two column-pruned scans, no Python)."""
     from pyspark.sql import functions as F
 
-    table = spark.read.parquet(str(scored))
-    row = table.agg(
-        F.count(F.lit(1)).alias("rows"),
-        F.sum(F.col(out_columns.LOW_CONFIDENCE).cast("long")).alias("low"),
-    ).first()
+    confidence = F.col(CONFIDENCE)
+    # the bins of the local engine (np.histogram over BINS: the last bin holds 1.0 too)
+    bin_of = F.least(
+        F.floor((confidence - F.lit(BINS[0])) / F.lit(BINS[1] - BINS[0])), F.lit(len(BINS) - 2)
+    )
+    row = (
+        spark.read.parquet(str(scored))
+        .agg(
+            F.count(F.lit(1)).alias("rows"),
+            F.sum(F.col(out_columns.LOW_CONFIDENCE).cast("long")).alias("low"),
+            F.sum(confidence).alias("sum"),
+            *[F.sum((bin_of == i).cast("long")).alias(f"bin{i}") for i in range(len(BINS) - 1)],
+        )
+        .first()
+    )
     rejects = spark.read.parquet(str(rejected)).count()
-    return int(row["rows"]), int(rejects), int(row["low"] or 0)
+    tally = Tally()
+    tally.scored, tally.rejected = int(row["rows"]), int(rejects)
+    tally.rows_in = tally.scored + tally.rejected
+    tally.low_confidence = int(row["low"] or 0)
+    tally.confidence_sum = float(row["sum"] or 0.0)
+    tally.histogram = np.array([int(row[f"bin{i}"] or 0) for i in range(len(BINS) - 1)])
+    return tally
 
 
-def _histogram(spark: Any, scored: Path) -> list[int]:
-    from pyspark.sql import functions as F
+def _write(frame: Any, path: Path, source: Source) -> None:
+    """Write a frame as Parquet; a CSV row Spark cannot parse is an InputError naming the input."""
+    try:
+        frame.write.parquet(str(path))
+    except Exception as exc:
+        if "Malformed" in str(exc) or "MALFORMED" in str(exc):
+            raise InputError(
+                f"{source.path} cannot be read as CSV: a row does not have the header's columns "
+                f"({_first_line(exc)[:300]}); fix the row or quote its values"
+            ) from exc
+        raise
 
-    bin_of = F.least(F.floor(F.col(CONFIDENCE) * BINS), F.lit(BINS - 1)).cast("int")
-    rows = spark.read.parquet(str(scored)).groupBy(bin_of.alias("bin")).count().collect()
-    counts = [0] * BINS
-    for row in rows:
-        if row["bin"] is not None:
-            counts[row["bin"]] = int(row["count"])
-    return counts
 
-
-def score_spark(
+def score(
     champion: Champion,
-    data: Path,
-    out: Path,
+    source: Source,
+    outputs: Outputs,
     *,
-    tracking_uri: str,
     threshold: float,
-    batch_id: str | None = None,
+    chunk_rows: int = 0,
+    progress: bool = False,
     master: str | None = None,
-    overwrite: bool = False,
-) -> SparkBatch:
-    """Score the table at `data` on Spark with the champion; scored rows to OUT, refused beside it.
+) -> Tally:
+    """Score the whole input on Spark into the temporary outputs (``Outputs.commit`` moves them).
 
-    OUT and OUT.rejects.parquet appear together at the end, or not at all.
+    ``master``: a standalone cluster's ``spark://host:port``; default ``local[2]``. Spark sizes its
+    own batches, so ``chunk_rows`` is not used.
     """
     import mlflow.pyfunc
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
-    out, rejects = out.absolute(), rejects_path(out.absolute())
-    if not overwrite:
-        for path in (out, rejects):
-            if path.exists():
-                raise FileExistsError(f"{path} exists: choose another --out, or pass --overwrite")
-    table_format(Path(data))  # before Spark starts: a path that is not there is named at once
-    batch_id = batch_id or uuid.uuid4().hex
-    spark = session(master, app_name=f"mlops-kit score {batch_id[:8]}")
-    master = spark.sparkContext.master
-    table = read_table(spark, Path(data))
-    inputs = champion.inputs
-    found = find_columns(table.columns, inputs)  # MissingInputs names the columns
-    out_columns.check_no_clash(table.columns, champion.classes)
-    numbers = {found[f.name]: f.name for f in inputs.fields if f.kind == "number"}
-
-    validate = _validator(inputs.fields, inputs.max_batch, found)
-    read = [_col(found[f.name]).alias(found[f.name]) for f in inputs.fields]
-    checked = table.withColumn(FEATURES, validate(F.struct(*read)))
-    checked = checked.persist(StorageLevel.MEMORY_AND_DISK)
+    found = find_columns(source.columns, champion.inputs)  # MissingInputs names the columns
+    out_columns.check_no_clash(source.columns, champion.classes)
+    numbers = {found[f.name]: f.name for f in champion.inputs.fields if f.kind == "number"}
+    spark = session(master, app_name=f"mlops-kit score {outputs.batch_id}", progress=progress)
+    try:
+        checked = _validated(spark, source, champion, found).persist(StorageLevel.MEMORY_AND_DISK)
+    except Exception as exc:  # noqa: BLE001 - Spark's analysis errors come as several types
+        raise InputError(f"Spark cannot read {source.path}: {_first_line(exc)}") from exc
     reason = F.col(f"{FEATURES}.{out_columns.REASON}")
     scored = checked
+    outputs.out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="mlops-kit-spark-model-") as tmp:
+        try:
+            udf = mlflow.pyfunc.spark_udf(
+                spark,
+                model_dir(champion, Path(tmp)),
+                result_type=_scores_schema(champion.classes),
+                env_manager="local",
+            )
+            model_inputs = F.struct(
+                *[F.col(f"{FEATURES}.{f.name}").alias(f.name) for f in champion.inputs.fields]
+            )
+            probas = out_columns.proba_columns(champion.classes)
+            scored = (
+                checked.filter(reason.isNull())
+                .withColumn(SCORES, udf(model_inputs))
+                .withColumn(FINITE, _finite(probas))
+                .persist(StorageLevel.MEMORY_AND_DISK)
+            )
+            kept = [
+                F.col(f"{FEATURES}.{numbers[c]}").alias(c) if c in numbers else _col(c)
+                for c in source.columns
+            ]
+            confidence = F.col(f"{SCORES}.{CONFIDENCE}")
+            added = [
+                F.col(f"{SCORES}.{PREDICTED}").alias(PREDICTED),
+                confidence.alias(CONFIDENCE),
+                *[F.col(f"{SCORES}.{p}").alias(p) for p in probas],
+                (confidence < F.lit(threshold)).alias(out_columns.LOW_CONFIDENCE),
+                F.lit(champion.name).alias(out_columns.MODEL_NAME),
+                F.lit(str(champion.version)).alias(out_columns.MODEL_VERSION),
+                F.lit(outputs.batch_id).alias(out_columns.BATCH_ID),
+            ]
+            final = scored.filter(F.col(FINITE)).select(*kept, *added)
+            _write(final, outputs.tmp_out, source)
+            as_read = [_col(c) for c in source.columns]
+            batch_id = F.lit(outputs.batch_id).alias(out_columns.BATCH_ID)
+            refused = checked.filter(reason.isNotNull()).select(
+                *as_read, reason.alias(out_columns.REASON), batch_id
+            )
+            not_scorable = scored.filter(~F.col(FINITE)).select(
+                *as_read, F.lit(NOT_SCORABLE).alias(out_columns.REASON), batch_id
+            )
+            _write(refused.unionByName(not_scorable), outputs.tmp_rejects, source)
+            return _tally(spark, outputs.tmp_out, outputs.tmp_rejects)
+        finally:
+            for frame in (scored, checked):
+                frame.unpersist()
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".spark", dir=out.parent))
-    try:
-        local_model = model_dir(champion, tracking_uri, work / "model")
-        udf = mlflow.pyfunc.spark_udf(
-            spark,
-            local_model,
-            result_type=_scores_schema(champion.classes),
-            env_manager="local",
-        )
-        model_inputs = F.struct(
-            *[F.col(f"{FEATURES}.{f.name}").alias(f.name) for f in inputs.fields]
-        )
-        scored = checked.filter(reason.isNull()).withColumn(SCORES, udf(model_inputs))
-        probas = out_columns.proba_columns(champion.classes)
-        kept = [
-            F.col(f"{FEATURES}.{numbers[c]}").alias(c) if c in numbers else _col(c)
-            for c in table.columns
-        ]
-        added = [
-            F.col(f"{SCORES}.{PREDICTED}").alias(PREDICTED),
-            F.col(f"{SCORES}.{CONFIDENCE}").alias(CONFIDENCE),
-            *[F.col(f"{SCORES}.{p}").alias(p) for p in probas],
-            (F.col(f"{SCORES}.{CONFIDENCE}") < F.lit(threshold)).alias(out_columns.LOW_CONFIDENCE),
-            F.lit(champion.name).alias(out_columns.MODEL_NAME),
-            F.lit(str(champion.version)).alias(out_columns.MODEL_VERSION),
-            F.lit(batch_id).alias(out_columns.BATCH_ID),
-        ]
-        finite = _finite(probas)
-        scored = scored.withColumn("__finite", finite).persist(StorageLevel.MEMORY_AND_DISK)
-        _write(scored.filter(F.col("__finite")).select(*kept, *added), work / "scored")
-        refused = checked.filter(reason.isNotNull()).select(
-            *[_col(c) for c in table.columns],
-            reason.alias(out_columns.REASON),
-            F.lit(batch_id).alias(out_columns.BATCH_ID),
-        )
-        not_scorable = scored.filter(~F.col("__finite")).select(
-            *[_col(c) for c in table.columns],
-            F.lit(NOT_SCORABLE).alias(out_columns.REASON),
-            F.lit(batch_id).alias(out_columns.BATCH_ID),
-        )
-        _write(refused.unionByName(not_scorable), work / "rejects")
-        rows_scored, rows_rejected, low = _counts(spark, work / "scored", work / "rejects")
-        histogram = _histogram(spark, work / "scored")
-        for path in (out, rejects):  # only with overwrite, checked above
-            if path.is_dir():
-                shutil.rmtree(path)
-            elif path.exists():
-                path.unlink()
-        (work / "scored").rename(out)
-        (work / "rejects").rename(rejects)
-    finally:
-        for frame in (scored, checked):
-            frame.unpersist()
-        shutil.rmtree(work, ignore_errors=True)
-    return SparkBatch(out, rejects, rows_scored, rows_rejected, low, histogram, master)
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
