@@ -9,6 +9,7 @@ Parquet is read one row group slice at a time, its columns keeping their types.
 
 from __future__ import annotations
 
+import csv
 import io
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -28,7 +29,7 @@ from mlops_kit.tables import (
 )
 
 HEAD_BYTES = 1 << 20  # the part of a CSV its reading options are decided from
-BLOCK_BYTES = 4 << 20  # pyarrow's CSV block: rows of one block are parsed together
+PIECE_BYTES = (1 << 20, 64 << 20)  # the smallest and largest piece of a CSV parsed at once
 SUFFIXES = {".csv": "csv", ".txt": "csv", ".tsv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 Kind = Literal["csv", "parquet"]
 
@@ -46,6 +47,7 @@ class CsvOptions:
     columns: list[str]
     decimal_comma: list[str] = field(default_factory=list)
     newlines_in_values: bool = False
+    bytes_per_row: int = 100  # in the head: how many bytes of the file make one row
 
 
 @dataclass(frozen=True)
@@ -134,27 +136,29 @@ def csv_options(path: Path) -> CsvOptions:
         )
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
         raise InputError(f"{path} is not a readable CSV ({exc})") from exc
-    columns = [str(c) for c in head.columns]
+    columns = [c.strip() for c in next(csv.reader(io.StringIO(text), delimiter=separator))]
     dupes = sorted({c for c in columns if columns.count(c) > 1})
-    if dupes or any(c.startswith("Unnamed: ") for c in columns):
+    if dupes or "" in columns:
         raise InputError(
             f"{path} has a repeated or empty column header ({', '.join(dupes) or 'empty'}); "
             "give every column its own name"
         )
+    head.columns = columns
     try:
         comma = decimal_comma_columns(head.apply(lambda c: c.str.strip()), separator)
     except DataValidationError as exc:
         raise InputError(f"{path}: {exc}") from exc
     newlines = bool(head.apply(lambda c: c.str.contains("\n", regex=False).any()).any())
-    return CsvOptions(encoding, separator, columns, comma, newlines)
+    per_row = max(len(text.encode(encoding, errors="replace")) // max(len(head), 1), 1)
+    return CsvOptions(encoding, separator, columns, comma, newlines, per_row)
 
 
-def _csv_reader(
-    file: pa.NativeFile, options: CsvOptions, columns: list[str]
-) -> pcsv.CSVStreamingReader:
+def _parse(piece: bytes, options: CsvOptions, columns: list[str]) -> pa.Table:
+    """One piece of a CSV's rows (no header) as a table of text columns."""
     read = pcsv.ReadOptions(
+        column_names=options.columns,
         encoding="utf8" if options.encoding == "utf-8" else options.encoding,
-        block_size=BLOCK_BYTES,
+        block_size=max(len(piece) // 2, 1 << 20) if piece else 1 << 20,  # two parser threads
     )
     parse = pcsv.ParseOptions(
         delimiter=options.separator, newlines_in_values=options.newlines_in_values
@@ -166,7 +170,34 @@ def _csv_reader(
         quoted_strings_can_be_null=True,
         include_columns=columns,
     )
-    return pcsv.open_csv(file, read_options=read, parse_options=parse, convert_options=convert)
+    return pcsv.read_csv(
+        pa.py_buffer(piece), read_options=read, parse_options=parse, convert_options=convert
+    )
+
+
+def _pieces(part: Path, size: int, whole: bool) -> Iterator[bytes]:
+    """A CSV's data lines in pieces of about `size` bytes, each ending at a line break.
+
+    pyarrow's own streaming reader reads ahead of its consumer without bound (the whole file,
+    when parsing outruns scoring); pieces cut here keep one piece in memory at a time. A file
+    with line breaks inside quoted values (seen in its head) is read whole instead.
+    """
+    with open(part, "rb") as fh:
+        fh.readline()  # the header: the column names come from the head's parse
+        if whole:
+            yield fh.read()
+            return
+        rest = b""
+        while block := fh.read(size):
+            block = rest + block
+            cut = block.rfind(b"\n") + 1
+            if cut == 0:  # one line longer than a piece: read on
+                rest = block
+                continue
+            rest = block[cut:]
+            yield block[:cut]
+        if rest:
+            yield rest
 
 
 def open_source(path: Path | str) -> Source:
@@ -230,18 +261,12 @@ def _parquet_chunks(source: Source, part: Path, rows: int) -> Iterator[tuple[pa.
 
 def _csv_chunks(source: Source, part: Path, rows: int) -> Iterator[tuple[pa.Table, int]]:
     options = source.csv[part]
-    pending: list[pa.RecordBatch] = []
-    held, reported = 0, 0
-    with pa.OSFile(str(part)) as file:
+    size = min(max(rows * options.bytes_per_row, PIECE_BYTES[0]), PIECE_BYTES[1])
+    for piece in _pieces(part, size, options.newlines_in_values):
         try:
-            for batch in _csv_reader(file, options, source.columns):
-                pending.append(batch)
-                held += batch.num_rows
-                if held >= rows:
-                    position = file.tell()  # read ahead of the parser by a block or two
-                    yield pa.Table.from_batches(pending).select(source.columns), position - reported
-                    pending, held, reported = [], 0, position
+            table = _parse(piece, options, source.columns).select(source.columns)
         except pa.ArrowInvalid as exc:
             raise InputError(f"{part} cannot be read as CSV: {exc}") from exc
-        table = pa.Table.from_batches(pending, source.schema).select(source.columns)
-        yield table, part.stat().st_size - reported
+        for start in range(0, max(table.num_rows, 1), rows):
+            chunk = table.slice(start, rows)
+            yield chunk, round(len(piece) * chunk.num_rows / max(table.num_rows, 1))

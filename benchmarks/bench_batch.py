@@ -1,0 +1,223 @@
+"""Benchmark: scoring a big table in batch — the pandas script a user would write vs the kit's engines.
+
+Trains the default pipeline into a throw-away workspace (or reuses ``--workspace``), generates N
+penguin records as a CSV (the measurements of the raw table resampled with seeded noise, an id
+per record, a few empty sexes), then scores it with each engine, every one in a child process of
+its own (this script with ``--case``) so that its peak memory is its own:
+
+- ``script``: what a user writes without the kit: ``pd.read_csv`` -> ``mlflow.pyfunc.load_model
+  ("models:/<name>@champion").predict`` -> ``to_parquet`` (no validation, no rejects, no run);
+- ``local``: ``mlops-kit score``'s local engine (``batch.run.score_table``): streamed in chunks,
+  validated as the API validates, rejects apart, scored by the champion (its accelerator where
+  it has one), one MLflow run.
+
+Each child reports its wall time from before the model load to the written output, and its peak
+RSS (VmHWM). Engines are entries of ``CASES``: a name -> a function run in the child that scores
+``table`` into ``out`` and returns extra facts (the Spark engines add theirs there, with the peak
+RSS of their other processes). It prints rows/s, the ratio to the script, peak RSS, and the
+issue's targets; it is a measurement, not a test.
+
+    .venv/bin/python benchmarks/bench_batch.py [--rows 1000000 2000000] [--cases script local]
+        [--chunk-rows 200000] [--workspace DIR] [--keep]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+FEATURES = ["island", "bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g", "sex"]
+TARGETS = "targets: local >= 0.9x the script's rows/s at 2M rows; local peak RSS < 1.5 GB at 10M"
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory so far, in MB (VmHWM)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+# ---------------------------------------------------------------- data and model
+
+
+def train(workspace: Path) -> None:
+    """The default pipeline into `workspace` (champion v1), unless it is there already."""
+    from mlops_kit.config import get_settings
+    from mlops_kit.training_pipeline import run_training_pipeline
+
+    if (workspace / "mlflow.db").exists():
+        return
+    run_training_pipeline(get_settings(workspace=workspace, runs_dir=workspace / "runs"))
+
+
+def generate(path: Path, rows: int, seed: int = 0) -> None:
+    """N penguin records as a CSV, written in blocks (memory stays small at 10M rows)."""
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+
+    from mlops_kit import data
+    from mlops_kit.config import get_settings
+
+    settings = get_settings()
+    clean = data.prepare(settings.table, settings, write=False).clean
+    clean = clean.dropna(subset=FEATURES[1:5])
+    rng = np.random.default_rng(seed)
+    block = 500_000
+    with pcsv.CSVWriter(path, _schema()) as writer:
+        for start in range(0, rows, block):
+            n = min(block, rows - start)
+            sample = clean.iloc[rng.integers(0, len(clean), n)].reset_index(drop=True)
+            frame = pd.DataFrame({"record_id": np.arange(start, start + n)})
+            frame["island"] = sample["island"].to_numpy()
+            for column, noise in zip(FEATURES[1:5], (0.5, 0.3, 2.0, 80.0), strict=True):
+                values = sample[column].to_numpy(float) + rng.normal(0, noise, n)
+                frame[column] = values.round(1)
+            sex = sample["sex"].to_numpy(dtype=object, na_value=None).copy()
+            sex[rng.random(n) < 0.02] = None
+            frame["sex"] = sex
+            writer.write_table(pa.Table.from_pandas(frame, _schema(), preserve_index=False))
+
+
+def _schema():  # noqa: ANN202 - a pyarrow schema (pyarrow imported lazily)
+    import pyarrow as pa
+
+    numbers = [(c, pa.float64()) for c in FEATURES[1:5]]
+    return pa.schema(
+        [("record_id", pa.int64()), ("island", pa.string()), *numbers, ("sex", pa.string())]
+    )
+
+
+# ---------------------------------------------------------------- cases (run in a child)
+
+
+def case_script(settings: Any, table: Path, out: Path, chunk_rows: int) -> dict[str, Any]:
+    """The pandas script a user would write: read it all, predict it all, write it all."""
+    import mlflow.pyfunc
+    import pandas as pd
+
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    model = mlflow.pyfunc.load_model(f"models:/{settings.model_name}@champion")
+    frame = pd.read_csv(table)
+    answers = model.predict(frame[FEATURES])
+    pd.concat([frame, answers], axis=1).to_parquet(out)
+    return {"scored": len(frame), "rejected": 0}
+
+
+def case_local(settings: Any, table: Path, out: Path, chunk_rows: int) -> dict[str, Any]:
+    """The kit's local engine, as `mlops-kit score --data TABLE --out OUT` runs it."""
+    from mlops_kit.batch.run import score_table
+
+    result = score_table(settings, table, out, chunk_rows=chunk_rows, overwrite=True)
+    return {"scored": result.scored, "rejected": result.rejected}
+
+
+# name -> function(settings, table, out, chunk_rows) -> facts; Spark cases are added beside these
+CASES: dict[str, Callable[..., dict[str, Any]]] = {"script": case_script, "local": case_local}
+
+
+def run_case(case: str, workspace: Path, table: Path, out: Path, chunk_rows: int) -> None:
+    """One measured case in this (child) process; prints one JSON line."""
+    from mlops_kit.config import get_settings
+
+    settings = get_settings(workspace=workspace, runs_dir=workspace / "runs", reload_interval=0)
+    before = peak_rss_mb()
+    started = time.perf_counter()
+    facts = CASES[case](settings, table, out, chunk_rows)
+    seconds = time.perf_counter() - started
+    print(
+        json.dumps(
+            {"seconds": seconds, "peak_rss_mb": peak_rss_mb(), "rss_start_mb": before, **facts}
+        )
+    )
+
+
+def child(case: str, workspace: Path, table: Path, out: Path, chunk_rows: int) -> dict[str, Any]:
+    """Run a case in a fresh interpreter; its JSON line (or the error it printed)."""
+    command = [sys.executable, __file__, "--case", case, "--workspace", str(workspace)]
+    command += ["--table", str(table), "--out", str(out), "--chunk-rows", str(chunk_rows)]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLOPS_KIT_", "MLFLOW_"))}
+    env["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
+    done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    if done.returncode != 0:
+        return {"error": done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "failed"}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+# ---------------------------------------------------------------- report
+
+
+def main() -> None:
+    """Generate, score with each case, print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 2_000_000])
+    parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
+    parser.add_argument("--chunk-rows", type=int, default=200_000)
+    parser.add_argument("--workspace", type=Path, help="reuse this workspace (trained once)")
+    parser.add_argument("--keep", action="store_true", help="keep the generated files")
+    parser.add_argument("--case", help=argparse.SUPPRESS)
+    parser.add_argument("--table", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.case:
+        run_case(args.case, args.workspace, args.table, args.out, args.chunk_rows)
+        return
+
+    root = Path(tempfile.mkdtemp(prefix="bench-batch-"))
+    workspace = args.workspace or root / "workspace"
+    try:
+        train(workspace)
+        print(f"cores: {os.cpu_count()}; chunk rows (local): {args.chunk_rows:,}")
+        print(
+            f"{'rows':>10} {'case':<16} {'seconds':>8} {'rows/s':>10} {'x script':>9} "
+            f"{'peak RSS':>9}  note"
+        )
+        for rows in args.rows:
+            table = root / f"penguins-{rows}.csv"
+            started = time.perf_counter()
+            generate(table, rows)
+            size = table.stat().st_size / 1e6
+            print(f"{rows:>10,} generated in {time.perf_counter() - started:.0f} s, {size:,.0f} MB")
+            base = None
+            for case in args.cases:
+                out = root / f"{case}-{rows}.parquet"
+                got = child(case, workspace, table, out, args.chunk_rows)
+                if "error" in got:
+                    print(f"{rows:>10,} {case:<16} failed: {got['error']}")
+                    continue
+                rate = rows / got["seconds"]
+                base = rate if case == "script" else base
+                ratio = f"{rate / base:.2f}" if base else "-"
+                note = ", ".join(
+                    f"{k} {v}"
+                    for k, v in got.items()
+                    if k not in {"seconds", "peak_rss_mb", "rss_start_mb"}
+                )
+                print(
+                    f"{rows:>10,} {case:<16} {got['seconds']:>8.1f} {rate:>10,.0f} {ratio:>9} "
+                    f"{got['peak_rss_mb']:>7,.0f} MB  {note}"
+                )
+                out.unlink(missing_ok=True)
+                out.with_name(out.stem + ".rejects.parquet").unlink(missing_ok=True)
+            if not args.keep:
+                table.unlink()
+        print(TARGETS)
+    finally:
+        if not args.keep:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
