@@ -143,7 +143,9 @@ def _validator(fields: tuple[InputField, ...], max_batch: int, found: dict[str, 
     """A pandas UDF: a struct of the table's input columns -> the model's inputs and a reason."""
     from pyspark.sql.functions import pandas_udf
 
-    names = [f.name for f in fields]
+    # the function's values are captured as plain data, so that a Python worker unpickling it
+    # imports batch.validate alone (not this module, nor mlflow through batch.columns)
+    names, reason = [f.name for f in fields], out_columns.REASON
     cache: dict[str, RequestModels] = {}
 
     @pandas_udf(_features_schema(fields))  # type: ignore[call-overload]
@@ -151,7 +153,7 @@ def _validator(fields: tuple[InputField, ...], max_batch: int, found: dict[str, 
         inputs = cache.get("inputs") or cache.setdefault("inputs", RequestModels(fields, max_batch))
         checked = check(table, inputs, found)
         frame = checked.features[names].copy()
-        frame[out_columns.REASON] = checked.reasons.to_numpy()
+        frame[reason] = checked.reasons.to_numpy()
         return frame.reset_index(drop=True)
 
     return validate
