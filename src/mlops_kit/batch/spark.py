@@ -40,6 +40,7 @@ from mlops_kit.tables import MISSING_MARKERS
 FEATURES = "__mlops_kit_features"  # the validated model inputs and the reason, while in Spark
 SCORES = "__mlops_kit_scores"  # the model's answer, while in Spark
 FINITE = "__mlops_kit_finite"  # whether every probability of the row is a finite number
+BROKEN = "__mlops_kit_broken"  # a CSV line that does not split into the header's fields
 
 
 # ---------------------------------------------------------------- the model on disk
@@ -68,11 +69,13 @@ def _col(name: str) -> Any:
 
 
 def _read_csv(spark: Any, parts: list[Path], options: CsvOptions) -> Any:
-    """CSV parts that share their reading options, every column as text, missing markers null."""
+    """CSV parts that share their reading options, every column as text, missing markers null;
+    a line with more or fewer fields than the header is kept whole in the column BROKEN."""
     from pyspark.sql import functions as F
     from pyspark.sql.types import StringType, StructField, StructType
 
-    schema = StructType([StructField(c, StringType()) for c in options.columns])
+    fields = [StructField(c, StringType()) for c in [*options.columns, BROKEN]]
+    schema = StructType(fields)
     frame = spark.read.csv(
         [str(p) for p in parts],
         schema=schema,
@@ -83,11 +86,13 @@ def _read_csv(spark: Any, parts: list[Path], options: CsvOptions) -> Any:
         quote='"',
         escape='"',  # "" inside quotes, as pandas and pyarrow read it
         multiLine=options.newlines_in_values,
-        mode="FAILFAST",
+        mode="PERMISSIVE",
+        columnNameOfCorruptRecord=BROKEN,
     )
     markers = [m for m in MISSING_MARKERS if m]
     return frame.select(
-        *[F.when(_col(c).isin(markers), None).otherwise(_col(c)).alias(c) for c in options.columns]
+        *[F.when(_col(c).isin(markers), None).otherwise(_col(c)).alias(c) for c in options.columns],
+        F.col(BROKEN),
     )
 
 
@@ -139,21 +144,40 @@ def _scores_schema(classes: list[str]) -> Any:
     )
 
 
-def _validator(fields: tuple[InputField, ...], max_batch: int, found: dict[str, str]) -> Any:
+def broken_line(line: str, separator: str, expected: int) -> str:
+    """The reason of a CSV line that does not split into the header's fields (the local engine's)."""
+    import csv
+
+    actual = len(next(csv.reader([line], delimiter=separator, quotechar='"'), []))
+    text = line if len(line) <= 200 else line[:197] + "..."
+    return f"the line has {actual} fields where the header has {expected}: {text!r}"
+
+
+def _validator(
+    fields: tuple[InputField, ...],
+    max_batch: int,
+    found: dict[str, str],
+    csv: CsvOptions | None,
+) -> Any:
     """A pandas UDF: a struct of the table's input columns -> the model's inputs and a reason."""
     from pyspark.sql.functions import pandas_udf
 
     # the function's values are captured as plain data, so that a Python worker unpickling it
     # imports batch.validate alone (not this module, nor mlflow through batch.columns)
     names, reason = [f.name for f in fields], out_columns.REASON
+    separator, expected = (csv.separator, len(csv.columns)) if csv else (",", 0)
     cache: dict[str, RequestModels] = {}
 
     @pandas_udf(_features_schema(fields))  # type: ignore[call-overload]
     def validate(table: pd.DataFrame) -> pd.DataFrame:
         inputs = cache.get("inputs") or cache.setdefault("inputs", RequestModels(fields, max_batch))
+        lines = table.pop(BROKEN) if BROKEN in table.columns else None
         checked = check(table, inputs, found)
         frame = checked.features[names].copy()
         frame[reason] = checked.reasons.to_numpy()
+        if lines is not None and lines.notna().any():
+            rows = lines.notna().to_numpy()
+            frame.loc[rows, reason] = [broken_line(t, separator, expected) for t in lines[rows]]
         return frame.reset_index(drop=True)
 
     return validate
@@ -163,22 +187,26 @@ def _validated(spark: Any, source: Source, champion: Champion, found: dict[str, 
     """The input with a struct column of the model's inputs as validated and the reason (or null)."""
     from pyspark.sql import functions as F
 
-    validate = _validator(champion.inputs.fields, champion.inputs.max_batch, found)
     numbers = {found[f.name] for f in champion.inputs.fields if f.kind == "number"}
     frames = []
     for parts, options in _groups(source):
-        if options is None:
-            frame = spark.read.parquet(*[str(p) for p in parts]).select(
-                *[_col(c) for c in source.columns]
-            )
-        else:
-            frame = _read_csv(spark, parts, options).select(*[_col(c) for c in source.columns])
+        validate = _validator(champion.inputs.fields, champion.inputs.max_batch, found, options)
         comma = set(options.decimal_comma) if options else set()
         read = [
             (_number_text(_col(c)) if c in numbers and c in comma else _col(c)).alias(c)
             for c in dict.fromkeys(found.values())
         ]
-        frames.append(frame.withColumn(FEATURES, validate(F.struct(*read))))
+        if options is None:
+            frame = spark.read.parquet(*[str(p) for p in parts]).select(
+                *[_col(c) for c in source.columns]
+            )
+            frames.append(frame.withColumn(FEATURES, validate(F.struct(*read))))
+            continue
+        frame = _read_csv(spark, parts, options)
+        frame = frame.withColumn(FEATURES, validate(F.struct(*read, F.col(BROKEN))))
+        broken = F.col(BROKEN).isNotNull()
+        as_read = [F.when(~broken, _col(c)).alias(c) for c in source.columns]  # a broken line:
+        frames.append(frame.select(*as_read, F.col(FEATURES)))  # no column read, as locally
     validated = frames[0]
     for frame in frames[1:]:
         validated = validated.unionByName(frame)
@@ -262,10 +290,12 @@ def score(
     numbers = {found[f.name]: f.name for f in champion.inputs.fields if f.kind == "number"}
     spark = session(master, app_name=f"mlops-kit score {outputs.batch_id}", progress=progress)
     try:
-        checked = _validated(spark, source, champion, found).persist(StorageLevel.MEMORY_AND_DISK)
+        checked = _validated(spark, source, champion, found).persist(StorageLevel.DISK_ONLY)
     except Exception as exc:  # noqa: BLE001 - Spark's analysis errors come as several types
         raise InputError(f"Spark cannot read {source.path}: {_first_line(exc)}") from exc
     reason = F.col(f"{FEATURES}.{out_columns.REASON}")
+    # Kept on disk, not in the heap: a partition of millions of rows streams to the executors'
+    # disk in batches, where the in-memory cache builds it whole (OutOfMemoryError at 3M rows).
     scored = checked
     outputs.out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="mlops-kit-spark-model-") as tmp:
@@ -284,7 +314,7 @@ def score(
                 checked.filter(reason.isNull())
                 .withColumn(SCORES, udf(model_inputs))
                 .withColumn(FINITE, _finite(probas))
-                .persist(StorageLevel.MEMORY_AND_DISK)
+                .persist(StorageLevel.DISK_ONLY)
             )
             kept = [
                 F.col(f"{FEATURES}.{numbers[c]}").alias(c) if c in numbers else _col(c)
