@@ -81,6 +81,13 @@ def test_scoring_stands_below_the_web_package() -> None:
     assert not {m for m in loaded if m.startswith(TRAINING_SIDE)}
 
 
+def test_batch_stands_below_the_web_package() -> None:
+    """Batch scoring validates and scores with scoring/, never through the API."""
+    loaded = loaded_after_import("mlops_kit.batch.run")
+    assert "mlops_kit.scoring.score" in loaded
+    assert not {m for m in loaded if m.startswith(("mlops_kit.serving", *ABOVE_SERVING))}
+
+
 def _imports_of(path: Path) -> set[str]:
     """The absolute module names a source file imports (`from a import b` counts as a.b too)."""
     names: set[str] = set()

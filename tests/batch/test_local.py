@@ -192,11 +192,43 @@ def test_the_cli_scores_and_refuses_with_the_fix(wine: Settings, tmp_path: Path)
     assert not (tmp_path / "c.parquet").exists() and not (tmp_path / "y.parquet").exists()
 
 
-def test_reasons_in_the_rejects_file_name_the_file_columns(wine: Settings, tmp_path: Path) -> None:
-    table = wine_table().head(5).astype(object)
+def test_reasons_in_the_rejects_file_name_the_file_columns(
+    wine: Settings, api, tmp_path: Path
+) -> None:
+    table = wine_table().head(6).astype(object)
     table.loc[2, "alcohol"] = "treze"
-    result = run.score_table(wine, _write(table, tmp_path / "w.csv"), tmp_path / "s.parquet")
+    numbers = [c for c in table.columns if c not in ("id", "cultivar")]
+    table.loc[4, numbers] = 1.79e308  # valid numbers whose probabilities are not finite
+    text = table.to_csv(index=False) + "w999,13.2,oops\n"  # a line cut short
+    source = tmp_path / "w.csv"
+    source.write_text(text)
+    result = run.score_table(wine, source, tmp_path / "s.parquet")
     rejects = pd.read_parquet(result.rejects)
-    assert rejects["id"].tolist() == ["w002"]
-    assert rejects["reason"].tolist() == ["'alcohol' must be a number, got the text 'treze'"]
-    assert validate.NOT_SCORABLE not in rejects["reason"].tolist()
+    assert rejects["id"].tolist()[:2] == ["w002", "w004"] and rejects["id"].isna().tolist()[2]
+    assert rejects["reason"].tolist() == [
+        "'alcohol' must be a number, got the text 'treze'",
+        validate.NOT_SCORABLE,
+        "the line has 3 fields where the header has 15: 'w999,13.2,oops'",
+    ]
+    assert (result.rows_in, result.scored, result.rejected) == (7, 4, 3)
+    refused = api(wine).post("/predict", json=_record(table.loc[4], numbers))
+    assert refused.status_code == 422 and "cannot score these values" in refused.text
+
+
+def test_a_parquet_of_text_comes_back_with_numbers(wine: Settings, tmp_path: Path) -> None:
+    table = wine_table().head(12).astype(str)  # every column text, as some exports write it
+    table.loc[3, "proline"] = "n/d"
+    result = run.score_table(wine, _write(table, tmp_path / "w.parquet"), tmp_path / "s.parquet")
+    scored, rejects = pd.read_parquet(result.out), pd.read_parquet(result.rejects)
+    assert scored["proline"].dtype == np.float64 and scored["id"].dtype != np.float64
+    assert rejects["proline"].tolist() == ["n/d"]  # a rejected row as it was read
+    assert rejects["reason"].tolist() == ["'proline' must be a number, got the text 'n/d'"]
+
+
+def test_a_model_uri_scores_with_that_version(wine: Settings, tmp_path: Path) -> None:
+    source = _write(wine_table().head(10), tmp_path / "w.csv")
+    result = run.score_table(wine, source, tmp_path / "s.parquet", model_uri="models:/wine/1")
+    assert (result.model_name, result.model_version) == ("wine", "1")
+    assert set(pd.read_parquet(result.out)["model_version"]) == {"1"}
+    with pytest.raises(run.NoModel, match="give --model-uri a model package folder"):
+        run.score_table(wine, source, tmp_path / "t.parquet", model_uri=str(tmp_path / "nope"))

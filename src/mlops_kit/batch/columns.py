@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 
 from mlops_kit.model import CONFIDENCE, PREDICTED, PROBA_PREFIX
@@ -59,6 +60,7 @@ def check_no_clash(columns: Iterable[str], classes: Iterable[str]) -> None:
 def scored_schema(inputs: pa.Schema, numbers: Iterable[str], classes: list[str]) -> pa.Schema:
     """The schema of a scored file: the input's (number inputs as float64), then the scores."""
     numbers = set(numbers)
+    inputs = inputs.remove_metadata()  # pandas' metadata would read the numbers back as text
     kept = [pa.field(f.name, pa.float64()) if f.name in numbers else f for f in inputs]
     added = [pa.field(PREDICTED, pa.string()), pa.field(CONFIDENCE, pa.float64())]
     added += [pa.field(name, pa.float64()) for name in proba_columns(classes)]
@@ -69,7 +71,8 @@ def scored_schema(inputs: pa.Schema, numbers: Iterable[str], classes: list[str])
 
 def rejects_schema(inputs: pa.Schema) -> pa.Schema:
     """The schema of a rejects file: the input's as read, then the reason and the batch id."""
-    return pa.schema([*inputs, pa.field(REASON, pa.string()), pa.field(BATCH_ID, pa.string())])
+    kept = list(inputs.remove_metadata())
+    return pa.schema([*kept, pa.field(REASON, pa.string()), pa.field(BATCH_ID, pa.string())])
 
 
 def scores_table(
@@ -118,6 +121,22 @@ def scored_table(
     for name, column in zip(added.column_names, added.columns, strict=True):
         chunk = chunk.append_column(name, column)
     return chunk
+
+
+def scored_frame(
+    chunk: pd.DataFrame,
+    numbers: Mapping[str, np.ndarray],
+    proba: np.ndarray,
+    classes: list[str],
+    threshold: float,
+    model_name: str,
+    model_version: str,
+    batch_id: str,
+) -> pd.DataFrame:
+    """``scored_table`` for a pandas chunk (an engine that works in pandas, e.g. Spark's)."""
+    table = pa.Table.from_pandas(chunk, preserve_index=False).replace_schema_metadata(None)
+    args = (numbers, proba, classes, threshold, model_name, model_version, batch_id)
+    return scored_table(table, *args).to_pandas()
 
 
 def rejects_table(chunk: pa.Table, reasons: Iterable[str], batch_id: str) -> pa.Table:

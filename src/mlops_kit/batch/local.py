@@ -89,7 +89,7 @@ def score_chunk(
     checked = validate.check(
         _model_columns(chunk, plan, decimal_comma or []), champion.inputs, plan.found
     )
-    reasons = checked.reasons.to_numpy(dtype=object)
+    reasons = checked.reasons.to_numpy(dtype=object, copy=True)
     ok = checked.valid.copy()
     proba = np.empty((0, len(champion.classes)))
     if ok.any():
@@ -152,13 +152,20 @@ def score(
         pq.ParquetWriter(outputs.tmp_out, scored_schema) as out,
         pq.ParquetWriter(outputs.tmp_rejects, rejects_schema) as rejects,
     ):
-        for part, chunk, step in reader.chunks(source, chunk_rows):
-            comma = source.csv[part].decimal_comma if part in source.csv else []
-            scored, refused, confidence = score_chunk(chunk, plan, comma)
+        for chunk in reader.chunks(source, chunk_rows):
+            options = source.csv.get(chunk.part)
+            comma = options.decimal_comma if options else []
+            scored, refused, confidence = score_chunk(chunk.table, plan, comma)
+            if chunk.broken:  # lines the CSV parser could not split into the header's fields
+                n, schema = len(chunk.broken), source.schema
+                unread = pa.Table.from_arrays([pa.nulls(n, f.type) for f in schema], schema=schema)
+                refused = pa.concat_tables(
+                    [refused, columns.rejects_table(unread, chunk.broken, plan.batch_id)]
+                )
             if scored.num_rows:
                 out.write_table(scored.cast(scored_schema))
             if refused.num_rows:
                 rejects.write_table(refused.cast(rejects_schema))
             tally.add(confidence, threshold, refused.num_rows)
-            bar.update(step)
+            bar.update(chunk.progress)
     return tally

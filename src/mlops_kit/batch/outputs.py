@@ -64,7 +64,7 @@ class Outputs:
 
 def plan(out: Path | str, source: Path, batch_id: str, *, overwrite: bool) -> Outputs:
     """Check the output can be written and return its paths; nothing is created yet."""
-    out = Path(out).expanduser()
+    out = Path(out).expanduser().absolute()  # the run and the summary say where, from anywhere
     if out.suffix.lower() != SUFFIX:
         raise OutputError(f"the output is written as Parquet: name it with .parquet (got {out})")
     if out.name.endswith(REJECTS_SUFFIX):

@@ -153,15 +153,28 @@ def csv_options(path: Path) -> CsvOptions:
     return CsvOptions(encoding, separator, columns, comma, newlines, per_row)
 
 
-def _parse(piece: bytes, options: CsvOptions, columns: list[str]) -> pa.Table:
-    """One piece of a CSV's rows (no header) as a table of text columns."""
+def _parse(piece: bytes, options: CsvOptions, columns: list[str]) -> tuple[pa.Table, list[str]]:
+    """One piece of a CSV's rows (no header) as a table of text columns, and its broken lines
+    (a line with more or fewer fields than the header: a reason each, the line left out)."""
+    broken: list[str] = []
+
+    def skip(row: pcsv.InvalidRow) -> str:
+        text = row.text if len(row.text) <= 200 else row.text[:197] + "..."
+        broken.append(
+            f"the line has {row.actual_columns} fields where the header has "
+            f"{row.expected_columns}: {text!r}"
+        )
+        return "skip"
+
     read = pcsv.ReadOptions(
         column_names=options.columns,
         encoding="utf8" if options.encoding == "utf-8" else options.encoding,
         block_size=max(len(piece) // 2, 1 << 20) if piece else 1 << 20,  # two parser threads
     )
     parse = pcsv.ParseOptions(
-        delimiter=options.separator, newlines_in_values=options.newlines_in_values
+        delimiter=options.separator,
+        newlines_in_values=options.newlines_in_values,
+        invalid_row_handler=skip,
     )
     convert = pcsv.ConvertOptions(
         column_types=dict.fromkeys(options.columns, pa.string()),
@@ -170,9 +183,10 @@ def _parse(piece: bytes, options: CsvOptions, columns: list[str]) -> pa.Table:
         quoted_strings_can_be_null=True,
         include_columns=columns,
     )
-    return pcsv.read_csv(
+    table = pcsv.read_csv(
         pa.py_buffer(piece), read_options=read, parse_options=parse, convert_options=convert
     )
+    return table, broken
 
 
 def _pieces(part: Path, size: int, whole: bool) -> Iterator[bytes]:
@@ -202,7 +216,7 @@ def _pieces(part: Path, size: int, whole: bool) -> Iterator[bytes]:
 
 def open_source(path: Path | str) -> Source:
     """Find the parts of an input and check they can be read together; or InputError."""
-    path = Path(path)
+    path = Path(path).expanduser().absolute()
     kind, parts = _parts(path)
     size = sum(p.stat().st_size for p in parts)
     if kind == "csv":
@@ -234,19 +248,26 @@ def _other_columns(part: Path, first: Path, has: list[str], wanted: list[str]) -
     )
 
 
-def chunks(source: Source, rows: int) -> Iterator[tuple[Path, pa.Table, int]]:
-    """The input as tables of about `rows` rows: each with its part and the progress it makes
-    (in ``Source.unit``)."""
+@dataclass(frozen=True)
+class Chunk:
+    """Rows of one part read together; `broken`: a reason per CSV line that could not be read."""
+
+    part: Path
+    table: pa.Table
+    progress: int  # in Source.unit
+    broken: list[str] = field(default_factory=list)
+
+
+def chunks(source: Source, rows: int) -> Iterator[Chunk]:
+    """The input as chunks of at most `rows` rows, part after part."""
     for part in source.parts:
         if source.kind == "parquet":
-            for table, progress in _parquet_chunks(source, part, rows):
-                yield part, table, progress
+            yield from _parquet_chunks(source, part, rows)
         else:
-            for table, progress in _csv_chunks(source, part, rows):
-                yield part, table, progress
+            yield from _csv_chunks(source, part, rows)
 
 
-def _parquet_chunks(source: Source, part: Path, rows: int) -> Iterator[tuple[pa.Table, int]]:
+def _parquet_chunks(source: Source, part: Path, rows: int) -> Iterator[Chunk]:
     reader = pq.ParquetFile(part)
     for batch in reader.iter_batches(batch_size=rows, columns=source.columns):
         table = pa.Table.from_batches([batch]).select(source.columns)
@@ -256,17 +277,19 @@ def _parquet_chunks(source: Source, part: Path, rows: int) -> Iterator[tuple[pa.
             raise InputError(
                 f"the part {part.name} has other column types than the first part ({exc})"
             ) from exc
-        yield table, table.num_rows
+        yield Chunk(part, table, table.num_rows)
 
 
-def _csv_chunks(source: Source, part: Path, rows: int) -> Iterator[tuple[pa.Table, int]]:
+def _csv_chunks(source: Source, part: Path, rows: int) -> Iterator[Chunk]:
     options = source.csv[part]
     size = min(max(rows * options.bytes_per_row, PIECE_BYTES[0]), PIECE_BYTES[1])
     for piece in _pieces(part, size, options.newlines_in_values):
         try:
-            table = _parse(piece, options, source.columns).select(source.columns)
+            table, broken = _parse(piece, options, source.columns)
         except pa.ArrowInvalid as exc:
             raise InputError(f"{part} cannot be read as CSV: {exc}") from exc
+        table = table.select(source.columns)
         for start in range(0, max(table.num_rows, 1), rows):
             chunk = table.slice(start, rows)
-            yield chunk, round(len(piece) * chunk.num_rows / max(table.num_rows, 1))
+            progress = round(len(piece) * chunk.num_rows / max(table.num_rows, 1))
+            yield Chunk(part, chunk, progress, broken if start == 0 else [])

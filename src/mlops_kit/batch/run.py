@@ -8,6 +8,10 @@ input in this process; another engine (Spark) registers itself there with the sa
 
 from __future__ import annotations
 
+import dataclasses
+import logging
+import os
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -19,6 +23,7 @@ from typing import Any
 from mlops_kit.batch import columns, local, outputs, reader, record, validate
 from mlops_kit.batch import spark as spark_engine  # pyspark itself is imported when it scores
 from mlops_kit.config import CHAMPION, Settings
+from mlops_kit.scoring import loader as loader_module
 from mlops_kit.scoring.loader import Champion, ChampionLoader
 
 DEFAULT_CHUNK_ROWS = 200_000
@@ -81,10 +86,35 @@ def load_model(settings: Settings, alias: str = CHAMPION, model_uri: str | None 
     if model_uri:
         settings = settings.model_copy(update={"model_uri": model_uri})
     loader = ChampionLoader(settings, alias)
-    _, message = loader.check()
+    quiet = logging.getLogger(loader_module.__name__)
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)  # its warnings speak of serving; NoModel says it here
+    try:
+        _, message = loader.check()
+    finally:
+        quiet.setLevel(level)
     if loader.current is None:
-        raise NoModel(message)
-    return loader.current
+        hint = (
+            "; give --model-uri a model package folder (make package) or an MLflow model URI "
+            "(models:/<name>/<version>, runs:/<run id>/model)"
+            if model_uri
+            else ""
+        )
+        raise NoModel(message + hint)
+    return _named(settings, loader.current, model_uri)
+
+
+def _named(settings: Settings, champion: Champion, model_uri: str | None) -> Champion:
+    """A champion loaded from a ``models:/<name>/<version>`` (or ``@alias``) URI, with its version."""
+    found = re.fullmatch(r"models:/([^/@]+)(?:/(\d+)|@([\w-]+))", model_uri or "")
+    if found is None or champion.version != "unknown":
+        return champion
+    name, version, alias = found.groups()
+    if alias:
+        from mlops_kit.tracking import client
+
+        version = str(client(settings).get_model_version_by_alias(name, alias).version)
+    return dataclasses.replace(champion, name=name, version=version)
 
 
 def score_table(
@@ -112,11 +142,16 @@ def score_table(
     batch_id = new_batch_id()
     data = reader.open_source(source)
     paths = outputs.plan(out, data.path, batch_id, overwrite=overwrite)
-    configure(settings)
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # ours is the bar
+    configured = settings.has_registry  # nothing is created in a workspace without a registry
+    if configured:  # a models:/ URI is looked up in the kit's registry, not in ./mlflow.db
+        configure(settings)
     champion = load_model(settings, alias, model_uri)
     validate.find_columns(data.columns, champion.inputs)  # a whole-input error before any run
     columns.check_no_clash(data.columns, champion.classes)
     threshold = settings.low_confidence
+    if not configured:
+        configure(settings)
     tags = {
         record.KIND_TAG: "batch",
         record.BATCH_ID_TAG: batch_id,

@@ -34,12 +34,17 @@ class Scores:
 
 def predict_proba(champion: Champion, frame: pd.DataFrame) -> np.ndarray:
     """Class probabilities for each row: through the accelerator if there is one, else the model."""
-    with np.errstate(all="ignore"):  # absurd magnitudes: non-finite results, refused by score()
+    # The inputs are validated already: scikit-learn's own checks would repeat the work. Absurd
+    # magnitudes (1.79e308 standardised) overflow to infinity inside the model: its probabilities
+    # are then not finite and score() refuses the records, as batch scoring rejects the rows
+    # (with the check on, the accelerator's classifier raised instead: an error 500).
+    with (
+        np.errstate(all="ignore"),
+        sklearn.config_context(assume_finite=True, skip_parameter_validation=True),
+    ):
         if champion.accelerator is not None:
             return np.asarray(champion.accelerator.predict_proba(frame))
-        # the inputs are validated already: scikit-learn's own checks would repeat the work
-        with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
-            return np.asarray(champion.pipeline.predict_proba(frame))
+        return np.asarray(champion.pipeline.predict_proba(frame))
 
 
 def score(champion: Champion, parsed: Parsed, threshold: float) -> Scores:
