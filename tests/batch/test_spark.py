@@ -52,6 +52,8 @@ def season_csv(held_out: pd.DataFrame, folder: Path) -> Path:
         rows.loc[row, column] = value
     path = folder / "season-2009.csv"
     rows.to_csv(path, index=False)
+    with open(path, "a") as fh:
+        fh.write("r9999,Dream,40.1\n")  # a line cut short: fewer fields than the header
     return path
 
 
@@ -104,12 +106,15 @@ def test_penguins_on_local_spark_as_the_local_engine_and_the_api(
     local = run.score_table(penguins, source, tmp_path / "local.parquet")
 
     assert_same_output(spark, local)
-    assert spark.rejected == len(BROKEN)
+    assert spark.rejected == len(BROKEN) + 1
+    cut = pd.read_parquet(spark.rejects).query("row_id.isna()")["reason"].tolist()
+    assert len(cut) == 1 and cut[0].startswith("the line has 3 fields where the header has")
     rejects = by_key(spark.rejects).set_index("row_id")
     assert rejects.loc["r0014", "island"] == "Atlantis"  # as written, with the API's reason
     assert "'island' has an unknown category 'Atlantis'" in rejects.loc["r0014", "reason"]
     scored = by_key(spark.out)
-    answers = api_answers(api(penguins), pd.read_csv(source, dtype=str, keep_default_na=False))
+    rows = pd.read_csv(source, dtype=str, keep_default_na=False).query("row_id != 'r9999'")
+    answers = api_answers(api(penguins), rows.reset_index(drop=True))
     assert scored["predicted"].tolist() == answers["predicted"].tolist()
     np.testing.assert_allclose(scored["confidence"], answers["confidence"], rtol=1e-9)
     params = mlflow.get_run(spark.run_id).data.params
@@ -173,7 +178,7 @@ def test_a_batch_that_fails_half_way_leaves_nothing_behind(
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(run, "load_model", lambda *a, **k: wrong)
-        with pytest.raises(Exception, match="Emperor"):
+        with pytest.raises(Exception, match="Emperor"):  # raised in a Python worker of the job
             run.score_table(penguins, source, out, engine="spark")
 
     assert [p.name for p in out.parent.iterdir()] == ["yesterday.parquet"]
