@@ -253,17 +253,8 @@ def _tally(spark: Any, scored: Path, rejected: Path) -> Tally:
     return tally
 
 
-def _write(frame: Any, path: Path, source: Source) -> None:
-    """Write a frame as Parquet; a CSV row Spark cannot parse is an InputError naming the input."""
-    try:
-        frame.write.parquet(str(path))
-    except Exception as exc:
-        if "Malformed" in str(exc) or "MALFORMED" in str(exc):
-            raise InputError(
-                f"{source.path} cannot be read as CSV: a row does not have the header's columns "
-                f"({_first_line(exc)[:300]}); fix the row or quote its values"
-            ) from exc
-        raise
+def _write(frame: Any, path: Path) -> None:
+    frame.write.parquet(str(path))
 
 
 def score(
@@ -289,13 +280,14 @@ def score(
     out_columns.check_no_clash(source.columns, champion.classes)
     numbers = {found[f.name]: f.name for f in champion.inputs.fields if f.kind == "number"}
     spark = session(master, app_name=f"mlops-kit score {outputs.batch_id}", progress=progress)
+    # Both frames are kept on disk, not in the heap: the model scores each row once, and a
+    # partition of millions of rows streams to disk in batches (the in-memory cache builds a
+    # partition whole: OutOfMemoryError at 3M rows in local[2]).
     try:
         checked = _validated(spark, source, champion, found).persist(StorageLevel.DISK_ONLY)
     except Exception as exc:  # noqa: BLE001 - Spark's analysis errors come as several types
         raise InputError(f"Spark cannot read {source.path}: {_first_line(exc)}") from exc
     reason = F.col(f"{FEATURES}.{out_columns.REASON}")
-    # Kept on disk, not in the heap: a partition of millions of rows streams to the executors'
-    # disk in batches, where the in-memory cache builds it whole (OutOfMemoryError at 3M rows).
     scored = checked
     outputs.out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="mlops-kit-spark-model-") as tmp:
@@ -331,7 +323,7 @@ def score(
                 F.lit(outputs.batch_id).alias(out_columns.BATCH_ID),
             ]
             final = scored.filter(F.col(FINITE)).select(*kept, *added)
-            _write(final, outputs.tmp_out, source)
+            _write(final, outputs.tmp_out)
             as_read = [_col(c) for c in source.columns]
             batch_id = F.lit(outputs.batch_id).alias(out_columns.BATCH_ID)
             refused = checked.filter(reason.isNotNull()).select(
@@ -340,7 +332,7 @@ def score(
             not_scorable = scored.filter(~F.col(FINITE)).select(
                 *as_read, F.lit(NOT_SCORABLE).alias(out_columns.REASON), batch_id
             )
-            _write(refused.unionByName(not_scorable), outputs.tmp_rejects, source)
+            _write(refused.unionByName(not_scorable), outputs.tmp_rejects)
             return _tally(spark, outputs.tmp_out, outputs.tmp_rejects)
         finally:
             for frame in (scored, checked):
