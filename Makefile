@@ -150,7 +150,7 @@ team-up: install system-deps ## team mode on this machine: PostgreSQL + mlflow s
 team-down: ## stop the team stack (its data stays in workspace/team)
 	@$(BIN)/mlops-kit team down
 
-spark-up: $(SPARK_STAMP) system-deps ## a Spark standalone cluster on 127.0.0.1: a master and two workers (prints the master URL)
+spark-up: $(SPARK_STAMP) ## a Spark standalone cluster on 127.0.0.1: a master and two workers (installs Java 17 where missing; prints the master URL)
 	@$(BIN)/mlops-kit spark up
 
 spark-down: ## stop the Spark cluster (its logs stay in workspace/spark)

@@ -9,7 +9,12 @@ its own (this script with ``--case``) so that its peak memory is its own:
   ("models:/<name>@champion").predict`` -> ``to_parquet`` (no validation, no rejects, no run);
 - ``local``: ``mlops-kit score``'s local engine (``batch.run.score_table``): streamed in chunks,
   validated as the API validates, rejects apart, scored by the champion (its accelerator where
-  it has one), one MLflow run.
+  it has one), one MLflow run;
+- ``spark-local``: ``--engine spark`` on ``local[2]``: the same validation in a pandas UDF, the
+  model through ``mlflow.pyfunc.spark_udf``; its driver JVM and Python workers reported beside;
+- ``spark-cluster``: the same on the kit's standalone cluster (``spark_cluster.up``: a master and
+  two workers of one core), started once by this script; executors' JVMs and Python workers
+  reported per worker.
 
 Each child reports its wall time from before the model load to the written output, and its peak
 RSS (VmHWM). Engines are entries of ``CASES``: a name -> a function run in the child that scores
@@ -55,7 +60,10 @@ from typing import Any
 import numpy as np
 
 FEATURES = ["island", "bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g", "sex"]
-TARGETS = "targets: local >= 0.9x the script's rows/s at 2M rows; local peak RSS < 1.5 GB at 10M"
+TARGETS = (
+    "targets: local >= 0.9x the script's rows/s at 2M rows; local peak RSS < 1.5 GB at 10M; "
+    "spark-cluster >= 0.5x local's rows/s, driver < 1 GB"
+)
 
 
 def peak_rss_mb() -> float:
@@ -141,8 +149,91 @@ def case_local(settings: Any, table: Path, out: Path, chunk_rows: int) -> dict[s
     return {"scored": result.scored, "rejected": result.rejected}
 
 
-# name -> function(settings, table, out, chunk_rows) -> facts; Spark cases are added beside these
-CASES: dict[str, Callable[..., dict[str, Any]]] = {"script": case_script, "local": case_local}
+def _processes() -> dict[int, tuple[int, str]]:
+    """Every process on the machine: pid -> (parent pid, command name), from /proc."""
+    found = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        name = text[text.index("(") + 1 : text.rindex(")")]
+        found[int(stat.parent.name)] = (int(text[text.rindex(")") + 2 :].split()[1]), name)
+    return found
+
+
+def _peak_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def descendants(root: int) -> list[tuple[int, str]]:
+    """The processes below `root` (children, their children, ...): (pid, command name)."""
+    table = _processes()
+    found, frontier = [], [root]
+    while frontier:
+        parent = frontier.pop()
+        for pid, (ppid, name) in table.items():
+            if ppid == parent:
+                found.append((pid, name))
+                frontier.append(pid)
+    return found
+
+
+def _spark_peaks(roots: dict[str, int]) -> dict[str, str]:
+    """Peak RSS of the Spark processes below each root: JVMs and Python workers, in MB."""
+    facts = {}
+    for label, root in roots.items():
+        below = descendants(root)
+        jvms = [_peak_mb(pid) for pid, name in below if name == "java"]
+        pythons = [_peak_mb(pid) for pid, name in below if name.startswith("python")]
+        if jvms:
+            facts[f"{label} JVMs"] = "+".join(f"{mb:.0f}" for mb in jvms) + " MB"
+        if pythons:
+            facts[f"{label} Python workers"] = f"{len(pythons)} x <= {max(pythons):.0f} MB"
+    return facts
+
+
+def _case_spark(settings: Any, table: Path, out: Path, master: str | None) -> dict[str, Any]:
+    from mlops_kit.batch.run import score_table
+
+    result = score_table(
+        settings, table, out, engine="spark", engine_options={"master": master}, overwrite=True
+    )
+    # measured while the session lives: the driver's JVM and, on local[2], the Python workers
+    roots = {"driver": os.getpid()}
+    if master:  # the executors run under the cluster's workers
+        roots |= {
+            f"worker {i + 1}": int(pid) for i, pid in enumerate(os.environ[WORKER_PIDS].split(","))
+        }
+    return {"scored": result.scored, "rejected": result.rejected, **_spark_peaks(roots)}
+
+
+def case_spark_local(settings: Any, table: Path, out: Path, chunk_rows: int) -> dict[str, Any]:
+    """`mlops-kit score --engine spark`: spark_udf on local[2], in this process's JVM."""
+    return _case_spark(settings, table, out, None)
+
+
+def case_spark_cluster(settings: Any, table: Path, out: Path, chunk_rows: int) -> dict[str, Any]:
+    """`mlops-kit score --engine spark --master URL` on the kit's cluster: two workers, 1 core each."""
+    return _case_spark(settings, table, out, os.environ[MASTER])
+
+
+MASTER = "BENCH_SPARK_MASTER"  # the cluster the parent started, for the spark-cluster case
+WORKER_PIDS = "BENCH_SPARK_WORKER_PIDS"
+
+# name -> function(settings, table, out, chunk_rows) -> facts
+CASES: dict[str, Callable[..., dict[str, Any]]] = {
+    "script": case_script,
+    "local": case_local,
+    "spark-local": case_spark_local,
+    "spark-cluster": case_spark_cluster,
+}
 
 
 def run_case(case: str, workspace: Path, table: Path, out: Path, chunk_rows: int) -> None:
@@ -194,8 +285,16 @@ def main() -> None:
 
     root = Path(tempfile.mkdtemp(prefix="bench-batch-"))
     workspace = args.workspace or root / "workspace"
+    cluster = None
     try:
         train(workspace)
+        if "spark-cluster" in args.cases:
+            from mlops_kit import spark_cluster
+            from mlops_kit.processes import free_port
+
+            cluster, _ = spark_cluster.up(root / "spark", free_port(), free_port())
+            os.environ[MASTER] = cluster.master_url
+            os.environ[WORKER_PIDS] = ",".join(map(str, cluster.worker_pids))
         print(f"cores: {os.cpu_count()}; chunk rows (local): {args.chunk_rows:,}")
         print(
             f"{'rows':>10} {'case':<16} {'seconds':>8} {'rows/s':>10} {'x script':>9} "
@@ -226,12 +325,25 @@ def main() -> None:
                     f"{rows:>10,} {case:<16} {got['seconds']:>8.1f} {rate:>10,.0f} {ratio:>9} "
                     f"{got['peak_rss_mb']:>7,.0f} MB  {note}"
                 )
-                out.unlink(missing_ok=True)
-                out.with_name(out.stem + ".rejects.parquet").unlink(missing_ok=True)
+                for written in (out, out.with_name(out.stem + ".rejects.parquet")):
+                    if written.is_dir():  # Spark writes a folder of parts
+                        shutil.rmtree(written)
+                    else:
+                        written.unlink(missing_ok=True)
             if not args.keep:
                 table.unlink()
         print(TARGETS)
+        if cluster is not None:
+            daemons = [_peak_mb(pid) for pid in cluster.pids()]
+            print(
+                "cluster daemons (master, workers) peak RSS: "
+                + ", ".join(f"{mb:.0f} MB" for mb in daemons)
+            )
     finally:
+        if cluster is not None:
+            from mlops_kit import spark_cluster
+
+            spark_cluster.down(root / "spark")
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)
 

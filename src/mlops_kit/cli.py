@@ -368,7 +368,17 @@ def score(
         "--model-uri",
         help="Score with this model package folder (make package) or MLflow model URI.",
     ),
-    engine: str = typer.Option("local", "--engine", help="Where to score: local (this process)."),
+    engine: str = typer.Option(
+        "local",
+        "--engine",
+        help="Where to score: local (this process) or spark (mlflow's spark_udf on Spark).",
+    ),
+    master: str = typer.Option(
+        None,
+        "--master",
+        help="--engine spark: the cluster's master, spark://HOST:PORT (`mlops-kit spark up` "
+        "prints it); default local[2].",
+    ),
     overwrite: bool = typer.Option(
         False, "--overwrite", help="Replace OUT and its rejects file if they exist."
     ),
@@ -377,11 +387,20 @@ def score(
     ),
 ) -> None:
     """Score a table of any size with the champion: every input column kept, plus the answers."""
+    from mlops_kit import spark_session
     from mlops_kit.batch import columns, outputs, reader, run, validate
     from mlops_kit.config import CHAMPION
+    from mlops_kit.spark_session import SparkError
 
     if alias and model_uri:
         _fail("choose one of --alias and --model-uri")
+    if master and engine != "spark":
+        _fail(f"--master is for --engine spark (got --engine {engine})")
+    if engine == "spark":
+        try:  # before any run starts: pyspark, Java and the master answer
+            spark_session.check(master)
+        except SparkError as exc:
+            _fail(str(exc))
     if model_uri and Path(model_uri).expanduser().exists():
         model_uri = _checked_package(Path(model_uri).expanduser().resolve())
     refused = (
@@ -391,6 +410,7 @@ def score(
         columns.OutputClash,
         run.NoModel,
         run.UnknownEngine,
+        SparkError,
     )
     try:
         result = run.score_table(
@@ -403,6 +423,7 @@ def score(
             overwrite=overwrite,
             chunk_rows=chunk_rows,
             progress=True,
+            engine_options={"master": master} if engine == "spark" else None,
         )
     except refused as exc:
         _fail(str(exc))

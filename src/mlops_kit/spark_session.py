@@ -138,11 +138,13 @@ def session(
     executor_memory: str = "512m",
     shuffle_partitions: int = 4,
     ui: bool = False,
+    progress: bool = False,
 ) -> Any:
     """A SparkSession on ``master`` (default ``local[2]``), bound to 127.0.0.1, quiet.
 
     An active session on another master is stopped first: one driver talks to one master. The UI
-    is off unless asked for (then it listens on 127.0.0.1:4040 or the next free port).
+    is off unless asked for (then it listens on 127.0.0.1:4040 or the next free port);
+    ``progress`` shows Spark's own progress bar of each stage on the terminal.
     """
     master = check(master)
     os.environ.update(spark_env())  # read by the JVM the builder starts and by its workers
@@ -161,10 +163,11 @@ def session(
         .config("spark.pyspark.python", sys.executable)
         .config("spark.pyspark.driver.python", sys.executable)
         .config("spark.sql.shuffle.partitions", str(shuffle_partitions))
+        .config("spark.sql.files.maxPartitionBytes", "32m")  # tasks of ~700k penguin rows
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .config("spark.ui.enabled", "true" if ui else "false")
-        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.ui.showConsoleProgress", "true" if progress else "false")
     )
     try:
         spark = builder.getOrCreate()

@@ -48,6 +48,8 @@ class Outputs:
         for tmp, final in ((self.tmp_rejects, self.rejects), (self.tmp_out, self.out)):
             if final.is_dir():
                 shutil.rmtree(final)
+            elif tmp.is_dir() and final.exists():  # Spark's folder replaces a file
+                final.unlink()
             os.replace(tmp, final)
 
     def discard(self) -> None:

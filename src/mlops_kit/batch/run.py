@@ -23,6 +23,7 @@ from typing import Any
 import pandas as pd
 
 from mlops_kit.batch import columns, local, outputs, reader, record, validate
+from mlops_kit.batch import spark as spark_engine  # pyspark itself is imported when it scores
 from mlops_kit.config import CHAMPION, Settings
 from mlops_kit.scoring import loader as loader_module
 from mlops_kit.scoring.loader import Champion, ChampionLoader
@@ -33,7 +34,7 @@ DEFAULT_CHUNK_ROWS = 200_000
 # An engine scores a whole source into the temporary outputs and counts what it did:
 # engine(champion, source, outputs, *, threshold=..., chunk_rows=..., progress=...) -> Tally
 Engine = Callable[..., local.Tally]
-ENGINES: dict[str, Engine] = {"local": local.score}
+ENGINES: dict[str, Engine] = {"local": local.score, "spark": spark_engine.score}
 
 
 class UnknownEngine(ValueError):
