@@ -93,6 +93,18 @@ def _all_thousands_like(values: pd.Series) -> bool:
     )
 
 
+def parse_csv_text(text: str, separator: str) -> pd.DataFrame:
+    """CSV text as the kit reads it: every value as text, its missing markers, no padding."""
+    return pd.read_csv(
+        io.StringIO(text),
+        sep=separator,
+        dtype=str,
+        na_values=MISSING_MARKERS,
+        keep_default_na=False,
+        skipinitialspace=True,
+    )
+
+
 def load_raw(path: Path | str) -> pd.DataFrame:
     """Read a CSV as text, with normalized column names; missing markers become NA.
 
@@ -111,14 +123,7 @@ def load_raw(path: Path | str) -> pd.DataFrame:
         raise DataValidationError(f"data file is empty: {path}")
     separator = sniff_separator(text)
     try:
-        df = pd.read_csv(
-            io.StringIO(text),
-            sep=separator,
-            dtype=str,
-            na_values=MISSING_MARKERS,
-            keep_default_na=False,
-            skipinitialspace=True,
-        )
+        df = parse_csv_text(text, separator)
     except pd.errors.EmptyDataError as exc:
         raise DataValidationError(f"data file is empty: {path}") from exc
     except pd.errors.ParserError as exc:

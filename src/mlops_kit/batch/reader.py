@@ -25,6 +25,7 @@ from mlops_kit.tables import (
     MISSING_MARKERS,
     DataValidationError,
     decimal_comma_columns,
+    parse_csv_text,
     sniff_separator,
 )
 
@@ -126,14 +127,7 @@ def csv_options(path: Path) -> CsvOptions:
         raise InputError(f"input file is empty: {path}")
     separator = sniff_separator(text)
     try:
-        head = pd.read_csv(
-            io.StringIO(text),
-            sep=separator,
-            dtype=str,
-            na_values=MISSING_MARKERS,
-            keep_default_na=False,
-            skipinitialspace=True,
-        )
+        head = parse_csv_text(text, separator)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
         raise InputError(f"{path} is not a readable CSV ({exc})") from exc
     columns = [c.strip() for c in next(csv.reader(io.StringIO(text), delimiter=separator))]
