@@ -72,6 +72,22 @@ def test_the_package_holds_the_model_its_dockerfile_and_a_manifest(
     assert {p.relative_to(package).as_posix(): sha256_of(p) for p in files} == manifest["files"]
 
 
+def test_the_dockerfile_is_what_mlflows_own_command_writes(package: Path, tmp_path: Path) -> None:
+    """write_dockerfile calls generate-dockerfile's steps in-process: the same files come out."""
+    model = package / MODEL_DIR
+    by_command = tmp_path / "by-command"
+    done = subprocess.run(
+        [sys.executable, "-m", "mlflow", "models", "generate-dockerfile", "-m", str(model),
+         "-d", str(by_command), "--env-manager", "local"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    files = {p.relative_to(by_command).as_posix() for p in by_command.rglob("*") if p.is_file()}
+    assert "Dockerfile" in files
+    for name in files:
+        assert (package / name).read_bytes() == (by_command / name).read_bytes(), name
+
+
 def test_packaging_again_replaces_the_folder_whole(trained: Trained, package: Path) -> None:
     dist = package.parent
     (package / "stray.txt").write_text("left from an older package")

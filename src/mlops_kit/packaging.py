@@ -14,8 +14,6 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -86,14 +84,20 @@ def file_hashes(folder: Path) -> dict[str, str]:
 
 
 def write_dockerfile(model: Path, out: Path) -> None:
-    """Run MLflow's own `mlflow models generate-dockerfile` (no Docker daemon needed)."""
-    command = [sys.executable, "-m", "mlflow", "models", "generate-dockerfile"]
-    command += ["-m", str(model), "-d", str(out), "--env-manager", "local"]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(
-            f"mlflow models generate-dockerfile failed: {done.stderr.strip()[-800:]}"
-        )
+    """What `mlflow models generate-dockerfile -m MODEL -d OUT --env-manager local` writes.
+
+    The command's own steps, called in this process: the command would start a new interpreter
+    and import MLflow again (~2 s of notebook 03). tests/test_packaging.py checks the two write
+    the same files.
+    """
+    from mlflow.models.flavor_backend_registry import get_flavor_backend
+
+    backend = get_flavor_backend(str(model), docker_build=True, env_manager="local")
+    if backend is None or not backend.can_build_image():
+        raise RuntimeError(f"MLflow cannot build an image for the model in {model}")
+    backend.generate_dockerfile(
+        str(model), str(out), mlflow_home=None, install_java=None, install_mlflow=False
+    )
 
 
 def _manifest(settings: Settings, version: str, folder: Path) -> dict[str, Any]:
