@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from mlflow import MlflowClient
 from mlflow.entities import Run
@@ -156,8 +157,14 @@ def started(run: Run) -> datetime:
     return datetime.fromtimestamp(run.info.start_time / 1000, UTC)
 
 
+def traffic_tables(notebook: Path, column: str) -> list[pd.DataFrame]:
+    """The simulator's traffic tables, one per phase: a row per request batch ("lote" column)."""
+    return [t for t in tables_with(notebook, "lote", column) if "lote" in t.columns]
+
+
 def training_runs(story: Story, notebook: Path) -> list[tuple[Run, list[Run]]]:
-    """The runs with nested candidate runs this executed notebook made, with those, in start order."""
+    """The training runs (level 1, retraining) this executed notebook made, each with its nested
+    candidate runs, in start order (a hyper-parameter search's runs are not training runs)."""
     client = story.client()
     experiments = [e.experiment_id for e in client.search_experiments()]
     begin, end = ran_between(notebook)
@@ -168,7 +175,11 @@ def training_runs(story: Story, notebook: Path) -> list[tuple[Run, list[Run]]]:
     for run in made:
         if "mlflow.parentRunId" in run.data.tags:
             children[run.data.tags["mlflow.parentRunId"]].append(run)
-    parents = sorted((r for r in made if r.info.run_id in children), key=started)
+    training = {"training", "retraining"}
+    parents = sorted(
+        (r for r in made if r.info.run_id in children and r.data.tags.get("pipeline") in training),
+        key=started,
+    )
     return [(parent, children[parent.info.run_id]) for parent in parents]
 
 
@@ -253,7 +264,7 @@ def test_03_delivers_through_staging_and_stops_a_broken_candidate_there(story: S
             broken: "",
         }
         # the notebook after it found that champion: its normal traffic was answered by it
-        normal, *_ = tables_with(next_one, "lote", "versão do modelo")
+        normal, *_ = traffic_tables(next_one, "versão do modelo")
         assert set(normal["versão do modelo"]) == {promoted}, next_one
 
 
@@ -266,9 +277,7 @@ def test_04_the_low_confidence_share_falls_after_the_loop(story: Story) -> None:
         assert shares == pytest.approx(LOW_CONFIDENCE_SHARE, abs=SHARE_TOL), notebook
         assert shares["after"] < shares["shift"]
         # the same shares as the traffic tables of each phase (equal batches: the mean of the batches)
-        normal, shift, _in_shadow, after = tables_with(
-            notebook, "lote", "parte com baixa confiança"
-        )
+        normal, shift, _in_shadow, after = traffic_tables(notebook, "parte com baixa confiança")
         phases = (normal, shift, after)  # the shadow phase is answered as the shift phase was
         per_batch = [t["parte com baixa confiança"].map(number).mean() for t in phases]
         assert per_batch == pytest.approx(list(shares.values()), abs=SHARE_TOL)
@@ -281,7 +290,7 @@ def test_04_the_retrained_challenger_runs_in_shadow_then_becomes_champion(story:
         assert run.data.tags["promoted"] == "false", notebook  # not at once: in shadow first
         assert run.data.tags["in_shadow"] == "true", notebook
         # the shadow phase: answered by the old champion, scored by the challenger beside it
-        _normal, _shift, in_shadow, _after = tables_with(notebook, "lote", "versão do modelo")
+        _normal, _shift, in_shadow, _after = traffic_tables(notebook, "versão do modelo")
         assert challenger not in set(in_shadow["versão do modelo"])
         (compared,) = tables_with(notebook, "modelo", "versões")
         assert compared["versões"].astype(str).tolist()[1] == challenger
@@ -295,7 +304,7 @@ def test_04_the_retrained_challenger_runs_in_shadow_then_becomes_champion(story:
         (table,) = tables_with(notebook, "versão do modelo servida")
         served = [version(v) for v in table.loc["versão do modelo servida"]]
         assert served[0] == served[1] != challenger and served[2] == challenger
-        *_, after = tables_with(notebook, "lote", "versão do modelo")
+        *_, after = traffic_tables(notebook, "versão do modelo")
         assert set(after["versão do modelo"]) == {challenger}
         assert version_tags(story, challenger)["promoted_by"] == "shadow"
     client = story.client()
