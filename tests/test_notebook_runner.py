@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -316,8 +317,12 @@ def _notebook(path: Path, source: str) -> Path:
 
 
 def _kernels() -> int:
-    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True)
-    return sum("ipykernel_launcher" in line for line in ps.stdout.splitlines())
+    """Kernels this test process started and that still run (other tests' kernels not counted)."""
+    ps = subprocess.run(["ps", "-eo", "ppid=,args="], capture_output=True, text=True, check=True)
+    mine = [line.split(None, 1) for line in ps.stdout.splitlines()]
+    return sum(
+        int(ppid) == os.getpid() and "ipykernel_launcher" in args for ppid, args in mine if args
+    )
 
 
 def test_the_next_kernel_starts_early_with_its_own_environment_and_folder(
