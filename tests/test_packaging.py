@@ -143,6 +143,25 @@ def test_any_mlflow_model_uri_is_served_and_a_missing_one_says_why(
     assert f"could not load {missing}" in health.json()["registry"]["error"]
 
 
+def test_a_registered_models_uri_is_looked_up_in_the_kits_registry(
+    trained: Trained, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """serve --model-uri models:/<name>/<version>: the kit's registry, never ./mlflow.db."""
+    monkeypatch.chdir(tmp_path)  # where MLflow's default store would land
+    name, version = trained.settings.model_name, champion_version(trained.settings)
+    for uri in (f"models:/{name}/{version}", f"models:/{name}@champion"):
+        fixed = trained.settings.model_copy(update={"model_uri": uri, "reload_interval": 0})
+        with TestClient(create_app(fixed)) as client:
+            info = client.get("/model").json()
+            assert (info["name"], info["version"], info["alias"]) == (name, version, None)
+            assert [a[2] for a in answers(client)] == [version] * len(RECORDS)
+    missing = trained.settings.model_copy(update={"model_uri": f"models:/{name}/99"})
+    with TestClient(create_app(missing)) as client:
+        error = client.get("/health").json()["registry"]["error"]
+    assert f"has no {name} v99" in error
+    assert not (tmp_path / "mlflow.db").exists()
+
+
 # --- where the kit is not installed: a fresh venv (slow: pip installs from PyPI) --------------
 
 

@@ -8,10 +8,8 @@ input in this process; another engine (Spark) registers itself there with the sa
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
-import re
 import time
 import uuid
 from collections.abc import Callable
@@ -119,20 +117,7 @@ def load_model(settings: Settings, alias: str = CHAMPION, model_uri: str | None 
             else ""
         )
         raise NoModel(message + hint)
-    return _named(settings, loader.current, model_uri)
-
-
-def _named(settings: Settings, champion: Champion, model_uri: str | None) -> Champion:
-    """A champion loaded from a ``models:/<name>/<version>`` (or ``@alias``) URI, with its version."""
-    found = re.fullmatch(r"models:/([^/@]+)(?:/(\d+)|@([\w-]+))", model_uri or "")
-    if found is None or champion.version != "unknown":
-        return champion
-    name, version, alias = found.groups()
-    if alias:
-        from mlops_kit.tracking import client
-
-        version = str(client(settings).get_model_version_by_alias(name, alias).version)
-    return dataclasses.replace(champion, name=name, version=version)
+    return loader.current
 
 
 def score_table(
@@ -161,15 +146,11 @@ def score_table(
     data = reader.open_source(source)
     paths = outputs.plan(out, data.path, batch_id, overwrite=overwrite)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # ours is the bar
-    configured = settings.has_registry  # nothing is created in a workspace without a registry
-    if configured:  # a models:/ URI is looked up in the kit's registry, not in ./mlflow.db
-        configure(settings)
-    champion = load_model(settings, alias, model_uri)
+    champion = load_model(settings, alias, model_uri)  # before anything is created or tracked
     inputs = validate.find_columns(data.columns, champion.inputs)  # whole-input error: no run
     columns.check_no_clash(data.columns, champion.classes)
     threshold = settings.low_confidence
-    if not configured:
-        configure(settings)
+    configure(settings)
     tags = {
         record.KIND_TAG: "batch",
         record.BATCH_ID_TAG: batch_id,

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import shutil
 import tempfile
 import threading
@@ -43,6 +44,7 @@ from mlops_kit.scoring.inputs import (
 
 log = logging.getLogger(__name__)
 
+MODELS_URI = re.compile(r"models:/([^/@]+)(?:/(\d+)|@([\w-]+))")  # a registered model's URI
 _NOT_FOUND = {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"}
 
 
@@ -230,11 +232,12 @@ class ChampionLoader:
         except Exception as exc:  # noqa: BLE001 - connection errors come in many types
             raise RegistryUnavailable(_short(exc)) from exc
 
-    def _load(self, mv: Any) -> Champion:
+    def _load(self, mv: Any, alias: str | None) -> Champion:
+        """A registered model version, downloaded from the kit's registry and built."""
         import mlflow.artifacts
 
         client = self._mlflow_client()
-        name, version = self.settings.model_name, str(mv.version)
+        name, version = str(mv.name), str(mv.version)
         source = client.get_model_version_download_uri(name, version)
         try:
             metrics = dict(client.get_run(mv.run_id).data.metrics) if mv.run_id else {}
@@ -249,7 +252,7 @@ class ChampionLoader:
                 local,
                 name=name,
                 version=version,
-                alias=self.alias,
+                alias=alias,
                 run_id=mv.run_id,
                 tags=dict(mv.tags or {}),
                 metrics=metrics,
@@ -275,7 +278,7 @@ class ChampionLoader:
                     message = f"{before.name}@{self.alias} is still v{before.version}"
                     self._note(True, now, None)
                     return False, message
-                champion = self._load(mv)
+                champion = self._load(mv, self.alias)
             except NoChampion as exc:
                 self._note(True, now, str(exc))
                 return False, str(exc)
@@ -308,14 +311,34 @@ class ChampionLoader:
                 self._note(None, datetime.now(UTC).isoformat(timespec="seconds"), message)
                 return False, message
             self.current = champion
-            message = f"serving {champion.name} v{champion.version} from {uri} (no registry)"
+            message = f"serving {champion.name} v{champion.version} from {uri} (a fixed model: never reloaded)"
             log.info(message)
             return True, message
 
+    def _registered(self, name: str, version: str | None, alias: str | None) -> Any:
+        """The version a ``models:/`` URI names, asked of the kit's registry (not ./mlflow.db)."""
+        client = self._mlflow_client()
+        try:
+            if alias:
+                return client.get_model_version_by_alias(name, alias)
+            return client.get_model_version(name, str(version))
+        except MlflowException as exc:
+            raise ValueError(
+                f"the registry at {self.settings.registry_uri} has no "
+                f"{name} {'@' + alias if alias else 'v' + str(version)}: {_short(exc)}"
+            ) from exc
+
     def _load_uri(self, uri: str) -> Champion:
-        """A model package folder (its manifest names the model) or any MLflow model URI."""
+        """A model package folder (its manifest names the model) or any MLflow model URI.
+
+        A ``models:/<name>/<version>`` or ``models:/<name>@<alias>`` URI is resolved once, in the
+        kit's registry, and served with its name and version (never followed: a fixed model).
+        """
         import mlflow.artifacts
 
+        registered = MODELS_URI.fullmatch(uri)
+        if registered:
+            return self._load(self._registered(*registered.groups()), alias=None)
         manifest_file = Path(uri).expanduser() / MODEL_MANIFEST
         facts = json.loads(manifest_file.read_text()) if manifest_file.is_file() else {}
         tmp = tempfile.mkdtemp(prefix="mlops-kit-model-")
