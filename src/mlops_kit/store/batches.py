@@ -17,7 +17,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -203,18 +202,3 @@ def read_rows(
     """The window's batch rows (made since a time, the newest N) in the log's shape, oldest first."""
     for run, start in newest(runs(url, since), last):
         yield from run_rows(run, start, low_only, threshold)
-
-
-def summary(url: str) -> list[dict[str, Any]]:
-    """Every recorded batch as a row: when, model, rows scored and rejected, output."""
-    return [
-        {
-            "batch_id": run.batch_id,
-            "created_at": run.created_at.isoformat(timespec="seconds"),
-            "model": f"{run.model_name} v{run.model_version}",
-            "rows": run.rows,
-            "rejected": run.rejected,
-            "output": run.output,
-        }
-        for run in runs(url)
-    ]
