@@ -10,7 +10,7 @@ import pandas as pd
 from mlops_kit import data, registry, tracking, train
 from mlops_kit.config import Settings, TableSpec
 from mlops_kit.store.lock import holds_workspace_lock
-from mlops_kit.training_run import tracked_run, train_and_gate
+from mlops_kit.training_run import table_params, tracked_run, train_and_gate
 
 
 @dataclass
@@ -68,10 +68,7 @@ def run_training_pipeline(
     prepared = data.prepare(settings.table if table is None else table, settings)
     tags = {"pipeline": "training", "data_version": prepared.card.data_version}
     params = {
-        "data_path": prepared.card.source,
-        "target": prepared.spec.target,
-        "features": ",".join(prepared.spec.features),
-        "split": prepared.card.split["by"],
+        **table_params(prepared),
         "quality_gate": threshold,
         "gate_metric": metric,
         "seed": settings.seed,

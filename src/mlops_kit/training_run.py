@@ -29,6 +29,16 @@ class Gated:
     decision: registry.GateDecision
 
 
+def table_params(prepared: PreparedData) -> dict[str, object]:
+    """The table a run learnt from, as its MLflow params: file, target, features, split."""
+    return {
+        "data_path": prepared.card.source,
+        "target": prepared.spec.target,
+        "features": ",".join(prepared.spec.features),
+        "split": prepared.card.split["by"],
+    }
+
+
 @contextmanager
 def tracked_run(
     settings: Settings, name: str, tags: dict[str, str], params: dict[str, object]

@@ -37,7 +37,7 @@ from mlops_kit import data, registry, tracking, train
 from mlops_kit.config import Settings, TableSpec
 from mlops_kit.dataset import DatasetSpec, PreparedData
 from mlops_kit.store.lock import holds_workspace_lock
-from mlops_kit.training_run import Gated, tracked_run, train_and_gate
+from mlops_kit.training_run import Gated, table_params, tracked_run, train_and_gate
 
 ENGINES = ("local", "spark")
 CV_FOLDS = 3  # stratified folds of the training split each trial is scored on
@@ -309,10 +309,7 @@ def run_tuning(
     names = candidates or list(train.CANDIDATES)
     tags = {"pipeline": "tuning", "data_version": prepared.card.data_version}
     params = {
-        "data_path": prepared.card.source,
-        "target": prepared.spec.target,
-        "features": ",".join(prepared.spec.features),
-        "split": prepared.card.split["by"],
+        **table_params(prepared),
         "trials": trials,
         "engine": engine,
         "spark_master": master or "",
