@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -165,30 +164,52 @@ def environment_api(settings: Settings, env: DeployEnvironment) -> Iterator[tupl
         yield api, f"no {env.name} API answered on {url}: one was started for the checks"
 
 
-def start_environment_apis(settings: Settings, *envs: DeployEnvironment) -> ExitStack:
-    """Start the API of each environment on its port, side by side (one per core).
+class EnvironmentAPIs(ExitStack):
+    """The environments' APIs, each following its alias; ``close()`` (or a ``with``) stops them."""
+
+    def __init__(self, apis: list[Service]) -> None:
+        super().__init__()
+        self.apis = apis
+        for api in apis:
+            self.enter_context(api)
+
+    def wait(self) -> EnvironmentAPIs:
+        """Wait until every one answers (they start in ~3 s); stop them all if one does not."""
+        try:
+            for api in self.apis:
+                api.wait()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+
+def start_environment_apis(
+    settings: Settings, *envs: DeployEnvironment, wait: bool = True
+) -> EnvironmentAPIs:
+    """Start the API of each environment on its port, side by side.
 
     Each follows its alias, so every delivery to it uses it as it is, as a long-lived environment
-    would be used. ``close()`` on the answer (or leaving a ``with`` block) stops them all.
+    would be used. ``wait=False``: return while they start (``wait()`` before delivering).
     """
+    update = {"reload_interval": SMOKE_RELOAD_INTERVAL}
+    started = EnvironmentAPIs([])
+    try:
+        for env in envs:
+            api_settings = env.settings(settings).model_copy(update=update)
+            api = start_api(api_settings, port=env.port, require_model=False, wait=False)
+            started.apis.append(api)
+            started.enter_context(api)
+    except BaseException:
+        started.close()
+        raise
+    return started.wait() if wait else started
 
-    def start(env: DeployEnvironment) -> Service:
-        update = {"reload_interval": SMOKE_RELOAD_INTERVAL}
-        return start_api(
-            env.settings(settings).model_copy(update=update), port=env.port, require_model=False
-        )
 
-    with ThreadPoolExecutor(max_workers=len(envs)) as pool:
-        starting = [pool.submit(start, env) for env in envs]
-    apis = ExitStack()
-    for future in starting:  # every one that started is stopped, even when another failed
-        if future.exception() is None:
-            apis.enter_context(future.result())
-    failed = next((f.exception() for f in starting if f.exception() is not None), None)
-    if failed is not None:
-        apis.close()
-        raise failed
-    return apis
+def environments_table(*envs: DeployEnvironment) -> pd.DataFrame:
+    """Each environment as declared: the alias its API follows and where it logs predictions."""
+    rows = [(env.name, env.alias, env.store_file or "the settings' store") for env in envs]
+    return pd.DataFrame(rows, columns=["environment", "its API follows", "prediction log"])
 
 
 @contextmanager

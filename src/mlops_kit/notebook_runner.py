@@ -80,29 +80,81 @@ class FinishedNotebookKernelManager(AsyncKernelManager):
             await super()._async_interrupt_kernel()
 
 
-# what the next notebook's kernel imports while the current notebook runs (every notebook from 01
-# on needs them, ~2-3 s on 2 cores); silent, so its cells keep their execution counts
-WARM_IMPORTS = "import pandas, sklearn.pipeline, sklearn.metrics, matplotlib.pyplot, mlflow"
+# what a kernel imports before its notebook runs, beside the notebook's own imports: the libraries
+# every notebook from 01 on needs (~2-3 s on 2 cores), and the SQL stores MLflow only imports on
+# its first query (~1 s); silent, so the cells keep their execution counts
+WARM_IMPORTS = (
+    "pandas",
+    "sklearn.pipeline",
+    "sklearn.metrics",
+    "matplotlib.pyplot",
+    "mlflow",
+    "mlflow.pyfunc",
+    "mlflow.store.tracking.sqlalchemy_store",
+    "mlflow.store.model_registry.sqlalchemy_store",
+)
+
+
+WARM_AHEAD = 2  # kernels warming up ahead of the running notebook
+
+
+def notebook_imports(notebook: Path) -> list[str]:
+    """The modules a notebook's code cells import (``from a import b``: ``a.b`` where b is one)."""
+    import ast
+
+    import nbformat
+
+    names: list[str] = []
+    for cell in nbformat.read(notebook, as_version=4).cells:
+        if cell.cell_type != "code":
+            continue
+        try:
+            tree = ast.parse(cell.source)
+        except SyntaxError:  # a cell with IPython magics: its imports are not read
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names += [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                names += [f"{node.module}.{alias.name}" for alias in node.names]
+    return list(dict.fromkeys(names))
+
+
+def _warm_up_code(modules: list[str]) -> str:
+    """Code that imports each module (or its package, where the name is not a module) and binds
+    no name in the notebook's namespace: it runs in a namespace of its own."""
+    loop = (
+        "for name in names:\n"
+        "    try:\n"
+        "        __import__(name)\n"
+        "    except ImportError:\n"
+        "        try:\n"
+        "            __import__(name.rpartition('.')[0] or name)\n"
+        "        except ImportError:\n"
+        "            pass\n"
+    )
+    return f"exec({loop!r}, {{'names': {modules!r}}})"
 
 
 class WarmKernel:
-    """The next notebook's kernel, started and its heavy libraries imported in the background.
+    """A notebook's kernel, started and its heavy libraries imported in the background.
 
     A headless run goes notebook after notebook; most of a notebook's first seconds are its
-    kernel starting and importing pandas, scikit-learn and MLflow. Doing that while the previous
-    notebook runs hides it (``benchmarks/bench_notebooks.py`` measures the whole run). The kernel
-    gets the same environment and folder papermill would give it.
+    kernel starting and importing pandas, scikit-learn, MLflow and the kit's modules. Doing that
+    while the previous notebook runs hides it (``benchmarks/bench_notebooks.py`` measures the
+    whole run). The kernel gets the same environment and folder papermill would give it.
+    ``imports``: the modules to import first (none: the kernel only starts).
     """
 
-    def __init__(self, environment: dict[str, str], cwd: Path) -> None:
+    def __init__(self, environment: dict[str, str], cwd: Path, imports: list[str]) -> None:
         self.km = FinishedNotebookKernelManager(kernel_name=KERNEL_NAME)
         self.error: BaseException | None = None
         self._thread = threading.Thread(
-            target=self._start, args=(environment, cwd), name="warm-kernel", daemon=True
+            target=self._start, args=(environment, cwd, imports), name="warm-kernel", daemon=True
         )
         self._thread.start()
 
-    def _start(self, environment: dict[str, str], cwd: Path) -> None:
+    def _start(self, environment: dict[str, str], cwd: Path, imports: list[str]) -> None:
         try:
             run_sync(self.km.start_kernel)(env=environment, cwd=str(cwd))
             client = BlockingKernelClient()
@@ -110,9 +162,10 @@ class WarmKernel:
             client.start_channels()
             try:
                 client.wait_for_ready(timeout=60)
-                client.execute_interactive(
-                    WARM_IMPORTS, silent=True, store_history=False, timeout=120
-                )
+                if imports:
+                    client.execute_interactive(
+                        _warm_up_code(imports), silent=True, store_history=False, timeout=120
+                    )
             finally:
                 client.stop_channels()
         except BaseException as exc:  # noqa: BLE001 - then the notebook starts its own kernel
@@ -187,55 +240,113 @@ def _execute(
     out_dir: Path,
     stop_on_failure: bool,
 ) -> list[NotebookRun]:
-    import papermill as pm
-
-    results: list[NotebookRun] = []
     # the kernel inherits the environment: these settings, and the id that tags its runs
     invocations = [uuid.uuid4().hex for _ in notebooks]
     environments = [
         {**settings_env(settings), **child_env(settings), INVOCATION_ENV: invocation}
         for invocation in invocations
     ]
-    warm: WarmKernel | None = None
-    for i, (notebook, invocation) in enumerate(zip(notebooks, invocations, strict=True)):
-        output = out_dir / notebook.name
-        start = time.perf_counter()
-        error = None
-        km = warm.take() if warm else None
-        warm = None
-        if i + 1 < len(notebooks):  # the next kernel starts while this notebook runs
-            warm = WarmKernel(_environ_with(environments[i + 1]), notebooks[i + 1].parent)
+
+    def kernel_for(i: int, imports: list[str]) -> WarmKernel:
+        environment = _environ_with(environments[i])
+        return WarmKernel(environment, notebooks[i].parent, imports)
+
+    import papermill as pm  # ~0.5 s, while the first kernel starts
+
+    results: list[NotebookRun] = []
+    finishing: list[Finishing] = []
+    # the first kernel only starts; the next ones start, and import what their notebook will,
+    # WARM_AHEAD notebooks ahead of the one running (01 and 02 while 00 runs: 00 and 01 take
+    # about a second each, less than a warm-up)
+    warm = {0: kernel_for(0, [])} if notebooks else {}
+    try:
+        for i, (notebook, invocation) in enumerate(zip(notebooks, invocations, strict=True)):
+            output = out_dir / notebook.name
+            start = time.perf_counter()
+            error = None
+            km = warm.pop(i).take()
+            for j in range(i + 1, min(i + 1 + WARM_AHEAD, len(notebooks))):
+                if j not in warm:
+                    warm[j] = kernel_for(j, [*WARM_IMPORTS, *notebook_imports(notebooks[j])])
+            try:
+                with _environment(environments[i]):
+                    pm.execute_notebook(
+                        str(notebook),
+                        str(output),
+                        parameters=per_notebook[notebook],
+                        kernel_name=KERNEL_NAME,
+                        cwd=str(notebook.parent),
+                        progress_bar=False,
+                        log_output=False,
+                        # the executed copy is written once, at the end or at the failing cell,
+                        # not after every cell (~100 writes of the whole notebook in a demo run);
+                        # a kernel that dies leaves no copy, its error is still reported
+                        request_save_on_cell_execute=False,
+                        kernel_manager_class=FinishedNotebookKernelManager,
+                        km=km,
+                    )
+            except Exception as exc:  # noqa: BLE001 - papermill raises many kinds; all mean "failed"
+                error = _first_line(exc)
+            run = NotebookRun(
+                notebook.stem, output, error is None, time.perf_counter() - start, error
+            )
+            results.append(run)
+            # decided now, while no kernel runs: a notebook that made no MLflow database made no
+            # runs, and the next kernel may be creating it while the report would be looked for
+            attach = output.exists() and settings.has_registry
+            finishing.append(Finishing(km, run, invocation, settings, attach))
+            if error and stop_on_failure:
+                break
+    finally:
+        for kernel in warm.values():  # the run stopped before the notebook it was started for
+            kernel.stop()
+        for finished in finishing:
+            finished.join()
+    return results
+
+
+class Finishing:
+    """A notebook's last steps, done while the next notebook runs: its kernel shut down (~1-1.5 s
+    once MLflow is loaded), then the executed copy attached to the MLflow runs it made."""
+
+    def __init__(
+        self,
+        km: AsyncKernelManager | None,
+        run: NotebookRun,
+        invocation: str,
+        settings: Settings,
+        attach: bool,
+    ) -> None:
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(
+            target=self._finish,
+            args=(km, run, invocation, settings, attach),
+            name=f"finish-{run.notebook}",
+            daemon=True,
+        )
+        self._thread.start()
+
+    def _finish(
+        self,
+        km: AsyncKernelManager | None,
+        run: NotebookRun,
+        invocation: str,
+        settings: Settings,
+        attach: bool,
+    ) -> None:
         try:
-            with _environment(environments[i]):
-                pm.execute_notebook(
-                    str(notebook),
-                    str(output),
-                    parameters=per_notebook[notebook],
-                    kernel_name=KERNEL_NAME,
-                    cwd=str(notebook.parent),
-                    progress_bar=False,
-                    log_output=False,
-                    # the executed copy is written once, at the end or at the failing cell,
-                    # not after every cell (~100 writes of the whole notebook in a demo run);
-                    # a kernel that dies leaves no copy, its error is still reported
-                    request_save_on_cell_execute=False,
-                    kernel_manager_class=FinishedNotebookKernelManager,
-                    km=km,
-                )
-        except Exception as exc:  # noqa: BLE001 - papermill raises many kinds; all mean "failed"
-            error = _first_line(exc)
-        finally:
             if km is not None:
                 run_sync(km.shutdown_kernel)()
-        run = NotebookRun(notebook.stem, output, error is None, time.perf_counter() - start, error)
-        if output.exists():
-            run.mlflow_run_ids = attach_report(output, invocation, settings)
-        results.append(run)
-        if error and stop_on_failure:
-            break
-    if warm is not None:  # the run stopped before the notebook it was started for
-        warm.stop()
-    return results
+            if attach:
+                run.mlflow_run_ids = attach_report(run.output, invocation, settings)
+        except BaseException as exc:  # noqa: BLE001 - raised again in the runner's thread
+            self.error = exc
+
+    def join(self) -> None:
+        """Wait until the kernel is gone and the report attached; raise what went wrong there."""
+        self._thread.join()
+        if self.error is not None:
+            raise self.error
 
 
 def _environ_with(values: dict[str, str]) -> dict[str, str]:

@@ -76,7 +76,7 @@ def stop_group(pid: int, timeout: float = 15.0) -> None:
             return
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and alive(pid):
-            time.sleep(0.1)
+            time.sleep(0.02)
         if not alive(pid):
             return
 
@@ -178,7 +178,7 @@ def wait_ready(
     ready: Callable[[], bool],
     what: str,
     timeout: float = 60.0,
-    interval: float = 0.2,
+    interval: float = 0.05,
 ) -> Process:
     """Poll ready() until it is true; if the process exits or time runs out, stop it and raise."""
     deadline = time.monotonic() + timeout

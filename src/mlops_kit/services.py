@@ -12,9 +12,9 @@ import secrets
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -34,6 +34,16 @@ class Service:
     url: str
     port: int
     process: Process | None  # None: a server this interpreter found running, not one it started
+    # started with wait=False: what tells that it answers, until wait() has seen it
+    _answers: Callable[[], bool] | None = field(default=None, repr=False)
+    _what: str = field(default="the server", repr=False)
+
+    def wait(self, timeout: float = 60.0) -> Service:
+        """Wait until a server started without waiting answers; stop it and raise if it exits first."""
+        if self._answers is not None and self.process is not None:
+            wait_ready(self.process, self._answers, self._what, timeout)
+            self._answers = None
+        return self
 
     @property
     def log(self) -> Path | None:
@@ -91,10 +101,12 @@ def start_api(
     timeout: float = 60.0,
     require_model: bool = True,
     workers: int = 1,
+    wait: bool = True,
 ) -> Service:
     """Start `python -m mlops_kit serve` in its own process group and wait until it answers.
 
     ``workers`` > 1: that many worker processes on the port; this waits until each has answered.
+    ``wait=False``: return at once, while it starts (~3 s); ``Service.wait()`` waits for it.
     """
     port = port or free_port()
     env = {
@@ -120,8 +132,8 @@ def start_api(
                 return True
         return False
 
-    wait_ready(process, every_worker_answered, "the API", timeout)
-    return Service(url, port, process)
+    api = Service(url, port, process, every_worker_answered, "the API")
+    return api.wait(timeout) if wait else api
 
 
 def start_mlflow_server(

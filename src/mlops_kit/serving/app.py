@@ -66,7 +66,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Move every object alive now (mlflow, scikit-learn, the model: ~344k) out of the garbage
         # collector's full scans: one took 0.3-0.4 s, stalling whatever request was running;
         # after gc.freeze() ~0 ms (measured on the 2-core machine, penguin model loaded).
+        # `mlops-kit serve` started with the collector off (cli.serve): it is turned back on.
         gc.freeze()
+        gc.enable()
     try:
         yield
     finally:

@@ -63,7 +63,10 @@ def make_engine(url: str) -> Engine:
 
 def create_tables(engine: Engine) -> None:
     """Create the store's tables that do not exist yet; add the columns older ones lack."""
-    metadata.create_all(engine)
+    try:
+        metadata.create_all(engine)
+    except sa.exc.DBAPIError:  # another process (an API starting) created one after the check
+        metadata.create_all(engine)  # they exist now, and are skipped; anything else is raised
     for table in metadata.sorted_tables:
         add_missing_columns(engine, table)
 

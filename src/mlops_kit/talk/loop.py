@@ -104,7 +104,7 @@ def _wait_for(
             raise RuntimeError(f"the API exited with {code}:\n{api.log_tail()}")
         if read(api) == str(version):
             return str(version)
-        time.sleep(0.2)
+        time.sleep(0.05)
     raise TimeoutError(f"the API still {what} v{read(api)}, not v{version}, after {timeout:.0f} s")
 
 

@@ -126,6 +126,9 @@ LABELS: dict[str, str] = {
     "duplicate_case": "casos repetidos",
     # the environment serving a model against the one that trained it (environment.py)
     "environment": "ambiente",
+    "its API follows": "a API segue o alias",
+    "prediction log": "log de previsões",
+    "the settings' store": "o do kit (store.db)",
     "package": "pacote",
     "trained with": "treinado com",
     "here": "aqui",
