@@ -16,11 +16,14 @@ from mlflow.tracking import MlflowClient
 from mlops_kit.config import get_settings
 from mlops_kit.notebook_runner import (
     KERNEL_NAME,
+    MLFLOW_SQL_STORES,
     NOTEBOOKS_DIR,
     FinishedNotebookKernelManager,
+    notebook_imports,
     resolve_notebooks,
     run_notebooks,
     summary_lines,
+    warm_imports,
 )
 from mlops_kit.registry import registry_table
 from mlops_kit.store.lock import workspace_lock
@@ -307,10 +310,10 @@ def test_the_loop_notebook_runs_on_a_users_table_given_only_path_and_target(
     assert params["target"] == "cultivar" and "proline" in params["features"]
 
 
-def _notebook(path: Path, source: str) -> Path:
+def _notebook(path: Path, *sources: str) -> Path:
     import nbformat
 
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source)])
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in sources])
     nb.metadata["kernelspec"] = {"name": KERNEL_NAME, "display_name": KERNEL_NAME}
     nbformat.write(nb, path)
     return path
@@ -328,11 +331,12 @@ def _kernels() -> int:
 def test_the_next_kernel_starts_early_with_its_own_environment_and_folder(
     isolated, tmp_path: Path
 ) -> None:
-    show = "import os; print(os.getcwd(), os.environ['MLOPS_KIT_INVOCATION_ID'], 'mlflow' in __import__('sys').modules)"
+    # the second notebook imports xml.dom.minidom in a later cell: its kernel comes with it loaded
+    show = "import os; print(os.getcwd(), os.environ['MLOPS_KIT_INVOCATION_ID'], 'xml.dom.minidom' in __import__('sys').modules)"
     folder = tmp_path / "nbs"
     folder.mkdir()
     first = _notebook(folder / "00_a.ipynb", show)
-    second = _notebook(folder / "01_b.ipynb", show)
+    second = _notebook(folder / "01_b.ipynb", show, "import xml.dom.minidom")
     before = _kernels()
     results = run_notebooks([first, second], settings=isolated, out_dir=tmp_path / "out")
     assert [r.ok for r in results] == [True, True]
@@ -342,7 +346,8 @@ def test_the_next_kernel_starts_early_with_its_own_environment_and_folder(
     ]
     assert [s[0] for s in seen] == [str(folder)] * 2  # each kernel in the notebook's folder
     assert seen[0][1] != seen[1][1]  # each notebook tags its runs with its own invocation
-    assert seen[1][2] == "True"  # the second kernel came warm: its libraries were imported
+    assert seen[0][2] == "False"  # the first kernel only started
+    assert seen[1][2] == "True"  # the second came warm: what its notebook imports was imported
     first_cell = json.loads(results[1].output.read_text())["cells"][0]
     assert first_cell["execution_count"] == 1  # the warm-up left no trace in the notebook
     assert _kernels() == before  # every kernel, the warm one included, was shut down
@@ -357,3 +362,48 @@ def test_a_run_that_stops_early_shuts_the_warm_kernel_down(isolated, tmp_path: P
     results = run_notebooks([failing, never], settings=isolated, out_dir=tmp_path / "out")
     assert [r.ok for r in results] == [False]
     assert _kernels() == before
+
+
+def test_a_kernel_warms_up_with_what_its_notebook_imports(tmp_path: Path) -> None:
+    notebook = _notebook(
+        tmp_path / "00_a.ipynb",
+        "import json, xml.dom\nfrom mlops_kit import deploy\nfrom mlops_kit.talk import screen",
+        "%time x = 1",  # a magic: not Python, its imports are not read
+        "from mlops_kit.config import get_settings\nfrom . import nothing",
+    )
+    assert notebook_imports(notebook) == [
+        "json",
+        "xml.dom",
+        "mlops_kit.deploy",
+        "mlops_kit.talk.screen",
+        "mlops_kit.config.get_settings",
+    ]
+    # it reads the kit's settings, so it uses the kit's MLflow store: MLflow's SQL stores too
+    assert warm_imports(notebook)[-2:] == list(MLFLOW_SQL_STORES)
+    assert not set(MLFLOW_SQL_STORES) & set(warm_imports(_notebook(tmp_path / "b.ipynb", "1")))
+
+
+def test_a_run_that_made_no_mlflow_runs_leaves_no_mlflow_database(isolated, tmp_path) -> None:
+    folder = tmp_path / "nbs"
+    folder.mkdir()
+    plain = _notebook(folder / "00_a.ipynb", "print(1 + 1)")
+    results = run_notebooks([plain], settings=isolated, out_dir=tmp_path / "out")
+    assert [r.ok for r in results] == [True]
+    assert results[0].mlflow_run_ids == []
+    assert not isolated.mlflow_db.exists()  # looking for runs to attach the report to made none
+
+
+def test_a_headless_kernel_runs_its_notebooks_exit_handlers(isolated, tmp_path: Path) -> None:
+    # a headless kernel leaves without tearing its modules down, but only after the handlers the
+    # notebook registered (the kit's servers are stopped by one), in both kernels of a run
+    folder = tmp_path / "nbs"
+    folder.mkdir()
+    marks = [tmp_path / "first", tmp_path / "second"]
+    register = "import atexit, pathlib; atexit.register(pathlib.Path({!r}).write_text, 'bye')"
+    notebooks = [
+        _notebook(folder / "00_a.ipynb", register.format(str(marks[0]))),
+        _notebook(folder / "01_b.ipynb", register.format(str(marks[1]))),
+    ]
+    results = run_notebooks(notebooks, settings=isolated, out_dir=tmp_path / "out")
+    assert [r.ok for r in results] == [True, True]
+    assert [m.read_text() for m in marks] == ["bye", "bye"]

@@ -1,13 +1,18 @@
-"""services.start_api: the API in the background stops with its starter, even one killed."""
+"""services.start_api: the API in the background, waited for or not; it stops with its starter."""
 
 from __future__ import annotations
 
 import signal
+import socket
 import subprocess
 import sys
 import time
 
-from mlops_kit.processes import alive
+import httpx
+import pytest
+
+from mlops_kit.processes import ProcessError, alive
+from mlops_kit.services import start_api
 
 STARTER = """
 import sys, time
@@ -37,3 +42,24 @@ def test_api_stops_when_its_starter_is_killed(trained):
     finally:
         if starter.poll() is None:
             starter.kill()
+
+
+def test_an_api_started_without_waiting_answers_once_waited_for(trained) -> None:
+    with start_api(trained.settings, wait=False) as api:
+        with pytest.raises(httpx.ConnectError):  # still importing: nothing listens yet
+            httpx.get(f"{api.url}/health", timeout=2.0)
+        assert api.wait() is api
+        assert api.get("/health")["model_version"] == "1"
+
+
+def test_waiting_for_an_api_that_exits_says_why(trained) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        api = start_api(trained.settings, port=port, wait=False)
+        with pytest.raises(
+            ProcessError, match=r"(?s)the API exited with 3:.*address already in use"
+        ):
+            api.wait()
+    assert not api.process.running()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,7 +12,8 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from mlops_kit.config import Settings
+from mlops_kit.config import Settings, get_settings
+from mlops_kit.serving.app import create_app
 from mlops_kit.store.predictions.window import read_predictions
 from mlops_kit.training_pipeline import run_training_pipeline
 from tests.helpers import table_spec
@@ -289,3 +291,18 @@ def test_a_log_far_behind_makes_predictions_wait(
     assert "rows behind" in response.json()["message"] and response.headers["x-request-id"]
     monkeypatch.undo()
     assert client.post("/predict", json=record).status_code == 200
+
+
+def test_a_serving_process_turns_the_collector_back_on_once_its_model_is_loaded(
+    workspace: Path,
+) -> None:
+    # `mlops-kit serve` starts with the cyclic collector off (a faster start); a server left
+    # without it would grow with every reference cycle its requests make
+    gc.disable()
+    try:
+        with TestClient(create_app(get_settings(reload_interval=0), freeze_gc=True)) as client:
+            assert client.get("/health").json()["model_loaded"]
+            assert gc.isenabled()
+    finally:
+        gc.unfreeze()
+        gc.enable()

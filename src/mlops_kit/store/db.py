@@ -63,10 +63,7 @@ def make_engine(url: str) -> Engine:
 
 def create_tables(engine: Engine) -> None:
     """Create the store's tables that do not exist yet; add the columns older ones lack."""
-    try:
-        metadata.create_all(engine)
-    except sa.exc.DBAPIError:  # another process (an API starting) created one after the check
-        metadata.create_all(engine)  # they exist now, and are skipped; anything else is raised
+    metadata.create_all(engine)
     for table in metadata.sorted_tables:
         add_missing_columns(engine, table)
 
