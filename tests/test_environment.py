@@ -10,6 +10,7 @@ from pathlib import Path
 import mlflow
 import pytest
 
+from mlops_kit.candidate_log import pip_requirements
 from mlops_kit.environment import (
     check_model_dir,
     compare_environment,
@@ -18,7 +19,6 @@ from mlops_kit.environment import (
     summary,
 )
 from mlops_kit.talk import screen
-from mlops_kit.train import pip_requirements
 from tests.helpers import other_minor, other_patch, pin_in_model
 
 RETRAIN = "or retrain the model in this environment"

@@ -10,6 +10,7 @@ import pytest
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 
 from mlops_kit import registry, retrain, tracking
+from mlops_kit.confidence import CONFIDENCE, PREDICTED, predict_with_confidence
 from mlops_kit.config import CHAMPION, get_settings
 from mlops_kit.data import prepare
 from mlops_kit.evaluation import (
@@ -20,7 +21,6 @@ from mlops_kit.evaluation import (
     label_codes,
     scores,
 )
-from mlops_kit.model import CONFIDENCE, PREDICTED, predict_with_confidence
 from mlops_kit.training_pipeline import run_training_pipeline
 from tests.helpers import table_spec
 

@@ -48,6 +48,18 @@ def test_serving_imports_nothing_from_the_training_side(module: str) -> None:
     assert not {m for m in loaded if m.startswith(TRAINING_SIDE)}
 
 
+def test_level_zero_trains_and_evaluates_without_mlflow() -> None:
+    """Notebook 01's import cell (the manual process, before tracking) does not load MLflow."""
+    code = (
+        "import sys; from mlops_kit import data, evaluation, plots, train; "
+        "print(sorted(m for m in sys.modules if m == 'mlflow' or m.startswith('mlflow.')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
 # what serving must never pull in: it is the leaf of the house, only the CLI imports it
 ABOVE_SERVING = (
     "mlops_kit.talk",
@@ -132,7 +144,7 @@ def test_the_loop_imports_nothing_from_the_demo_or_the_talk() -> None:
 
 
 # the store is the floor the rest stands on: beside it only the names everyone shares
-BELOW_THE_STORE = ("mlops_kit.config", "mlops_kit.model", "mlops_kit.dataset")
+BELOW_THE_STORE = ("mlops_kit.config", "mlops_kit.confidence", "mlops_kit.dataset")
 
 
 def test_the_store_imports_nothing_above_it() -> None:

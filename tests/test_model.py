@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from mlflow.models import Model
 
-from mlops_kit.model import predict_with_confidence
+from mlops_kit.confidence import predict_with_confidence
 
 PROBA = ["proba_Adelie", "proba_Chinstrap", "proba_Gentoo"]
 

@@ -9,10 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlops_kit import train
+from mlops_kit import candidate_log, train
+from mlops_kit.candidate_log import input_example
+from mlops_kit.confidence import predict_with_confidence
 from mlops_kit.config import Settings
 from mlops_kit.data import PreparedData, prepare
-from mlops_kit.model import predict_with_confidence
 from mlops_kit.tracking import log_data_inputs
 from mlops_kit.train import (
     CANDIDATES,
@@ -20,7 +21,6 @@ from mlops_kit.train import (
     best_of,
     build_pipeline,
     candidates_table,
-    input_example,
     train_candidates,
 )
 
@@ -186,5 +186,5 @@ def test_knn_learns_from_a_seeded_sample_of_a_large_table_and_says_so(
         experiment_id=mlflow.create_experiment("note", artifact_location=str(tmp_path / "art"))
     )
     with mlflow.start_run():
-        logged = train.log_candidate(knn, prepared)
+        logged = candidate_log.log_candidate(knn, prepared)
     assert mlflow.get_run(logged.run_id).data.tags["note"] == knn.note

@@ -22,8 +22,8 @@ import pandas as pd
 import sqlalchemy as sa
 
 from mlops_kit import tracking
+from mlops_kit.confidence import PROBA_PREFIX
 from mlops_kit.config import Settings
-from mlops_kit.model import PROBA_PREFIX
 from mlops_kit.store import batches, reviews
 from mlops_kit.store.lock import holds_workspace_lock
 from mlops_kit.store.predictions.entry import BASE_COLUMNS

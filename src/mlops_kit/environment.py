@@ -1,7 +1,7 @@
 """Symmetry between environments: the Python and packages a model was trained with, against these.
 
 MLflow writes them beside every model it logs: ``python_env.yaml`` (or ``python_version`` in
-``MLmodel``) and ``requirements.txt`` (the kit pins its own, see ``train.pip_requirements``). Here
+``MLmodel``) and ``requirements.txt`` (the kit pins its own, see ``candidate_log.pip_requirements``). Here
 they are compared with what this interpreter has installed. A difference beyond the patch version
 (major or minor, or a package missing here) is a mismatch: the model may not load, or may answer
 differently. A patch-only difference is reported and still matches.

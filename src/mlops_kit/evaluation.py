@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import mlflow
 import numpy as np
 import pandas as pd
 from sklearn.metrics import accuracy_score, f1_score
 
+from mlops_kit.confidence import CONFIDENCE, PREDICTED, predict_with_confidence
 from mlops_kit.data import PreparedData
-from mlops_kit.model import CONFIDENCE, PREDICTED, predict_with_confidence
 
 METRICS = ("accuracy", "f1_macro", "mean_confidence", "low_confidence_share")
 GATE_METRICS = ("accuracy", "f1_macro")  # the ones where higher is better
@@ -91,5 +90,7 @@ def evaluate_logged(
     model_uri: str, prepared: PreparedData, low_confidence: float
 ) -> dict[str, float]:
     """Load a logged model (run or registry URI) and evaluate it on the prepared evaluation data."""
+    import mlflow  # here, not at the top: scoring a pipeline in a notebook needs no MLflow
+
     model = mlflow.pyfunc.load_model(model_uri)
     return evaluate(model, prepared.X_eval, prepared.y_eval, low_confidence)

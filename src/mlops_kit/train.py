@@ -1,19 +1,16 @@
-"""Training stage: candidate scikit-learn Pipelines, evaluated on the held-out season, logged to MLflow."""
+"""Training stage: build candidate scikit-learn Pipelines, fit them, evaluate them on the held-out season.
+
+``candidate_log`` logs a trained candidate to MLflow; this module needs scikit-learn only.
+"""
 
 from __future__ import annotations
 
-import logging
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from importlib.metadata import version
 
-import cloudpickle
-import mlflow
 import numpy as np
 import pandas as pd
-from mlflow.models import ModelSignature
-from mlflow.types import ColSpec, Schema
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.impute import SimpleImputer
@@ -22,11 +19,8 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from mlops_kit import evaluation, plots
-from mlops_kit import model as model_module
+from mlops_kit import evaluation
 from mlops_kit.data import DatasetSpec, PreparedData
-from mlops_kit.model import CONFIDENCE, PREDICTED, PROBA_PREFIX, ClassifierWithConfidence
-from mlops_kit.tracking import invocation_tags, log_data_inputs
 
 
 def _classifiers(seed: int) -> dict[str, Callable[[], object]]:
@@ -140,92 +134,6 @@ def classifier_params(pipeline: Pipeline) -> dict[str, object]:
     """The classifier's own hyper-parameters, as simple values for MLflow."""
     params = pipeline.named_steps["classifier"].get_params()
     return {k: v for k, v in params.items() if isinstance(v, (int, float, str, bool)) or v is None}
-
-
-def signature_for(prepared: PreparedData, classes: list[str]) -> ModelSignature:
-    """Input: the raw feature columns (optional where data can be missing); output: class, confidence, probabilities."""
-    inputs = [ColSpec("double", c, required=False) for c in prepared.spec.numeric]
-    inputs += [ColSpec("string", c, required=False) for c in prepared.spec.categorical]
-    outputs = [ColSpec("string", PREDICTED), ColSpec("double", CONFIDENCE)]
-    outputs += [ColSpec("double", PROBA_PREFIX + c) for c in classes]
-    return ModelSignature(inputs=Schema(inputs), outputs=Schema(outputs))
-
-
-def input_example(prepared: PreparedData, rows: int = 2) -> pd.DataFrame:
-    """A few complete raw records from the held-out season, as the API would receive them."""
-    complete = prepared.X_eval.dropna()
-    # A table where every held-out record misses something still gets a (partial) example.
-    return (complete if len(complete) else prepared.X_eval).head(rows).reset_index(drop=True)
-
-
-def input_headers(prepared: PreparedData) -> dict[str, str]:
-    """The file's header of each feature that the kit renamed ({feature: header})."""
-    headers = prepared.card.file_headers
-    return {c: headers[c] for c in prepared.spec.features if c in headers}
-
-
-def model_metadata(prepared: PreparedData) -> dict[str, object]:
-    """What the API reads from the logged model: the file's headers, other columns and key."""
-    card = prepared.card
-    metadata: dict[str, object] = {"file_headers": input_headers(prepared)}
-    metadata["other_columns"] = dict(card.other_columns)  # {kit name: header in the file}
-    metadata["record_key"] = card.record_key  # a kit name among them, or None
-    return metadata
-
-
-def pip_requirements() -> list[str]:
-    """Pinned requirements of the logged model, given explicitly (inference takes seconds)."""
-    return [
-        f"{pkg}=={version(pkg)}"
-        for pkg in ("mlflow", "scikit-learn", "pandas", "numpy", "cloudpickle")
-    ]
-
-
-def log_candidate(
-    result: CandidateResult, prepared: PreparedData, tags: dict[str, str] | None = None
-) -> CandidateResult:
-    """Log one candidate as a nested MLflow run: params, metrics, data inputs, plots, model."""
-    with mlflow.start_run(run_name=result.name, nested=True) as run:
-        mlflow.set_tags({"candidate": result.name, "data_version": prepared.card.data_version})
-        if result.note:
-            mlflow.set_tag("note", result.note)
-        mlflow.set_tags({**invocation_tags(), **(tags or {})})
-        mlflow.log_params({"candidate": result.name, **result.params})
-        mlflow.log_metrics({f"eval_{k}": v for k, v in result.metrics.items()})
-        log_data_inputs(prepared)  # the tables it learned from and was scored on
-        scored = result.scored
-        for fig_name, fig in (
-            ("confusion_matrix.png", plots.confusion_matrix(prepared.y_eval, scored[PREDICTED])),
-            (
-                "confidence_histogram.png",
-                plots.confidence_histogram(
-                    scored[CONFIDENCE], prepared.y_eval == scored[PREDICTED]
-                ),
-            ),
-        ):
-            mlflow.log_figure(fig, f"plots/{fig_name}")
-        model = ClassifierWithConfidence(result.pipeline, prepared.spec.features)
-        # The pipeline is our own, produced by this kit: it travels inside the pyfunc via
-        # cloudpickle (MLflow's pyfunc format); mlflow warns about pickles, which we know.
-        # The wrapper class is pickled by value, so loading needs mlflow and sklearn, not this kit.
-        logging.getLogger("mlflow.pyfunc").setLevel(logging.ERROR)
-        cloudpickle.register_pickle_by_value(model_module)
-        try:
-            info = mlflow.pyfunc.log_model(
-                name="model",
-                python_model=model,
-                signature=signature_for(prepared, model.classes),
-                input_example=input_example(prepared),
-                pip_requirements=pip_requirements(),
-                # the API also accepts (and /docs shows) the headers of the user's file, and
-                # accepts and ignores the file's other columns, sending the record key back
-                metadata=model_metadata(prepared),
-            )
-        finally:
-            cloudpickle.unregister_pickle_by_value(model_module)
-        result.run_id = run.info.run_id
-        result.model_uri = info.model_uri
-    return result
 
 
 def best_of(results: list[CandidateResult], metric: str) -> CandidateResult:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import mlflow
 
-from mlops_kit import plots, registry, tracking, train
+from mlops_kit import candidate_log, plots, registry, tracking, train
 from mlops_kit.config import Settings
 from mlops_kit.dataset import PreparedData
 
@@ -73,7 +73,7 @@ def train_and_gate(
         prepared, candidates, settings.seed, low_confidence=settings.low_confidence, params=params
     )
     for result in results:
-        train.log_candidate(result, prepared, tags=candidate_tags)
+        candidate_log.log_candidate(result, prepared, tags=candidate_tags)
     best = train.best_of(results, metric)
     table = train.candidates_table(results)
     mlflow.log_figure(plots.metric_bars(table, metric, threshold), "plots/candidates.png")

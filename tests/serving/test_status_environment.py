@@ -9,9 +9,9 @@ from pathlib import Path
 import mlflow
 from fastapi.testclient import TestClient
 
+from mlops_kit.candidate_log import pip_requirements
 from mlops_kit.config import Settings
 from mlops_kit.scoring.loader import build_champion
-from mlops_kit.train import pip_requirements
 from tests.helpers import other_minor, pin_in_model
 
 

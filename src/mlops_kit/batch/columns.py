@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from mlops_kit.model import CONFIDENCE, PREDICTED, PROBA_PREFIX
+from mlops_kit.confidence import CONFIDENCE, PREDICTED, PROBA_PREFIX
 from mlops_kit.store.batches import (  # the loop reads the outputs by these names too
     BATCH_ID,
     LOW_CONFIDENCE,

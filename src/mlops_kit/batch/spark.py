@@ -30,8 +30,8 @@ from mlops_kit.batch.local import BINS, Tally
 from mlops_kit.batch.outputs import Outputs
 from mlops_kit.batch.reader import CsvOptions, InputError, Source
 from mlops_kit.batch.validate import NOT_SCORABLE, check, find_columns
+from mlops_kit.confidence import CONFIDENCE, PREDICTED
 from mlops_kit.config import MODEL_MANIFEST
-from mlops_kit.model import CONFIDENCE, PREDICTED
 from mlops_kit.scoring.inputs import InputField, RequestModels
 from mlops_kit.scoring.loader import Champion
 from mlops_kit.spark_session import session

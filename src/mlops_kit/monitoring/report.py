@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from mlops_kit.model import PROBA_PREFIX
+from mlops_kit.confidence import PROBA_PREFIX
 from mlops_kit.monitoring import segments as log_segments
 from mlops_kit.monitoring.drift import DRIFT_COLUMNS, drift_table
 from mlops_kit.monitoring.reference import Reference

@@ -30,7 +30,7 @@ from mlflow.pyfunc.scoring_server import (
 )
 from pydantic import BaseModel, Field
 
-from mlops_kit.model import CONFIDENCE, PREDICTED, PROBA_PREFIX
+from mlops_kit.confidence import CONFIDENCE, PREDICTED, PROBA_PREFIX
 from mlops_kit.scoring.errors import BadRequest, type_name
 from mlops_kit.scoring.inputs import Parsed, RequestModels
 from mlops_kit.scoring.loader import Champion

@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import sqlalchemy as sa
 
-from mlops_kit.model import CONFIDENCE, PREDICTED, PROBA_PREFIX
+from mlops_kit.confidence import CONFIDENCE, PREDICTED, PROBA_PREFIX
 from mlops_kit.store.db import create_tables, exists, make_engine, metadata
 
 # the columns a scored file adds after the input's (batch/columns.py writes them)

@@ -9,7 +9,7 @@ import warnings
 
 import mlflow
 
-from mlops_kit import data, registry, tracking, train
+from mlops_kit import candidate_log, data, registry, tracking, train
 from mlops_kit.config import Settings
 from mlops_kit.model import ClassifierWithConfidence
 
@@ -27,8 +27,8 @@ def register_broken_candidate(settings: Settings, reason: str, make_champion: bo
         info = mlflow.pyfunc.log_model(
             name="model",
             python_model=ClassifierWithConfidence(unfitted, prepared.spec.features),
-            signature=train.signature_for(prepared, sorted(prepared.y_train.unique())),
-            pip_requirements=train.pip_requirements(),
+            signature=candidate_log.signature_for(prepared, sorted(prepared.y_train.unique())),
+            pip_requirements=candidate_log.pip_requirements(),
         )
     version = registry.register(settings, info.model_uri, {"candidate": "broken (never fitted)"})
     if make_champion:

@@ -16,8 +16,8 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from mlops_kit.confidence import PROBA_PREFIX
 from mlops_kit.config import Settings
-from mlops_kit.model import PROBA_PREFIX
 from mlops_kit.store.db import add_missing_columns, exists, make_engine
 from mlops_kit.store.predictions.entry import API, BASE_COLUMNS, predictions
 
