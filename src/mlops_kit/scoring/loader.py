@@ -150,7 +150,10 @@ def build_champion(
     """Load a downloaded pyfunc model: its request models, accelerator and environment check."""
     import mlflow.pyfunc
 
-    loaded = mlflow.pyfunc.load_model(local_path)
+    # MLflow's own requirements check lists every installed distribution's files (~0.4 s of a
+    # start); the kit's environment check (environment.check_model_dir) compares the same
+    # requirements and reports them in /health and /model
+    loaded = mlflow.pyfunc.load_model(local_path, suppress_warnings=True)
     pipeline = getattr(loaded.unwrap_python_model(), "pipeline", None)
     if pipeline is None or not hasattr(pipeline, "predict_proba"):
         raise ValueError(f"{name} v{version} is not a mlops-kit classifier (no .pipeline)")
