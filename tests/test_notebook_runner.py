@@ -16,14 +16,12 @@ from mlflow.tracking import MlflowClient
 from mlops_kit.config import get_settings
 from mlops_kit.notebook_runner import (
     KERNEL_NAME,
-    MLFLOW_SQL_STORES,
     NOTEBOOKS_DIR,
     FinishedNotebookKernelManager,
     notebook_imports,
     resolve_notebooks,
     run_notebooks,
     summary_lines,
-    warm_imports,
 )
 from mlops_kit.registry import registry_table
 from mlops_kit.store.lock import workspace_lock
@@ -331,26 +329,36 @@ def _kernels() -> int:
 def test_the_next_kernel_starts_early_with_its_own_environment_and_folder(
     isolated, tmp_path: Path
 ) -> None:
-    # the second notebook imports xml.dom.minidom in a later cell: its kernel comes with it loaded
-    show = "import os; print(os.getcwd(), os.environ['MLOPS_KIT_INVOCATION_ID'], 'xml.dom.minidom' in __import__('sys').modules)"
+    # what each kernel has loaded before its first cell: the second notebook imports
+    # xml.dom.minidom in a later cell, the third MLflow (so its kernel loads MLflow's SQL stores)
+    show = (
+        "import os, sys; print(os.getcwd(), os.environ['MLOPS_KIT_INVOCATION_ID'], "
+        "'xml.dom.minidom' in sys.modules, 'mlflow.store.tracking.sqlalchemy_store' in sys.modules)"
+    )
     folder = tmp_path / "nbs"
     folder.mkdir()
-    first = _notebook(folder / "00_a.ipynb", show)
-    second = _notebook(folder / "01_b.ipynb", show, "import xml.dom.minidom")
+    notebooks = [
+        _notebook(folder / "00_a.ipynb", show),
+        _notebook(folder / "01_b.ipynb", show, "import xml.dom.minidom"),
+        _notebook(folder / "02_c.ipynb", show, "import mlflow"),
+    ]
     before = _kernels()
-    results = run_notebooks([first, second], settings=isolated, out_dir=tmp_path / "out")
-    assert [r.ok for r in results] == [True, True]
+    results = run_notebooks(notebooks, settings=isolated, out_dir=tmp_path / "out")
+    assert [r.ok for r in results] == [True, True, True]
     seen = [
         "".join(json.loads(r.output.read_text())["cells"][0]["outputs"][0]["text"]).split()
         for r in results
     ]
-    assert [s[0] for s in seen] == [str(folder)] * 2  # each kernel in the notebook's folder
-    assert seen[0][1] != seen[1][1]  # each notebook tags its runs with its own invocation
-    assert seen[0][2] == "False"  # the first kernel only started
-    assert seen[1][2] == "True"  # the second came warm: what its notebook imports was imported
+    assert [s[0] for s in seen] == [str(folder)] * 3  # each kernel in the notebook's folder
+    assert len({s[1] for s in seen}) == 3  # each notebook tags its runs with its own invocation
+    assert [s[2:] for s in seen] == [
+        ["False", "False"],  # the first kernel only started
+        ["True", "False"],  # the next ones came warm, with what their notebook imports
+        ["False", "True"],  # and MLflow's stores where that loads MLflow
+    ]
     first_cell = json.loads(results[1].output.read_text())["cells"][0]
     assert first_cell["execution_count"] == 1  # the warm-up left no trace in the notebook
-    assert _kernels() == before  # every kernel, the warm one included, was shut down
+    assert _kernels() == before  # every kernel, the warm ones included, was shut down
 
 
 def test_a_run_that_stops_early_shuts_the_warm_kernel_down(isolated, tmp_path: Path) -> None:
@@ -378,9 +386,6 @@ def test_a_kernel_warms_up_with_what_its_notebook_imports(tmp_path: Path) -> Non
         "mlops_kit.talk.screen",
         "mlops_kit.config.get_settings",
     ]
-    # it reads the kit's settings, so it uses the kit's MLflow store: MLflow's SQL stores too
-    assert warm_imports(notebook)[-2:] == list(MLFLOW_SQL_STORES)
-    assert not set(MLFLOW_SQL_STORES) & set(warm_imports(_notebook(tmp_path / "b.ipynb", "1")))
 
 
 def test_a_run_that_made_no_mlflow_runs_leaves_no_mlflow_database(isolated, tmp_path) -> None:

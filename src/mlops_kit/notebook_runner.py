@@ -80,8 +80,8 @@ class FinishedNotebookKernelManager(AsyncKernelManager):
             await super()._async_interrupt_kernel()
 
 
-# MLflow imports its SQL stores on a notebook's first query (~1 s): a kernel whose notebook reads
-# the kit's settings (and so uses its MLflow store) imports them while it warms up
+# MLflow imports its SQL stores on a notebook's first query (~1 s): a kernel whose notebook's
+# modules load MLflow imports them too while it warms up
 MLFLOW_SQL_STORES = (
     "mlflow.store.tracking.sqlalchemy_store",
     "mlflow.store.model_registry.sqlalchemy_store",
@@ -115,25 +115,17 @@ def notebook_imports(notebook: Path) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def warm_imports(notebook: Path) -> list[str]:
-    """What a kernel imports before its notebook runs: the notebook's imports, and MLflow's SQL
-    stores when the notebook reads the kit's settings."""
-    names = notebook_imports(notebook)
-    if any(name.startswith("mlops_kit.config") for name in names):
-        names += MLFLOW_SQL_STORES
-    return names
-
-
 def _warm_up_code(modules: list[str]) -> str:
     """Code that a headless kernel runs before its notebook, binding no name in its namespace.
 
-    It imports each module (or its package, where the name is not a module). And it makes the
-    kernel leave, once the notebook's own exit handlers have run (stopping the servers it started,
-    ending MLflow runs left open), without tearing down its modules one by one: that took ~1 s
-    of each shutdown once MLflow was loaded, and 0.1 s without.
+    It imports each module (or its package, where the name is not a module), and MLflow's SQL
+    stores where those loaded MLflow. And it makes the kernel leave, once the notebook's own exit
+    handlers have run (stopping the servers it started, ending MLflow runs left open), without
+    tearing down its modules one by one: that took ~1 s of each shutdown once MLflow was loaded,
+    and 0.1 s without.
     """
     code = (
-        "import atexit, os\n"
+        "import atexit, os, sys\n"
         "atexit.register(os._exit, 0)\n"  # the first registered runs last
         "for name in names:\n"
         "    try:\n"
@@ -143,8 +135,11 @@ def _warm_up_code(modules: list[str]) -> str:
         "            __import__(name.rpartition('.')[0] or name)\n"
         "        except ImportError:\n"
         "            pass\n"
+        "if names and 'mlflow' in sys.modules:\n"
+        "    for name in stores:\n"
+        "        __import__(name)\n"
     )
-    return f"exec({code!r}, {{'names': {modules!r}}})"
+    return f"exec({code!r}, {{'names': {modules!r}, 'stores': {MLFLOW_SQL_STORES!r}}})"
 
 
 class WarmKernel:
@@ -288,7 +283,7 @@ def _execute(
             for j in range(i + 1, min(i + 1 + WARM_AHEAD, len(notebooks))):
                 if j not in warm:
                     after = warm.get(j - 1) if j > WARM_AHEAD else None
-                    warm[j] = kernel_for(j, warm_imports(notebooks[j]), after)
+                    warm[j] = kernel_for(j, notebook_imports(notebooks[j]), after)
             try:
                 with _environment(environments[i]):
                     pm.execute_notebook(
