@@ -250,6 +250,12 @@ def test_03_delivers_through_staging_and_stops_a_broken_candidate_there(story: S
         promoted = run.data.tags["registered_version"]
         assert run.data.tags["promoted"] == "true"
         assert new_champions(notebook) == [promoted]
+        # the environments, declared once, started before the gate: each API follows its alias
+        (environments,) = tables_with(notebook, "ambiente", "a API segue o alias")
+        assert environments.set_index("ambiente")["a API segue o alias"].to_dict() == {
+            "staging": "staging",
+            "produção": "champion",
+        }
         text = printed(notebook)
         (broken,) = re.findall(r"entrega de v(\d+) em staging: FALHOU", text)
         assert f"staging: v{broken} → v{promoted} (falhou)" in text
