@@ -167,11 +167,13 @@ def environment_api(settings: Settings, env: DeployEnvironment) -> Iterator[tupl
 class EnvironmentAPIs(ExitStack):
     """The environments' APIs, each following its alias; ``close()`` (or a ``with``) stops them."""
 
-    def __init__(self, apis: list[Service]) -> None:
+    def __init__(self) -> None:
         super().__init__()
-        self.apis = apis
-        for api in apis:
-            self.enter_context(api)
+        self.apis: list[Service] = []
+
+    def add(self, api: Service) -> None:
+        """Keep an API started for an environment: stopped with the others."""
+        self.apis.append(self.enter_context(api))
 
     def wait(self) -> EnvironmentAPIs:
         """Wait until every one answers (they start in ~3 s); stop them all if one does not."""
@@ -193,13 +195,11 @@ def start_environment_apis(
     would be used. ``wait=False``: return while they start (``wait()`` before delivering).
     """
     update = {"reload_interval": SMOKE_RELOAD_INTERVAL}
-    started = EnvironmentAPIs([])
+    started = EnvironmentAPIs()
     try:
         for env in envs:
             api_settings = env.settings(settings).model_copy(update=update)
-            api = start_api(api_settings, port=env.port, require_model=False, wait=False)
-            started.apis.append(api)
-            started.enter_context(api)
+            started.add(start_api(api_settings, port=env.port, require_model=False, wait=False))
     except BaseException:
         started.close()
         raise

@@ -92,7 +92,7 @@ def evaluate_logged(
     """Load a logged model (run or registry URI) and evaluate it on the prepared evaluation data."""
     import mlflow  # here, not at the top: scoring a pipeline in a notebook needs no MLflow
 
-    # MLflow's check of the model's requirements against the installed packages (~0.4 s, once
+    # MLflow's check of the model's requirements against the installed packages (~0.25 s, once
     # a process) is skipped: where a model is served, the kit's environment check does it
     model = mlflow.pyfunc.load_model(model_uri, suppress_warnings=True)
     return evaluate(model, prepared.X_eval, prepared.y_eval, low_confidence)

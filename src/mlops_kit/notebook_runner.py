@@ -334,29 +334,18 @@ class Finishing:
         attach: bool,
     ) -> None:
         self.error: BaseException | None = None
-        self._thread = threading.Thread(
-            target=self._finish,
-            args=(km, run, invocation, settings, attach),
-            name=f"finish-{run.notebook}",
-            daemon=True,
-        )
-        self._thread.start()
 
-    def _finish(
-        self,
-        km: AsyncKernelManager | None,
-        run: NotebookRun,
-        invocation: str,
-        settings: Settings,
-        attach: bool,
-    ) -> None:
-        try:
-            if km is not None:
-                run_sync(km.shutdown_kernel)()
-            if attach:
-                run.mlflow_run_ids = attach_report(run.output, invocation, settings)
-        except BaseException as exc:  # noqa: BLE001 - raised again in the runner's thread
-            self.error = exc
+        def finish() -> None:
+            try:
+                if km is not None:
+                    run_sync(km.shutdown_kernel)()
+                if attach:
+                    run.mlflow_run_ids = attach_report(run.output, invocation, settings)
+            except BaseException as exc:  # noqa: BLE001 - raised again in the runner's thread
+                self.error = exc
+
+        self._thread = threading.Thread(target=finish, name=f"finish-{run.notebook}", daemon=True)
+        self._thread.start()
 
     def join(self) -> None:
         """Wait until the kernel is gone and the report attached; raise what went wrong there."""

@@ -150,7 +150,7 @@ def build_champion(
     """Load a downloaded pyfunc model: its request models, accelerator and environment check."""
     import mlflow.pyfunc
 
-    # MLflow's own requirements check lists every installed distribution's files (~0.4 s of a
+    # MLflow's own requirements check lists every installed distribution's files (~0.25 s of a
     # start); the kit's environment check (environment.check_model_dir) compares the same
     # requirements and reports them in /health and /model
     loaded = mlflow.pyfunc.load_model(local_path, suppress_warnings=True)
